@@ -1,0 +1,47 @@
+"""What every command shares: settings (loaded on first use), the store, the keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+
+from skilljar_scim import config, keyfile
+from skilljar_scim.config import Settings
+
+
+@dataclass
+class AppContext:
+    """Root options, and the settings and store opened from them on demand."""
+
+    config_flag: Path | None = None
+    db_url: str | None = None
+    json: bool = False
+    root: typer.Context | None = field(default=None, repr=False)
+    _settings: Settings | None = field(default=None, repr=False)
+
+    @property
+    def config_path(self) -> Path:
+        return config.config_path(self.config_flag)
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = config.load(self.config_flag, overrides={"database.url": self.db_url})
+        return self._settings
+
+    def open_store(self, create: bool = False) -> None:
+        """Open the database for this command and close it when the command ends."""
+        from skilljar_scim.store.db import open_database
+
+        settings = self.settings()
+        db = open_database(settings.database.url, create=create, busy_timeout_ms=settings.database.busy_timeout_ms)
+        self.root.call_on_close(db.close)
+
+    def keys(self) -> list[str]:
+        return keyfile.load(self.settings().key_path)
+
+
+def app_context(ctx: typer.Context) -> AppContext:
+    """Return the AppContext of the running command."""
+    return ctx.find_object(AppContext)

@@ -1,0 +1,54 @@
+"""The `scim` root command: global options, `init`, and the command groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from skilljar_scim.cli import output, tokens
+from skilljar_scim.cli.context import AppContext, app_context
+
+app = typer.Typer(
+    cls=output.ErrorTranslatingGroup,
+    help="skilljar-scim: SCIM 2.0 provisioning for dashboard accounts and roles.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,  # tracebacks with locals would leak tokens
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(tokens.app, name="token")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Settings file (default: $SKILLJAR_SCIM_CONFIG or ./scim.toml).")] = None,
+    db: Annotated[Optional[str], typer.Option("--db", help="Database URL, e.g. sqlite:///scim.db or postgresql://user@host/db.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for every command that shows data.")] = False,
+) -> None:
+    """Manage tokens, users, groups and role mappings, and run the SCIM server."""
+    ctx.obj = AppContext(config_flag=config, db_url=db, json=json_out, root=ctx)
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    force: Annotated[bool, typer.Option("--force", help="Replace the secret key (invalidates every token).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation with --force.")] = False,
+) -> None:
+    """Create the settings file, the database and the secret key (safe to run again)."""
+    from skilljar_scim import setup
+
+    app_ctx = app_context(ctx)
+    confirm = lambda: output.confirm("Replace the secret key? Every existing token stops working.", yes)  # noqa: E731
+    report = setup.initialise(app_ctx.config_path, app_ctx.settings, force_key=force, confirm_replace=confirm)
+    for line in report.lines:
+        output.info(line)
+    output.info("Initialised." if report.changed else "Already initialised: nothing changed.")
+
+
+def run() -> None:
+    """Entry point of the `scim` console script."""
+    app()

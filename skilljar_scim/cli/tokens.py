@@ -1,0 +1,122 @@
+"""`scim token`: generate, list, show and revoke SCIM bearer tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from skilljar_scim.cli import output
+from skilljar_scim.cli.context import app_context
+from skilljar_scim.cli.options import JsonFlag, wants_json
+
+app = typer.Typer(help="Manage the bearer tokens identity providers use to call the SCIM API.", no_args_is_help=True)
+
+
+def _as_dict(token) -> dict:
+    from skilljar_scim import tokens
+
+    return {
+        "id": token.id,
+        "name": token.name,
+        "created_at": token.created_at,
+        "expires_at": token.expires_at,
+        "last_used_at": token.last_used_at,
+        "revoked_at": token.revoked_at,
+        "status": tokens.status(token),
+        "refused_requests": token.refused_count,
+    }
+
+
+@app.command()
+def generate(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", help='A label for the connection, e.g. "Okta Production".')],
+    expires: Annotated[str, typer.Option("--expires", help="30d, 90d, 12w, 1y, an ISO date, or never.")],
+    json_flag: JsonFlag = False,
+) -> None:
+    """Create a token and show its value once."""
+    from skilljar_scim import tokens
+
+    actx = app_context(ctx)
+    expires_at = tokens.parse_expiry(expires)
+    keys = actx.keys()
+    actx.open_store()
+    made = tokens.generate(keys, name, expires_at)
+    if wants_json(ctx, json_flag):
+        fields = ("id", "name", "created_at", "expires_at")
+        output.emit_json({**{k: _as_dict(made.token)[k] for k in fields}, "token": made.value})
+        return
+    expiry = output.when(made.token.expires_at)
+    output.panel(
+        f"{made.value}\n\nName: {made.token.name}   Id: {made.token.id}   Expires: {expiry}\n"
+        "Copy it now into your identity provider: it will not be shown again.",
+        title="New SCIM bearer token",
+    )
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    all_: Annotated[bool, typer.Option("--all", help="Include revoked tokens.")] = False,
+    json_flag: JsonFlag = False,
+) -> None:
+    """List tokens with their status and last use."""
+    from skilljar_scim import tokens
+
+    app_context(ctx).open_store()
+    rows = [_as_dict(t) for t in tokens.list_tokens(include_revoked=all_)]
+    if wants_json(ctx, json_flag):
+        output.emit_json(rows)
+        return
+    columns = ("id", "name", "created_at", "expires_at", "last_used_at", "status")
+    output.table("SCIM tokens", ("id", "name", "created", "expires", "last used", "status"),
+                 ([_shown(c, r[c]) for c in columns] for r in rows))
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="Token id or name.")],
+    json_flag: JsonFlag = False,
+) -> None:
+    """Show one token's details (never its value)."""
+    from skilljar_scim import tokens
+
+    app_context(ctx).open_store()
+    data = _as_dict(tokens.find(ref))
+    if wants_json(ctx, json_flag):
+        output.emit_json(data)
+        return
+    output.details(f"Token {data['name']}", [(k, _shown(k, v)) for k, v in data.items()])
+
+
+def _shown(key: str, value):
+    """Say "never" for a token that never expires or was never used."""
+    if key in ("expires_at", "last_used_at"):
+        return output.when(value)
+    return value
+
+
+@app.command()
+def revoke(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="Token id or name.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Revoke a token: the next request that uses it is refused."""
+    from skilljar_scim import tokens
+
+    app_context(ctx).open_store()
+    token = tokens.ensure_revocable(tokens.find(ref))
+    output.info(f"Token {token.name!r} (id {token.id}, created {output.when(token.created_at)}, "
+                f"status {tokens.status(token)})")
+    output.confirm("Revoke it? Provisioning through it stops at once; provisioned users stay.", yes)
+    revoked = tokens.revoke(token)
+    if wants_json(ctx, json_flag):
+        output.emit_json(_as_dict(revoked))
+        return
+    output.info(f"Revoked token {revoked.name!r} ({revoked.id}).")
+
+

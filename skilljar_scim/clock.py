@@ -1,0 +1,27 @@
+"""Time in one place: naive UTC datetimes inside, ISO 8601 with `Z` at the edges."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    """Return the current time as a naive UTC datetime (how the store keeps times)."""
+    now = datetime.now(UTC)
+    # Millisecond precision: what every backend stores exactly, so versions round-trip.
+    return now.replace(tzinfo=None, microsecond=now.microsecond // 1000 * 1000)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """Format a naive UTC datetime as RFC 3339 with a `Z` (RFC 7643 §2.3.5)."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+def parse_iso(text: str) -> datetime:
+    """Parse an ISO 8601 date or datetime into naive UTC; raise ValueError if it is not one."""
+    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment

@@ -1,0 +1,199 @@
+"""Settings: defaults < TOML file < SKILLJAR_SCIM_* environment < command-line flags.
+
+The file is `--config`, else $SKILLJAR_SCIM_CONFIG, else ./scim.toml (optional).
+Environment variables are named SKILLJAR_SCIM_<SECTION>_<KEY>, e.g. SKILLJAR_SCIM_SERVER_PORT.
+Relative paths in the file are resolved against the file's folder; relative paths from
+the environment or flags against the current folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from skilljar_scim.errors import ConfigError
+
+ENV_PREFIX = "SKILLJAR_SCIM_"
+CONFIG_ENV = ENV_PREFIX + "CONFIG"
+DEFAULT_CONFIG_NAME = "scim.toml"
+SQLITE_PREFIX = "sqlite:///"
+
+
+def _path(default: str) -> Any:
+    return field(default=default, metadata={"path": True})
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = _path("sqlite:///scim.db")
+    busy_timeout_ms: int = 5000
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    secret_key_file: str = _path("scim.key")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_path: str = "/scim/v2"
+    public_base_url: str = ""
+    threads: int = 8
+    max_body_bytes: int = 1_048_576
+
+
+@dataclass(frozen=True)
+class LimitsSettings:
+    default_page_size: int = 100
+    max_page_size: int = 1000
+    max_filter_length: int = 4096
+    max_filter_depth: int = 32
+    max_patch_operations: int = 1000
+    max_members_per_patch: int = 1000
+    max_bulk_operations: int = 100
+    max_bulk_payload_bytes: int = 1_048_576
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, grouped by TOML section; `config_file` is where the file layer came from."""
+
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
+    config_file: Path | None = None
+
+    @property
+    def key_path(self) -> Path:
+        return Path(self.security.secret_key_file)
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """Return the SQLite file path, or None when the database is not SQLite."""
+        url = self.database.url
+        return Path(url[len(SQLITE_PREFIX):]) if url.startswith(SQLITE_PREFIX) else None
+
+
+SECTIONS = {f.name: f.default_factory for f in fields(Settings) if f.name != "config_file"}
+
+
+def config_path(flag: str | Path | None, env: Mapping[str, str] | None = None) -> Path:
+    """Return which settings file applies: the flag, else $SKILLJAR_SCIM_CONFIG, else ./scim.toml."""
+    env = os.environ if env is None else env
+    return Path(flag or env.get(CONFIG_ENV) or DEFAULT_CONFIG_NAME)
+
+
+def load(
+    config: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build Settings from defaults, the file, the environment and `overrides` ("section.key")."""
+    env = os.environ if env is None else env
+    path = config_path(config, env)
+    explicit = bool(config or env.get(CONFIG_ENV))
+    layers: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    _merge(layers, _default_paths(), base=Path.cwd(), source="defaults")
+    file_used = _merge_file(layers, path, explicit)
+    _merge(layers, _env_layer(env), base=Path.cwd(), source="environment")
+    _merge(layers, _nest(overrides or {}), base=Path.cwd(), source="command line")
+    built = {name: _build(name, values) for name, values in layers.items()}
+    return Settings(**built, config_file=path.resolve() if file_used else None)
+
+
+def _merge_file(layers: dict, path: Path, explicit: bool) -> bool:
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"{path}: settings file not found")
+        return False
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read settings: {exc}") from None
+    _merge(layers, data, base=path.resolve().parent, source=str(path))
+    return True
+
+
+def _merge(layers: dict, data: Mapping[str, Any], base: Path, source: str) -> None:
+    for section, values in data.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"{source}: unknown section [{section}]")
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{source}: [{section}] must be a table")
+        for key, value in values.items():
+            spec = _field(section, key, source)
+            layers[section][key] = _check(spec, value, f"{section}.{key}", source, base)
+
+
+def _field(section: str, key: str, source: str):
+    spec = {f.name: f for f in fields(SECTIONS[section]())}.get(key)
+    if spec is None:
+        raise ConfigError(f"{source}: unknown setting '{section}.{key}'")
+    return spec
+
+
+def _check(spec, value: Any, name: str, source: str, base: Path) -> Any:
+    """Coerce environment strings, check the type, resolve relative paths."""
+    kind = type(spec.default)
+    if isinstance(value, str) and kind is int and source == "environment":
+        value = _int_from_env(value, name)
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{source}: '{name}' must be an integer, got {value!r}")
+    if kind is str and not isinstance(value, str):
+        raise ConfigError(f"{source}: '{name}' must be a string, got {value!r}")
+    if kind is int and value < 0:
+        raise ConfigError(f"{source}: '{name}' must not be negative, got {value}")
+    return _resolve_path(value, base) if spec.metadata.get("path") else value
+
+
+def _int_from_env(value: str, name: str) -> Any:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"environment: '{name}' must be an integer, got {value!r}") from None
+
+
+def _resolve_path(value: str, base: Path) -> str:
+    """Make a relative file path (or sqlite:/// URL path) absolute against `base`."""
+    if value.startswith(SQLITE_PREFIX):
+        return SQLITE_PREFIX + str(base / value[len(SQLITE_PREFIX):])
+    if "://" in value or not value:
+        return value
+    return str(base / Path(value).expanduser())
+
+
+def _default_paths() -> dict[str, dict[str, str]]:
+    """Return the default values of path settings, so they resolve against the current folder."""
+    return {
+        section: {f.name: f.default for f in fields(factory()) if f.metadata.get("path")}
+        for section, factory in SECTIONS.items()
+    }
+
+
+def _env_layer(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    layer: dict[str, dict[str, str]] = {}
+    for section, factory in SECTIONS.items():
+        for spec in fields(factory()):
+            name = f"{ENV_PREFIX}{section}_{spec.name}".upper()
+            if name in env:
+                layer.setdefault(section, {})[spec.name] = env[name]
+    return layer
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    nested: dict[str, dict[str, Any]] = {}
+    for dotted, value in flat.items():
+        if value is not None:
+            section, _, key = dotted.partition(".")
+            nested.setdefault(section, {})[key] = value
+    return nested
+
+
+def _build(section: str, values: dict[str, Any]):
+    return replace(SECTIONS[section](), **values)

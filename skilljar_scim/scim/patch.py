@@ -1,0 +1,650 @@
+"""PATCH (RFC 7644 §3.5.2): the PatchOp message, the path grammar, and applying operations.
+
+`parse` checks a PatchOp body and returns its `Operation`s; `split_members` takes out
+the ones on Group `members` (so a membership change never loads the member list);
+`apply` runs the rest on a copy of a canonical resource (names exactly as the schemas
+declare them, extension attributes under their URN), so a failing list changes nothing.
+
+Where RFC 7644 or the IdPs leave room, decided once here:
+
+- `op` and the message keys (`Operations`, `path`, `value`) match in any letter case;
+  booleans may be "True"/"False" (Entra ID). null, "" and [] as a value clear the
+  target (RFC 7643 §2.5: they all mean unassigned).
+- A path-less add/replace takes each key of its value as a path: plain, dotted
+  (`name.givenName`), URN-qualified, or an extension URN holding an object of its
+  attributes. `schemas` there is ignored; an unknown attribute is invalidPath.
+- A write to a readOnly attribute that leaves it unchanged succeeds (Okta renames a
+  Group with `{"id": <same id>, "displayName": ...}`); one that changes it is
+  `mutability`, as is changing an immutable value once set (RFC 7644 §3.5.2).
+  Removing a required attribute is invalidValue (RFC 7644 §3.12: a required value
+  was missing).
+- add/replace through a value filter that matches no element (Entra ID sends
+  `emails[type eq "work"].value` for a user with no work email) creates the element
+  from the filter's `eq` terms plus the value, instead of §3.5.2.3's noTarget;
+  remove through a filter that matches nothing is noTarget (RFC 7644 §3.12).
+- Elements of a multi-valued attribute are the same when their (type, value) match
+  (RFC 7643 §2.4), or, without a `value` sub-attribute, when all sub-attributes match;
+  strings compare case-insensitively unless caseExact. An add never duplicates one:
+  it updates the element already there.
+- Removing the `value` of an element (`emails[type eq "work"].value`) removes the
+  element: an element without its value describes nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from skilljar_scim import errors
+from skilljar_scim.scim import filter as scim_filter
+from skilljar_scim.scim import resources, schemas
+from skilljar_scim.scim.schemas import Attribute, Resolved, ResourceType
+
+OPS = ("add", "remove", "replace")
+MEMBER_CHANGE_KINDS = ("add", "remove", "replace", "remove_all")
+
+_MISSING = object()  # a key absent from the message, as opposed to a JSON null
+
+
+@dataclass(frozen=True)
+class Path:
+    """A PATCH path: attrPath, or valuePath ["." subAttr] (RFC 7644 §3.5.2).
+
+    resolved: the attribute and, for `name.givenName` or `emails[...].value`, the
+        sub-attribute, with canonical names; filter: the value filter between the
+        brackets (names in it are sub-attributes of the attribute), or None.
+    """
+
+    text: str
+    resolved: Resolved = field(repr=False)
+    filter: scim_filter.Node | None = field(default=None, repr=False)
+
+    @property
+    def attribute(self) -> Attribute:
+        return self.resolved.attribute
+
+    @property
+    def sub(self) -> Attribute | None:
+        return self.resolved.sub
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One PATCH operation (RFC 7644 §3.5.2): op is "add", "remove" or "replace".
+
+    path is None for a path-less add/replace, whose value is then an object of
+    attributes; value is None for a remove without one.
+    """
+
+    op: str
+    path: Path | None
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class MemberChange:
+    """A change to a Group's members (RFC 7644 §3.5.2), by member id.
+
+    kind: "add", "remove", "replace" (the members become exactly `ids`) or
+    "remove_all" (ids is empty).
+    """
+
+    kind: str
+    ids: tuple[str, ...] = ()
+
+
+# --- parse: the PatchOp message --------------------------------------------------------
+
+
+def parse(body: object, rtype: ResourceType, *, max_operations: int = 1000) -> list[Operation]:
+    """Check a PatchOp message and return its operations in order (RFC 7644 §3.5.2)."""
+    if not isinstance(body, dict):
+        raise errors.InvalidSyntax("The PATCH body must be a JSON object.")
+    _check_schemas(_get(body, "schemas"))
+    raw = _get(body, "Operations")
+    if not isinstance(raw, list) or not raw:
+        raise errors.InvalidSyntax('"Operations" must be a non-empty JSON array.')
+    if len(raw) > max_operations:
+        raise errors.TooMany(f"A PATCH request may hold at most {max_operations} operations.")
+    return [_parse_operation(item, rtype, n) for n, item in enumerate(raw, 1)]
+
+
+def _check_schemas(value: object) -> None:
+    """Require the PatchOp URN in `schemas`, in any letter case (RFC 7644 §3.5.2)."""
+    urns = value if isinstance(value, list) else []
+    if not any(isinstance(u, str) and u.lower() == schemas.PATCH_OP.lower() for u in urns):
+        raise errors.InvalidSyntax(f'"schemas" must contain "{schemas.PATCH_OP}".')
+
+
+def _parse_operation(item: object, rtype: ResourceType, n: int) -> Operation:
+    """Check one element of "Operations" (RFC 7644 §3.5.2)."""
+    if not isinstance(item, dict):
+        raise errors.InvalidSyntax(f"Operation {n} must be a JSON object.")
+    op = _op_name(_get(item, "op"), n)
+    path = _optional_path(_get(item, "path"), rtype)
+    value = _get(item, "value")
+    if op == "remove" and path is None:
+        # RFC 7644 §3.5.2.2: "If 'path' is unspecified, the operation fails".
+        raise errors.NoTarget(f"Operation {n}: a remove operation needs a path.")
+    if op != "remove" and value is _MISSING:
+        raise errors.InvalidSyntax(f'Operation {n}: an {op} operation needs a "value".')
+    operation = Operation(op, path, None if value is _MISSING else value)
+    if path is None:
+        _expand(operation.value, rtype)  # check every key now, before anything is applied
+    return operation
+
+
+def _op_name(value: object, n: int) -> str:
+    """Return add/remove/replace from `op` in any letter case (Entra ID sends "Replace")."""
+    name = value.strip().lower() if isinstance(value, str) else None
+    if name not in OPS:
+        raise errors.InvalidSyntax(f'Operation {n}: "op" must be add, remove or replace.')
+    return name
+
+
+def _optional_path(value: object, rtype: ResourceType) -> Path | None:
+    """Parse `path` when given; absent, null or blank means none (RFC 7644 §3.5.2)."""
+    if value is _MISSING or value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return parse_path(value, rtype)
+
+
+def _get(data: dict, key: str) -> object:
+    """Read `key` from a message object in any letter case, or _MISSING."""
+    if key in data:
+        return data[key]
+    wanted = key.lower()
+    return next((v for k, v in data.items() if isinstance(k, str) and k.lower() == wanted),
+                _MISSING)
+
+
+# --- the path grammar --------------------------------------------------------------------
+
+
+def parse_path(text: object, rtype: ResourceType) -> Path:
+    """Parse `attrPath` or `valuePath ["." subAttr]` against `rtype` (RFC 7644 §3.5.2, §3.10).
+
+    A malformed path or unknown attribute is invalidPath; a bad filter inside the
+    brackets is invalidFilter (raised by the filter parser).
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise errors.InvalidPath('"path" must be a non-empty string.')
+    text = text.strip()
+    head, inner, sub = _split_value_path(text)
+    resolved = _resolve(head, rtype, text)
+    if inner is None:
+        return Path(text, resolved)
+    return _value_path(text, resolved, inner, sub, rtype)
+
+
+def _split_value_path(text: str) -> tuple[str, str | None, str | None]:
+    """Split `attr[filter].sub` into (attr, filter, sub); no brackets gives (text, None, None)."""
+    start = text.find("[")
+    if start < 0:
+        if "]" in text:
+            raise errors.InvalidPath(f"Path '{text}' has ']' without '['.")
+        return text, None, None
+    end = _closing_bracket(text, start)
+    inner, rest = text[start + 1 : end], text[end + 1 :]
+    if not inner.strip():
+        raise errors.InvalidPath(f"Path '{text}' has an empty value filter.")
+    if rest and (not rest.startswith(".") or len(rest) == 1):
+        raise errors.InvalidPath(f"Path '{text}': only '.subAttribute' may follow ']'.")
+    return text[:start], inner, rest[1:] or None
+
+
+def _closing_bracket(text: str, start: int) -> int:
+    """Find the ']' closing the '[' at `start`, skipping JSON strings (RFC 7644 §3.4.2.2)."""
+    in_string, i = False, start + 1
+    while i < len(text):
+        char = text[i]
+        if in_string:
+            i += 1 if char == "\\" else 0  # an escaped character cannot end the string
+            in_string = char != '"'
+        elif char == '"':
+            in_string = True
+        elif char == "[":
+            raise errors.InvalidPath(f"Path '{text}': value filters cannot nest.")
+        elif char == "]":
+            return i
+        i += 1
+    raise errors.InvalidPath(f"Path '{text}' has '[' without ']'.")
+
+
+def _resolve(text: str, rtype: ResourceType, whole: str) -> Resolved:
+    """Resolve `[URN:]attr[.sub]` to canonical definitions, or raise invalidPath."""
+    try:
+        attr_path = schemas.parse_attr_path(text, schemas.KNOWN_URNS)
+    except ValueError:
+        raise errors.InvalidPath(f"'{whole}' is not a valid attribute path.") from None
+    resolved = rtype.resolve(attr_path)
+    if resolved is None:
+        raise errors.InvalidPath(f"'{whole}' names no attribute of a {rtype.name}.")
+    return resolved
+
+
+def _value_path(
+    text: str, resolved: Resolved, inner: str, sub: str | None, rtype: ResourceType
+) -> Path:
+    """Build a valuePath: the filter selects elements of a multi-valued complex attribute."""
+    attribute = resolved.attribute
+    if resolved.sub is not None or not attribute.multi_valued or attribute.type != "complex":
+        raise errors.InvalidPath(
+            f"Path '{text}': a value filter needs a multi-valued complex attribute.")
+    node = scim_filter.parse(inner, rtype, within=resolved)
+    if sub is None:
+        return Path(text, resolved, node)
+    sub_attribute = attribute.sub(sub)
+    if sub_attribute is None:
+        raise errors.InvalidPath(f"Path '{text}': '{attribute.name}' has no '{sub}'.")
+    return Path(text, Resolved(resolved.schema, attribute, sub_attribute), node)
+
+
+def _expand(value: object, rtype: ResourceType) -> list[tuple[Path, object]]:
+    """Turn a path-less add/replace value into (path, value) pairs (RFC 7644 §3.5.2.1, §3.5.2.3)."""
+    if not isinstance(value, dict):
+        raise errors.InvalidValue("A PATCH operation without a path needs an object value.")
+    pairs: list[tuple[Path, object]] = []
+    for key, item in value.items():
+        if key.lower() == "schemas":
+            continue  # the client's copy of the resource's schemas: not an attribute
+        schema = rtype.schema_by_urn(key)
+        if schema is None:
+            pairs.append((parse_path(key, rtype), item))
+        elif isinstance(item, dict):
+            pairs += [(parse_path(f"{schema.id}:{k}", rtype), v) for k, v in item.items()]
+        else:
+            raise errors.InvalidValue(f"'{key}' must be a JSON object of its attributes.")
+    return pairs
+
+
+# --- split_members: Group membership, applied without loading the members -----------------
+
+
+def split_members(
+    ops: list[Operation], rtype: ResourceType
+) -> tuple[list[MemberChange], list[Operation]]:
+    """Separate changes to Group `members` from the other operations, keeping order (RFC 7644 §3.5.2)."""
+    members = rtype.schema.attribute("members")
+    if members is None:
+        return [], list(ops)
+    changes: list[MemberChange] = []
+    rest: list[Operation] = []
+    for operation in ops:
+        if operation.path is None:
+            found, remaining = _split_value(operation, members, rtype)
+            changes += found
+            rest += [remaining] if remaining is not None else []
+        elif operation.path.attribute is members:
+            changes.append(_member_change(operation.op, operation.path, operation.value))
+        else:
+            rest.append(operation)
+    return changes, rest
+
+
+def _split_value(
+    operation: Operation, members: Attribute, rtype: ResourceType
+) -> tuple[list[MemberChange], Operation | None]:
+    """Take a `members` key out of a path-less value (Okta and Entra ID send one)."""
+    changes, others = [], {}
+    for key, item in operation.value.items():
+        if _is_members_key(key, members, rtype):
+            path = parse_path(key, rtype)
+            changes.append(_member_change(operation.op, path, item))
+        else:
+            others[key] = item
+    return changes, (Operation(operation.op, None, others) if others else None)
+
+
+def _is_members_key(key: str, members: Attribute, rtype: ResourceType) -> bool:
+    """Say whether a key of a path-less value names `members`."""
+    if key.lower() == "schemas" or rtype.schema_by_urn(key) is not None:
+        return False
+    return parse_path(key, rtype).attribute is members
+
+
+def _member_change(op: str, path: Path, value: object) -> MemberChange:
+    """Turn one operation on `members` into a MemberChange (RFC 7644 §3.5.2.1-3)."""
+    if path.sub is not None:
+        raise errors.NoTarget(f"Path '{path.text}': members are added or removed whole, "
+                              "by value; their sub-attributes cannot be patched.")
+    if path.filter is not None:
+        if op != "remove":
+            raise errors.NoTarget(f"Path '{path.text}': a filter on members is supported "
+                                  "only by remove; add members with path 'members'.")
+        return MemberChange("remove", _filter_ids(path.filter, path.text))
+    if op == "remove" and value is None:
+        return MemberChange("remove_all")  # RFC 7644 §3.5.2.2: no filter removes all values
+    return MemberChange(op, _member_ids(value))
+
+
+def _member_ids(value: object) -> tuple[str, ...]:
+    """Read member ids from `[{"value": id}, ...]`; a lone object or null is tolerated."""
+    items = value if isinstance(value, list) else ([] if value is None else [value])
+    ids = []
+    for item in items:
+        raw = _get(item, "value") if isinstance(item, dict) else _MISSING
+        if not isinstance(raw, str) or not raw.strip():
+            raise errors.InvalidValue(
+                'Each member must be an object whose "value" is a non-empty string id.')
+        ids.append(raw)
+    return tuple(dict.fromkeys(ids))  # the same member twice is one change
+
+
+def _filter_ids(node: scim_filter.Node, text: str) -> tuple[str, ...]:
+    """Read ids from `value eq "a" or value eq "b"`, the filters IdPs send (Okta)."""
+    if isinstance(node, scim_filter.Or):
+        return tuple(dict.fromkeys(_filter_ids(node.left, text) + _filter_ids(node.right, text)))
+    is_value = isinstance(node, scim_filter.Compare) and node.path.target.name == "value"
+    if is_value and node.op == "eq" and isinstance(node.value, str) and node.value.strip():
+        return (node.value,)
+    raise errors.InvalidFilter(f"Path '{text}': members can be selected only by "
+                               '\'value eq "id"\', or several of those joined by \'or\'.')
+
+
+# --- apply: run operations on a copy of the resource ---------------------------------------
+
+
+def apply(resource: dict, ops: list[Operation], rtype: ResourceType) -> dict:
+    """Return a new resource with `ops` applied in order; `resource` is never changed.
+
+    RFC 7644 §3.5.2: the operations are atomic, so an error in any leaves the caller's
+    resource exactly as it was.
+    """
+    doc = copy.deepcopy(resource)
+    for operation in ops:
+        for path, value in _targets(operation, rtype):
+            _apply_target(doc, operation.op, path, value)
+    return doc
+
+
+def _targets(operation: Operation, rtype: ResourceType) -> list[tuple[Path, object]]:
+    """Return the (path, value) pairs one operation writes (RFC 7644 §3.5.2)."""
+    if operation.path is not None:
+        return [(operation.path, operation.value)]
+    return _expand(operation.value, rtype)
+
+
+def _apply_target(doc: dict, op: str, path: Path, value: object) -> None:
+    """Apply one op at one path, then enforce mutability, required and primary."""
+    holder = _holder(doc, path.resolved)
+    name = path.attribute.name
+    before = copy.deepcopy(holder.get(name))
+    if path.attribute.multi_valued:
+        written = _apply_multi(holder, op, path, value)
+    else:
+        written = _apply_single(holder, op, path, value)
+    _check_mutability(path, before, holder.get(name))
+    _check_required(path, holder.get(name))
+    _enforce_primary(holder, path.attribute, written)
+    _settle_extension(doc, path.resolved)
+
+
+def _holder(doc: dict, resolved: Resolved) -> dict:
+    """Return the object holding the attribute: the resource, or its extension object."""
+    if not resolved.is_extension:
+        return doc
+    if not isinstance(doc.get(resolved.schema.id), dict):
+        doc[resolved.schema.id] = {}
+    return doc[resolved.schema.id]
+
+
+def _settle_extension(doc: dict, resolved: Resolved) -> None:
+    """Drop an emptied extension object and keep `schemas` in step (RFC 7643 §3)."""
+    if not resolved.is_extension:
+        return
+    urn, listed = resolved.schema.id, doc.get("schemas")
+    if not doc[urn]:
+        del doc[urn]
+    if isinstance(listed, list):
+        others = [u for u in listed if not (isinstance(u, str) and u.lower() == urn.lower())]
+        doc["schemas"] = others + [urn] if urn in doc else others
+
+
+def _store(holder: dict, name: str, value: object) -> None:
+    """Set an attribute, or remove it when the value is unassigned (RFC 7643 §2.5)."""
+    if value is None or value == [] or value == {}:
+        holder.pop(name, None)
+    else:
+        holder[name] = value
+
+
+# --- single-valued attributes --------------------------------------------------------------
+
+
+def _apply_single(holder: dict, op: str, path: Path, value: object) -> list:
+    """Set, merge or clear a single-valued attribute or sub-attribute (RFC 7644 §3.5.2.1-3)."""
+    name = path.attribute.name
+    if path.sub is not None:
+        current = dict(holder.get(name) or {})
+        new = None if op == "remove" else _coerce(path.sub, value, path.text)
+        _store(current, path.sub.name, new)
+        _store(holder, name, current)
+        return []
+    new = None if op == "remove" else _coerce(path.attribute, value, path.text)
+    if isinstance(new, dict) and isinstance(holder.get(name), dict):
+        new = _merge(path.attribute, holder[name], new, value)
+    _store(holder, name, new)
+    return []
+
+
+def _merge(attribute: Attribute, current: dict, new: dict, raw: object) -> dict:
+    """Merge sub-attributes into a complex value; those not given are left unchanged.
+
+    RFC 7644 §3.5.2.3; a sub-attribute given as null (or "") is cleared.
+    """
+    merged = {**current, **new}
+    for key, item in (raw.items() if isinstance(raw, dict) else ()):
+        sub = attribute.sub(key)
+        if sub is not None and item in (None, "", []):
+            merged.pop(sub.name, None)
+    return merged
+
+
+def _coerce(attribute: Attribute, value: object, where: str) -> object:
+    """Validate and canonicalise one value (RFC 7643 §2.3); None means unassigned."""
+    if attribute.mutability == "readOnly":
+        # Coercion drops readOnly input; keep it so an unchanged value can be recognised.
+        return None if value in (None, "", [], {}) else value
+    return resources.coerce_value(attribute, value, where)
+
+
+# --- multi-valued attributes --------------------------------------------------------------
+
+
+def _apply_multi(holder: dict, op: str, path: Path, value: object) -> list:
+    """Apply an op to a multi-valued attribute; return the elements it wrote."""
+    name = path.attribute.name
+    items = list(holder.get(name) or [])
+    if path.filter is None and path.sub is None:
+        items, written = _apply_list(op, path, items, value)
+    else:
+        items, written = _apply_selected(op, path, items, value)
+    _store(holder, name, items)
+    return written
+
+
+def _apply_list(op: str, path: Path, items: list, value: object) -> tuple[list, list]:
+    """Add to, replace or remove from the whole list (RFC 7644 §3.5.2.1-3)."""
+    attribute = path.attribute
+    if op == "remove" and value is None:
+        return [], []
+    new = _elements(attribute, value, path.text)
+    if op == "remove":
+        # Entra ID and Okta name the values to remove in `value`.
+        return [e for e in items if not any(_selects(attribute, g, e) for g in new)], []
+    if op == "replace":
+        items = []
+    return _add_all(attribute, items, new)
+
+
+def _elements(attribute: Attribute, value: object, where: str) -> list:
+    """Validate the elements written to a multi-valued attribute; a lone element is tolerated."""
+    items = value if isinstance(value, list) else [value]
+    if attribute.mutability == "readOnly":
+        return [item for item in items if item not in (None, "", [], {})]
+    return resources.coerce_value(attribute, items, where) or []
+
+
+def _add_all(attribute: Attribute, items: list, new: list) -> tuple[list, list]:
+    """Append elements, updating instead of duplicating one already there (RFC 7644 §3.5.2.1)."""
+    items, written = list(items), []
+    for element in new:
+        index = next((i for i, e in enumerate(items) if _same(attribute, e, element)), None)
+        if index is None:
+            items.append(element)
+        else:
+            items[index] = {**items[index], **element} if isinstance(element, dict) else element
+        written.append(items[-1 if index is None else index])
+    return items, written
+
+
+def _apply_selected(op: str, path: Path, items: list, value: object) -> tuple[list, list]:
+    """Apply an op to the elements a value filter selects (RFC 7644 §3.5.2.1-3)."""
+    hits = [i for i, element in enumerate(items) if _hit(path, element)]
+    if op == "remove" and not hits and path.filter is not None:
+        raise errors.NoTarget(f"Path '{path.text}' matches no value to remove.")
+    new = None if op == "remove" else _selected_value(path, value)
+    if new is None:
+        return _remove_selected(path, items, hits), []
+    if not hits:
+        return _create(path, items, new)
+    return _write_selected(op, path, items, hits, new)
+
+
+def _hit(path: Path, element: object) -> bool:
+    """Say whether the path's filter selects `element`; no filter selects every element."""
+    if path.filter is None:
+        return True
+    return isinstance(element, dict) and scim_filter.matches_element(path.filter, element)
+
+
+def _selected_value(path: Path, value: object) -> object:
+    """Validate the value written at a filtered path: a sub-attribute value or an element."""
+    if path.sub is not None:
+        return _coerce(path.sub, value, path.text)
+    if path.attribute.mutability == "readOnly":
+        return _coerce(path.attribute, value, path.text)
+    return resources.coerce_item(path.attribute, value, path.text)
+
+
+def _remove_selected(path: Path, items: list, hits: list[int]) -> list:
+    """Remove the selected elements, or their sub-attribute (RFC 7644 §3.5.2.2)."""
+    sub = path.sub
+    if sub is None or sub.name == "value":  # an element without its value is nothing
+        return [e for i, e in enumerate(items) if i not in hits]
+    out = [{k: v for k, v in e.items() if k != sub.name} if i in hits else e
+           for i, e in enumerate(items)]
+    return [e for e in out if e]
+
+
+def _write_selected(
+    op: str, path: Path, items: list, hits: list[int], new: object
+) -> tuple[list, list]:
+    """Replace (or, for add, merge into) the selected elements or their sub-attribute."""
+    out = list(items)
+    for i in hits:
+        if path.sub is not None:
+            out[i] = {**out[i], path.sub.name: new}
+        else:
+            out[i] = {**out[i], **new} if op == "add" else dict(new)
+    return out, [out[i] for i in hits]
+
+
+def _create(path: Path, items: list, new: object) -> tuple[list, list]:
+    """Append the element a no-match filter describes, as Entra ID expects (see module doc)."""
+    terms = _equality_terms(path.filter) if path.filter is not None else {}
+    if terms is None:
+        raise errors.NoTarget(f"Path '{path.text}' matches no value, and its filter does not "
+                              "describe one to create (use 'eq' joined by 'and').")
+    element = {**terms, path.sub.name: new} if path.sub is not None else {**terms, **new}
+    if path.filter is not None and not scim_filter.matches_element(path.filter, element):
+        raise errors.NoTarget(f"Path '{path.text}': the value contradicts the filter.")
+    return items + [element], [element]
+
+
+def _equality_terms(node: scim_filter.Node) -> dict | None:
+    """Read `a eq x and b eq y` as {a: x, b: y}; None for any other filter."""
+    if isinstance(node, scim_filter.And):
+        left, right = _equality_terms(node.left), _equality_terms(node.right)
+        return None if left is None or right is None else {**left, **right}
+    if isinstance(node, scim_filter.Compare) and node.op == "eq" and node.value is not None:
+        return {node.path.target.name: node.value}
+    return None
+
+
+# --- comparing elements -------------------------------------------------------------------
+
+
+def _same(attribute: Attribute, a: object, b: object) -> bool:
+    """Say whether two elements are the same value (RFC 7643 §2.4: type and value)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = ("type", "value") if attribute.sub("value") else tuple({*a, *b})
+        return all(_norm(attribute.sub(k), a.get(k)) == _norm(attribute.sub(k), b.get(k))
+                   for k in keys)
+    return _norm(attribute, a) == _norm(attribute, b)
+
+
+def _selects(attribute: Attribute, given: object, element: object) -> bool:
+    """Say whether a value named for removal selects `element`: by `value`, else by its fields."""
+    if not (isinstance(given, dict) and isinstance(element, dict)):
+        return _norm(attribute, given) == _norm(attribute, element)
+    keys = ("value",) if "value" in given else tuple(given)
+    return all(_norm(attribute.sub(k), given.get(k)) == _norm(attribute.sub(k), element.get(k))
+               for k in keys)
+
+
+def _norm(attribute: Attribute | None, value: object) -> object:
+    """Fold case unless the attribute is caseExact (RFC 7643 §2.2)."""
+    if isinstance(value, str) and attribute is not None and not attribute.case_exact:
+        return value.casefold()
+    return value
+
+
+# --- the rules checked after each write ----------------------------------------------------
+
+
+def _check_mutability(path: Path, before: object, after: object) -> None:
+    """Refuse a change to a readOnly value, or to an immutable one already set (RFC 7644 §3.5.2)."""
+    if before == after:
+        return  # e.g. Okta resending the same id: nothing is modified
+    _guard(path.attribute, before, path.attribute.name)
+    if path.sub is not None:
+        _guard(path.sub, before, path.text)
+    elif path.attribute.type == "complex" and not path.attribute.multi_valued:
+        for sub in path.attribute.sub_attributes:
+            old, new = (before or {}).get(sub.name), (after or {}).get(sub.name)
+            if old != new:
+                _guard(sub, old, f"{path.attribute.name}.{sub.name}")
+
+
+def _guard(attribute: Attribute, old: object, where: str) -> None:
+    """Raise mutability for a change `attribute`'s mutability forbids (RFC 7643 §2.2)."""
+    if attribute.mutability == "readOnly":
+        raise errors.Mutability(f"Attribute '{where}' is readOnly.")
+    if attribute.mutability == "immutable" and old not in (None, "", [], {}):
+        raise errors.Mutability(f"Attribute '{where}' is immutable and already has a value.")
+
+
+def _check_required(path: Path, after: object) -> None:
+    """Refuse to leave a required attribute unassigned (RFC 7643 §2.2, RFC 7644 §3.12)."""
+    if path.attribute.required and after in (None, "", [], {}):
+        raise errors.InvalidValue(f"Attribute '{path.attribute.name}' is required.")
+
+
+def _enforce_primary(holder: dict, attribute: Attribute, written: list) -> None:
+    """Make a newly primary element the only one (RFC 7643 §2.4)."""
+    chosen = [e for e in written if isinstance(e, dict) and _is_primary(e)]
+    if attribute.sub("primary") is None or not chosen:
+        return
+    if len({id(e) for e in chosen}) > 1:
+        raise errors.InvalidValue(f"Attribute '{attribute.name}' has more than one primary value.")
+    items = holder.get(attribute.name) or []
+    holder[attribute.name] = [
+        {**e, "primary": False} if e is not chosen[0] and _is_primary(e) else e for e in items
+    ]
+
+
+def _is_primary(element: dict) -> bool:
+    return schemas.coerce_boolean(element.get("primary")) is True

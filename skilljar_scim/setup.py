@@ -1,0 +1,89 @@
+"""`scim init`: create what a fresh installation needs, idempotently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from skilljar_scim import keyfile
+from skilljar_scim.config import Settings
+
+SETTINGS_TEMPLATE = """\
+# skilljar-scim settings. Every key, with its meaning, is in sample_config.toml.
+# Precedence: defaults < this file < SKILLJAR_SCIM_<SECTION>_<KEY> env < flags.
+# Relative paths are resolved against this file's folder.
+
+[database]
+url = "sqlite:///scim.db"
+
+[security]
+secret_key_file = "scim.key"
+
+[server]
+host = "127.0.0.1"
+port = 8080
+"""
+
+
+@dataclass
+class Report:
+    """What initialise() did, line by line."""
+
+    lines: list[str] = field(default_factory=list)
+    changed: bool = False
+
+    def did(self, line: str) -> None:
+        self.lines.append(line)
+        self.changed = True
+
+    def kept(self, line: str) -> None:
+        self.lines.append(line)
+
+
+def initialise(
+    config_path: Path,
+    load_settings: Callable[[], Settings],
+    force_key: bool = False,
+    confirm_replace: Callable[[], None] = lambda: None,
+) -> Report:
+    """Create the settings file, secret key and database where missing; report each step."""
+    report = Report()
+    _settings_file(config_path, report)
+    settings = load_settings()
+    _key(settings.key_path, force_key, confirm_replace, report)
+    _database(settings, report)
+    return report
+
+
+def _settings_file(path: Path, report: Report) -> None:
+    if path.exists():
+        report.kept(f"Settings file {path} exists: unchanged.")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(SETTINGS_TEMPLATE, encoding="utf-8")
+    report.did(f"Created settings file {path}.")
+
+
+def _key(path: Path, force: bool, confirm_replace: Callable[[], None], report: Report) -> None:
+    if path.exists() and not force:
+        keyfile.load(path)  # refuses an unsafe or empty file now rather than at first use
+        report.kept(f"Secret key file {path} exists: kept.")
+        return
+    if path.exists():
+        confirm_replace()
+    keyfile.create(path)
+    report.did(f"{'Replaced' if force else 'Created'} secret key file {path} (mode 600).")
+
+
+def _database(settings: Settings, report: Report) -> None:
+    from skilljar_scim.store import db
+
+    existed = settings.sqlite_path is None or settings.sqlite_path.exists()
+    database = db.open_database(settings.database.url, create=True, busy_timeout_ms=settings.database.busy_timeout_ms)
+    database.close()
+    where = db.redact(settings.database.url)
+    if existed:
+        report.kept(f"Database {where} is ready (schema version {db.SCHEMA_VERSION}).")
+    else:
+        report.did(f"Created database {where} (schema version {db.SCHEMA_VERSION}).")

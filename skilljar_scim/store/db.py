@@ -1,0 +1,113 @@
+"""Open the store from a URL (sqlite:/// or postgresql://) and keep its schema current."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+from urllib.parse import unquote, urlparse
+
+import peewee
+
+from skilljar_scim import clock
+from skilljar_scim.errors import ConfigError, DatabaseError, NotInitialised
+from skilljar_scim.store import models
+
+SCHEMA_VERSION = 1
+SQLITE_PREFIX = "sqlite:///"
+
+
+def _migrate_to_1(db: peewee.Database) -> None:
+    db.create_tables(models.ALL_MODELS, safe=True)
+
+
+# Each step brings the schema from version N-1 to N; never edit a released step.
+MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {1: _migrate_to_1}
+
+
+def open_database(url: str, *, create: bool = False, busy_timeout_ms: int = 5000) -> peewee.Database:
+    """Open (or with `create`, create) the database at `url`, bind the models, migrate it."""
+    db = _connect(url, create, busy_timeout_ms)
+    models.database.initialize(db)
+    try:
+        migrate(db)
+    except peewee.DatabaseError as exc:
+        db.close()
+        raise DatabaseError(f"cannot use database {redact(url)}: {exc}") from None
+    return db
+
+
+def _connect(url: str, create: bool, busy_timeout_ms: int) -> peewee.Database:
+    if url.startswith(SQLITE_PREFIX):
+        return _sqlite(Path(url[len(SQLITE_PREFIX):]), create, busy_timeout_ms)
+    if url.startswith(("postgresql://", "postgres://")):
+        return _postgres(url)
+    raise ConfigError(f"unsupported database URL {redact(url)}: use sqlite:///PATH or postgresql://")
+
+
+def _sqlite(path: Path, create: bool, busy_timeout_ms: int) -> peewee.SqliteDatabase:
+    if not path.exists():
+        if not create:
+            raise NotInitialised(f"no database at {path}: run `scim init` first")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Owner-only from the first byte: SQLite gives its -wal/-shm files the same mode.
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    pragmas = {
+        "journal_mode": "wal",
+        "foreign_keys": 1,
+        "busy_timeout": busy_timeout_ms,
+        "synchronous": "normal",
+    }
+    return peewee.SqliteDatabase(str(path), pragmas=pragmas, timeout=busy_timeout_ms / 1000)
+
+
+def _postgres(url: str) -> peewee.PostgresqlDatabase:
+    parts = urlparse(url)
+    return peewee.PostgresqlDatabase(
+        unquote(parts.path.lstrip("/")),
+        user=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        host=parts.hostname,
+        port=parts.port,
+    )
+
+
+def migrate(db: peewee.Database) -> int:
+    """Apply every pending migration in one transaction; return the schema version."""
+    current = schema_version(db)
+    if current > SCHEMA_VERSION:
+        raise DatabaseError(
+            f"database schema version {current} is newer than this scim ({SCHEMA_VERSION}): upgrade scim"
+        )
+    with db.atomic():
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[version](db)
+            models.SchemaVersion.create(version=version, applied_at=clock.utcnow())
+    return SCHEMA_VERSION
+
+
+def schema_version(db: peewee.Database) -> int:
+    """Return the highest applied schema version (0 for an empty database)."""
+    if not db.table_exists(models.SchemaVersion._meta.table_name):
+        return 0
+    return models.SchemaVersion.select(peewee.fn.MAX(models.SchemaVersion.version)).scalar() or 0
+
+
+def redact(url: str) -> str:
+    """Hide the password in a database URL before it is shown anywhere."""
+    parts = urlparse(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
+def write_transaction():
+    """Open a write transaction; on SQLite take the write lock up front (BEGIN IMMEDIATE).
+
+    Taking it at BEGIN makes concurrent writers queue on busy_timeout instead of failing
+    with "database is locked" when a read lock cannot be upgraded.
+    """
+    db = models.database.obj
+    if isinstance(db, peewee.SqliteDatabase):
+        return db.atomic("IMMEDIATE")
+    return models.database.atomic()

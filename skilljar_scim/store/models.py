@@ -1,0 +1,109 @@
+"""Peewee models: the shape of the store, no business rules.
+
+Times are naive UTC. Free text is TextField (no silent truncation on PostgreSQL);
+lengths are checked by the domain. `*_key` columns hold the normalised form used for
+case-insensitive uniqueness and lookups, so both SQLite and PostgreSQL use plain indexes.
+"""
+
+from __future__ import annotations
+
+from peewee import (
+    BooleanField,
+    CharField,
+    CompositeKey,
+    DatabaseProxy,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+database = DatabaseProxy()
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class SchemaVersion(BaseModel):
+    version = IntegerField(primary_key=True)
+    applied_at = DateTimeField()
+
+
+class Token(BaseModel):
+    id = CharField(primary_key=True, max_length=32)  # public id, also inside the token value
+    name = TextField()
+    name_key = TextField(index=True)
+    secret_hash = CharField(max_length=64)  # SHA-256 hex of the token's secret part
+    created_at = DateTimeField()
+    expires_at = DateTimeField(null=True)
+    last_used_at = DateTimeField(null=True)
+    revoked_at = DateTimeField(null=True)
+    refused_count = IntegerField(default=0)
+
+
+class User(BaseModel):
+    id = CharField(primary_key=True, max_length=36)
+    user_name = TextField()
+    user_name_key = TextField(unique=True)
+    external_id = TextField(null=True, unique=True)
+    active = BooleanField(default=True, index=True)
+    deprovisioned_at = DateTimeField(null=True, index=True)
+    display_name = TextField(null=True)
+    primary_email = TextField(null=True)
+    attributes = TextField(default="{}")  # canonical SCIM JSON of the remaining attributes
+    password_hash = TextField(null=True)
+    version = IntegerField(default=1)
+    created_at = DateTimeField()
+    updated_at = DateTimeField(index=True)
+
+
+class UserEmail(BaseModel):
+    user = ForeignKeyField(User, on_delete="CASCADE", backref="email_rows")
+    value_key = TextField(index=True)
+
+
+class Group(BaseModel):
+    id = CharField(primary_key=True, max_length=36)
+    display_name = TextField()
+    display_name_key = TextField(unique=True)
+    external_id = TextField(null=True, index=True)
+    attributes = TextField(default="{}")
+    version = IntegerField(default=1)
+    created_at = DateTimeField()
+    updated_at = DateTimeField(index=True)
+
+
+class Membership(BaseModel):
+    group = ForeignKeyField(Group, on_delete="CASCADE")
+    user = ForeignKeyField(User, on_delete="CASCADE", index=True)
+    created_at = DateTimeField()
+
+    class Meta:
+        primary_key = CompositeKey("group", "user")
+
+
+class RoleMapping(BaseModel):
+    group_key = TextField()
+    group_name = TextField()
+    role = TextField()
+    created_at = DateTimeField()
+
+    class Meta:
+        indexes = ((("group_key", "role"), True),)
+
+
+class Event(BaseModel):
+    at = DateTimeField(index=True)
+    actor = TextField()  # "token:<name>" or "cli"
+    token_id = CharField(max_length=32, null=True, index=True)
+    action = CharField(max_length=64, index=True)
+    resource_type = CharField(max_length=32, null=True)
+    resource_id = CharField(max_length=36, null=True, index=True)
+    summary = TextField(default="")
+
+
+ALL_MODELS = (SchemaVersion, Token, User, UserEmail, Group, Membership, RoleMapping, Event)

@@ -1,0 +1,186 @@
+"""Bearer tokens: generate, list, show, revoke, authenticate.
+
+A token value is `sjscim_` + an itsdangerous-signed `<id>.<secret>`. The signature lets
+the server refuse forged or mangled values before touching the database; the store keeps
+only SHA-256 of the 256-bit secret, compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import itsdangerous
+import peewee
+
+from skilljar_scim import clock, events
+from skilljar_scim.errors import Conflict, InvalidValue, NotFound, Unauthorized
+from skilljar_scim.store.db import write_transaction
+from skilljar_scim.store.models import Token
+
+PREFIX = "sjscim_"
+SALT = "skilljar-scim.token.v1"
+LAST_USED_INTERVAL = timedelta(seconds=60)
+MAX_NAME_LENGTH = 200
+# Compared against when the token id is unknown, so that path costs the same as a real one.
+_DUMMY_HASH = hashlib.sha256(b"skilljar-scim: no such token").hexdigest()
+_DURATION = re.compile(r"^\s*(\d+)\s*([dwy])\s*$", re.IGNORECASE)
+_UNITS = {"d": 1, "w": 7, "y": 365}
+
+
+@dataclass(frozen=True)
+class Generated:
+    """A new token and its value, which exists only here and is never stored."""
+
+    token: Token
+    value: str
+
+
+def status(token: Token, now: datetime | None = None) -> str:
+    """Return "revoked", "expired" or "active"."""
+    now = now or clock.utcnow()
+    if token.revoked_at is not None:
+        return "revoked"
+    if token.expires_at is not None and token.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+def parse_expiry(text: str, now: datetime | None = None) -> datetime | None:
+    """Turn `30d`/`12w`/`1y`, an ISO date or datetime, or `never` into an expiry (None = never)."""
+    now = now or clock.utcnow()
+    text = (text or "").strip()
+    if text.lower() == "never":
+        return None
+    match = _DURATION.match(text)
+    if match:
+        return _expiry_after(now, int(match.group(1)), match.group(2).lower(), text)
+    try:
+        moment = clock.parse_iso(text)
+    except ValueError:
+        raise InvalidValue(f"invalid expiry {text!r}: use e.g. 30d, 12w, 1y, 2027-01-31 or never") from None
+    if moment <= now:
+        raise InvalidValue(f"expiry {text!r} is in the past")
+    return moment
+
+
+def _expiry_after(now: datetime, count: int, unit: str, text: str) -> datetime:
+    days = count * _UNITS[unit]
+    if not 1 <= days <= 36500:
+        raise InvalidValue(f"invalid expiry {text!r}: choose between 1d and 100y, or never")
+    return now + timedelta(days=days)
+
+
+def generate(keys: list[str], name: str, expires_at: datetime | None, now: datetime | None = None) -> Generated:
+    """Create a token named `name`; return it with its value (shown once, never stored)."""
+    name = _clean_name(name)
+    now = now or clock.utcnow()
+    token_id, secret = secrets.token_hex(6), secrets.token_hex(32)
+    with write_transaction():
+        if Token.select().where(Token.name_key == name.casefold(), Token.revoked_at.is_null()).exists():
+            raise Conflict(f"a token named {name!r} already exists: revoke it first or choose another name")
+        token = Token.create(
+            id=token_id, name=name, name_key=name.casefold(), secret_hash=_hash(secret),
+            created_at=now, expires_at=expires_at,
+        )
+        events.record(events.CLI, "token.created", "Token", token_id, {"name": name}, now)
+    value = PREFIX + _signer(keys).sign(f"{token_id}.{secret}").decode("ascii")
+    return Generated(token, value)
+
+
+def _clean_name(name: str) -> str:
+    name = " ".join((name or "").split())
+    if not name or len(name) > MAX_NAME_LENGTH or not name.isprintable():
+        raise InvalidValue(f"a token name must be 1-{MAX_NAME_LENGTH} printable characters")
+    return name
+
+
+def list_tokens(include_revoked: bool = False) -> list[Token]:
+    """Return tokens, newest first; revoked ones only when asked."""
+    query = Token.select().order_by(Token.created_at.desc(), Token.id)
+    if not include_revoked:
+        query = query.where(Token.revoked_at.is_null())
+    return list(query)
+
+
+def find(ref: str) -> Token:
+    """Return the token whose id is `ref`, else the one named `ref` (case-insensitive)."""
+    token = Token.get_or_none(Token.id == ref.strip())
+    if token is not None:
+        return token
+    named = list(Token.select().where(Token.name_key == " ".join(ref.split()).casefold()))
+    live = [t for t in named if t.revoked_at is None]
+    if len(live) == 1 or len(named) == 1:
+        return (live or named)[0]
+    if named:
+        ids = ", ".join(t.id for t in named)
+        raise Conflict(f"several revoked tokens are named {ref!r} ({ids}): name one by its id")
+    raise NotFound(f"no token with id or name {ref!r}")
+
+
+def ensure_revocable(token: Token) -> Token:
+    """Raise Conflict when `token` is already revoked (check before asking for confirmation)."""
+    if token.revoked_at is not None:
+        raise Conflict(f"token {token.name!r} ({token.id}) is already revoked")
+    return token
+
+
+def revoke(token: Token, now: datetime | None = None) -> Token:
+    """Revoke `token` from now on; refuse one that is already revoked."""
+    now = now or clock.utcnow()
+    with write_transaction():
+        query = Token.update(revoked_at=now).where(Token.id == token.id, Token.revoked_at.is_null())
+        if not query.execute():
+            raise Conflict(f"token {token.name!r} ({token.id}) is already revoked")
+        events.record(events.CLI, "token.revoked", "Token", token.id, {"name": token.name}, now)
+    return Token.get_by_id(token.id)
+
+
+def authenticate(keys: list[str], value: str, now: datetime | None = None) -> Token:
+    """Return the live token for a bearer `value`, or raise Unauthorized."""
+    token_id, secret = _unsign(keys, value)
+    token = Token.get_or_none(Token.id == token_id)
+    matched = hmac.compare_digest(token.secret_hash if token else _DUMMY_HASH, _hash(secret))
+    if token is None or not matched:
+        raise Unauthorized("the bearer token is not valid")
+    now = now or clock.utcnow()
+    state = status(token, now)
+    if state != "active":
+        Token.update(refused_count=Token.refused_count + 1).where(Token.id == token.id).execute()
+        raise Unauthorized(f"the bearer token is {state}")
+    _touch(token, now)
+    return token
+
+
+def _unsign(keys: list[str], value: str) -> tuple[str, str]:
+    """Check prefix and signature without any database work."""
+    if not isinstance(value, str) or not value.startswith(PREFIX):
+        raise Unauthorized("the bearer token is not valid")
+    try:
+        payload = _signer(keys).unsign(value[len(PREFIX):]).decode("ascii")
+    except (itsdangerous.BadSignature, UnicodeError):
+        raise Unauthorized("the bearer token is not valid") from None
+    token_id, _, secret = payload.partition(".")
+    return token_id, secret
+
+
+def _touch(token: Token, now: datetime) -> None:
+    """Record use at most once per LAST_USED_INTERVAL, across threads and processes."""
+    if token.last_used_at is not None and now - token.last_used_at < LAST_USED_INTERVAL:
+        return
+    stale = peewee.fn.COALESCE(Token.last_used_at, datetime(1970, 1, 1)) <= now - LAST_USED_INTERVAL
+    Token.update(last_used_at=now).where(Token.id == token.id, stale).execute()
+    token.last_used_at = now
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def _signer(keys: list[str]) -> itsdangerous.Signer:
+    # itsdangerous signs with the last key and accepts any of them.
+    return itsdangerous.Signer(keys, salt=SALT, digest_method=hashlib.sha256)

@@ -1,0 +1,77 @@
+"""`scim init`: creates settings, database and key; idempotent; --force guarded."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from skilljar_scim.errors import ExitCode
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_init_creates_database_and_owner_only_key(initialised, settings) -> None:
+    assert mode(settings.key_path) == 0o600
+    assert mode(settings.sqlite_path) == 0o600
+
+
+def test_init_creates_settings_file_when_missing(cli, config_file) -> None:
+    config_file.unlink()
+    result = cli("init")
+    assert result.exit_code == 0, result.output
+    assert config_file.exists() and "Created settings file" in result.stderr
+    assert (config_file.parent / "scim.key").exists() and (config_file.parent / "scim.db").exists()
+
+
+def test_init_again_changes_nothing_and_says_so(initialised, settings) -> None:
+    key_before = settings.key_path.read_bytes()
+    result = initialised("init")
+    assert result.exit_code == 0
+    assert "nothing changed" in result.stderr
+    assert settings.key_path.read_bytes() == key_before
+
+
+def test_init_force_answer_no_keeps_key(initialised, settings) -> None:
+    key_before = settings.key_path.read_bytes()
+    result = initialised("init", "--force", input="n\n")
+    assert result.exit_code == ExitCode.ABORTED
+    assert settings.key_path.read_bytes() == key_before
+
+
+def test_init_force_yes_replaces_key_and_old_tokens_stop_working(initialised, settings) -> None:
+    key_before = settings.key_path.read_bytes()
+    token = initialised.json("token", "generate", "--name", "x", "--expires", "1d")
+    result = initialised("init", "--force", "--yes")
+    assert result.exit_code == 0, result.output
+    assert settings.key_path.read_bytes() != key_before
+    assert mode(settings.key_path) == 0o600
+    from skilljar_scim import keyfile, tokens
+    from skilljar_scim.errors import Unauthorized
+    from skilljar_scim.store import db
+
+    database = db.open_database(settings.database.url)
+    try:
+        try:
+            tokens.authenticate(keyfile.load(settings.key_path), token["token"])
+            raise AssertionError("old token still accepted")
+        except Unauthorized:
+            pass
+    finally:
+        database.close()
+
+
+def test_init_refuses_key_readable_by_others(initialised, settings) -> None:
+    os.chmod(settings.key_path, 0o644)
+    result = initialised("token", "generate", "--name", "x", "--expires", "1d")
+    assert result.exit_code == ExitCode.CONFIG
+    assert "chmod 600" in result.stderr
+    assert stat.S_IMODE(os.stat(settings.key_path).st_mode) == 0o644
+
+
+def test_init_bad_settings_file_is_one_line_error(cli, config_file) -> None:
+    config_file.write_text("[server]\nprot = 1\n")
+    result = cli("init")
+    assert result.exit_code == ExitCode.CONFIG
+    assert result.stderr.count("\n") == 1 and "server.prot" in result.stderr and str(config_file) in result.stderr

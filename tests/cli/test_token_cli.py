@@ -1,0 +1,129 @@
+"""`scim token ...` through the real root app, like an admin in a terminal."""
+
+from __future__ import annotations
+
+import pytest
+
+from skilljar_scim.errors import ExitCode
+
+TOKEN_KEYS = {"id", "name", "created_at", "expires_at", "last_used_at", "revoked_at", "status", "refused_requests"}
+
+
+def _generate(cli, name: str = "Okta Production", expires: str = "90d") -> dict:
+    return cli.json("token", "generate", "--name", name, "--expires", expires)
+
+
+def test_token_generate_shows_value_once_in_panel(initialised) -> None:
+    result = initialised("token", "generate", "--name", "Okta Production", "--expires", "90d")
+    assert result.exit_code == 0, result.output
+    assert "sjscim_" in result.stdout
+    assert "will not be shown again" in result.stdout
+    listing = initialised("token", "list")
+    assert "sjscim_" not in listing.stdout and "Okta" in listing.stdout
+
+
+def test_token_generate_json_has_exactly_documented_keys(initialised) -> None:
+    data = _generate(initialised)
+    assert set(data) == {"id", "name", "token", "created_at", "expires_at"}
+    assert data["token"].startswith("sjscim_") and data["name"] == "Okta Production"
+    assert data["expires_at"].endswith("Z")
+
+
+def test_token_generate_never_expires(initialised) -> None:
+    assert _generate(initialised, expires="never")["expires_at"] is None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--name", "x"], ["--expires", "30d"], ["--name", "x", "--expires", "soon"], ["--name", " ", "--expires", "1d"]],
+)
+def test_token_generate_bad_input_is_usage_error(initialised, args) -> None:
+    result = initialised("token", "generate", *args)
+    assert result.exit_code == ExitCode.USAGE
+    assert "Traceback" not in result.output
+    assert initialised.json("token", "list") == []
+
+
+def test_token_generate_before_init_says_run_init(cli) -> None:
+    result = cli("token", "generate", "--name", "x", "--expires", "1d")
+    assert result.exit_code == ExitCode.NOT_INITIALISED
+    assert result.stderr.startswith("Error: ") and "scim init" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_token_list_json_and_all(initialised) -> None:
+    first = _generate(initialised, "A")
+    _generate(initialised, "B")
+    assert initialised("token", "revoke", first["id"], "--yes").exit_code == 0
+    live = initialised.json("token", "list")
+    assert [t["name"] for t in live] == ["B"]
+    every = initialised.json("token", "list", "--all")
+    assert {t["name"]: t["status"] for t in every} == {"A": "revoked", "B": "active"}
+    assert all(set(t) == TOKEN_KEYS for t in every)
+
+
+def test_token_list_table_shows_columns(initialised) -> None:
+    _generate(initialised)
+    out = initialised("token", "list").stdout
+    for column in ("id", "name", "created", "expires", "last used", "status", "active"):
+        assert column in out
+
+
+def test_token_show_by_id_and_name_never_shows_value(initialised) -> None:
+    data = _generate(initialised)
+    by_name = initialised.json("token", "show", "okta production")
+    by_id = initialised.json("token", "show", data["id"])
+    assert by_name == by_id and set(by_id) == TOKEN_KEYS
+    table = initialised("token", "show", data["id"]).stdout
+    assert data["token"] not in table and "Okta Production" in table
+
+
+def test_token_revoke_answer_no_revokes_nothing(initialised) -> None:
+    data = _generate(initialised)
+    result = initialised("token", "revoke", data["id"], input="n\n")
+    assert result.exit_code == ExitCode.ABORTED
+    assert "Okta Production" in result.stderr
+    assert initialised.json("token", "show", data["id"])["status"] == "active"
+
+
+def test_token_revoke_without_input_aborts(initialised) -> None:
+    data = _generate(initialised)
+    result = initialised("token", "revoke", data["id"], input="")
+    assert result.exit_code == ExitCode.ABORTED
+    assert initialised.json("token", "show", data["id"])["status"] == "active"
+
+
+def test_token_revoke_answer_yes_revokes(initialised) -> None:
+    data = _generate(initialised)
+    result = initialised("token", "revoke", "Okta Production", input="y\n")
+    assert result.exit_code == 0, result.output
+    assert initialised.json("token", "show", data["id"])["status"] == "revoked"
+
+
+def test_token_revoke_twice_is_conflict_exit(initialised) -> None:
+    data = _generate(initialised)
+    assert initialised("token", "revoke", data["id"], "--yes").exit_code == 0
+    again = initialised("token", "revoke", data["id"], "--yes")
+    assert again.exit_code == ExitCode.CONFLICT
+    assert "already revoked" in again.stderr and len(again.stderr.strip().splitlines()) == 1
+
+
+def test_token_revoke_unknown_is_not_found_exit(initialised) -> None:
+    result = initialised("token", "revoke", "nope", "--yes")
+    assert result.exit_code == ExitCode.NOT_FOUND
+    assert result.stderr.strip() == "Error: no token with id or name 'nope'"
+
+
+def test_token_revoked_cli_token_is_refused_by_authenticate(initialised, settings) -> None:
+    from skilljar_scim import keyfile, tokens
+    from skilljar_scim.errors import Unauthorized
+    from skilljar_scim.store import db
+
+    data = _generate(initialised)
+    initialised("token", "revoke", data["id"], "--yes")
+    database = db.open_database(settings.database.url)
+    try:
+        with pytest.raises(Unauthorized, match="revoked"):
+            tokens.authenticate(keyfile.load(settings.key_path), data["token"])
+    finally:
+        database.close()

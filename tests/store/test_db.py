@@ -1,0 +1,65 @@
+"""The store: SQLite pragmas, schema versioning and URL handling."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from skilljar_scim.errors import ConfigError, DatabaseError, NotInitialised
+from skilljar_scim.store import db, models
+
+
+def test_db_sqlite_uses_wal_foreign_keys_and_busy_timeout(tmp_path: Path) -> None:
+    database = db.open_database(f"sqlite:///{tmp_path / 's.db'}", create=True, busy_timeout_ms=4321)
+    assert database.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert database.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert database.execute_sql("PRAGMA busy_timeout").fetchone()[0] == 4321
+    database.close()
+
+
+def test_db_file_is_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    db.open_database(f"sqlite:///{path}", create=True).close()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_db_records_schema_version_and_creates_all_tables(tmp_path: Path) -> None:
+    database = db.open_database(f"sqlite:///{tmp_path / 's.db'}", create=True)
+    assert db.schema_version(database) == db.SCHEMA_VERSION
+    for model in models.ALL_MODELS:
+        assert database.table_exists(model._meta.table_name)
+    database.close()
+
+
+def test_db_reopen_does_not_migrate_again(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    db.open_database(url, create=True).close()
+    database = db.open_database(url)
+    assert models.SchemaVersion.select().count() == db.SCHEMA_VERSION
+    database.close()
+
+
+def test_db_newer_schema_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    database = db.open_database(url, create=True)
+    models.SchemaVersion.create(version=db.SCHEMA_VERSION + 1, applied_at=models.SchemaVersion.select().get().applied_at)
+    database.close()
+    with pytest.raises(DatabaseError, match="newer"):
+        db.open_database(url)
+
+
+def test_db_missing_file_without_create_is_not_initialised(tmp_path: Path) -> None:
+    with pytest.raises(NotInitialised, match="scim init"):
+        db.open_database(f"sqlite:///{tmp_path / 'none.db'}")
+
+
+def test_db_unsupported_url_is_config_error() -> None:
+    with pytest.raises(ConfigError, match="unsupported"):
+        db.open_database("mysql://x@y/z")
+
+
+def test_db_redact_hides_password() -> None:
+    assert db.redact("postgresql://bob:s3cret@host/db") == "postgresql://bob:***@host/db"

@@ -1,0 +1,100 @@
+"""Settings: precedence, the sample file, and clear errors for bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from skilljar_scim import config
+from skilljar_scim.errors import ConfigError, ExitCode
+
+SAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "sample_config.toml"
+
+
+def test_config_precedence_defaults_file_env_flags(tmp_path: Path) -> None:
+    path = tmp_path / "scim.toml"
+    path.write_text("[server]\nport = 9000\nhost = \"0.0.0.0\"\nthreads = 3\n")
+    env = {"SKILLJAR_SCIM_SERVER_HOST": "10.0.0.1", "SKILLJAR_SCIM_SERVER_THREADS": "5"}
+    settings = config.load(path, env=env, overrides={"server.threads": 7})
+    assert settings.server.port == 9000  # file beats default
+    assert settings.server.host == "10.0.0.1"  # env beats file
+    assert settings.server.threads == 7  # flag beats env
+    assert settings.server.base_path == "/scim/v2"  # default stays
+
+
+def test_config_defaults_without_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = config.load(None, env={})
+    assert settings.config_file is None
+    assert settings.database.url == f"sqlite:///{tmp_path / 'scim.db'}"
+
+
+def test_config_file_from_env_variable(tmp_path: Path) -> None:
+    path = tmp_path / "other.toml"
+    path.write_text("[server]\nport = 1234\n")
+    assert config.load(None, env={"SKILLJAR_SCIM_CONFIG": str(path)}).server.port == 1234
+
+
+def test_config_relative_paths_resolve_against_file_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    (folder / "scim.toml").write_text('[database]\nurl = "sqlite:///data/s.db"\n[security]\nsecret_key_file = "k"\n')
+    settings = config.load(folder / "scim.toml", env={})
+    assert settings.sqlite_path == folder / "data" / "s.db"
+    assert settings.key_path == folder / "k"
+
+
+def test_config_sample_file_loads_as_is() -> None:
+    settings = config.load(SAMPLE_CONFIG, env={})
+    assert settings.config_file == SAMPLE_CONFIG
+    assert settings.server.base_path == "/scim/v2"
+
+
+def test_config_sample_file_documents_every_key() -> None:
+    text = SAMPLE_CONFIG.read_text()
+    lines = text.splitlines()
+    for section, factory in config.SECTIONS.items():
+        assert f"[{section}]" in lines
+        for name in factory.__dataclass_fields__:
+            index = next(i for i, line in enumerate(lines) if line.startswith(f"{name} ="))
+            assert lines[index - 1].startswith("#"), f"{section}.{name} has no comment"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[server]\nprot = 1\n", "unknown setting 'server.prot'"),
+        ("[serverz]\nport = 1\n", "unknown section [serverz]"),
+        ("[server]\nport = \"high\"\n", "'server.port' must be an integer"),
+        ("[server]\nhost = 5\n", "'server.host' must be a string"),
+        ("[server\nport = 1\n", "cannot read settings"),
+        ("server = 3\n", "[server] must be a table"),
+        ("[server]\nport = -1\n", "must not be negative"),
+    ],
+)
+def test_config_bad_file_is_clear_error(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as caught:
+        config.load(path, env={})
+    assert message in caught.value.detail
+    assert str(path) in caught.value.detail
+    assert caught.value.exit_code == ExitCode.CONFIG
+
+
+def test_config_bad_env_value_is_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="SERVER_PORT|server.port"):
+        config.load(None, env={"SKILLJAR_SCIM_SERVER_PORT": "eighty"})
+
+
+def test_config_missing_explicit_file_is_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        config.load(tmp_path / "nope.toml", env={})
+
+
+def test_config_cli_db_flag_overrides_file(initialised, tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    result = initialised("--db", f"sqlite:///{other}", "init")
+    assert result.exit_code == 0, result.output
+    assert other.exists()
