@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 
 def utcnow() -> datetime:
     """Return the current time as a naive UTC datetime (how the store keeps times)."""
-    now = datetime.now(UTC)
-    # Millisecond precision: what every backend stores exactly, so versions round-trip.
-    return now.replace(tzinfo=None, microsecond=now.microsecond // 1000 * 1000)
+    # Whole seconds: what meta.created/lastModified show, so filters on them agree with SQL.
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -43,7 +43,9 @@ class ServerSettings:
     port: int = 8080
     base_path: str = "/scim/v2"
     public_base_url: str = ""
-    threads: int = 8
+    workers: int = 2
+    threads: int = 4
+    graceful_timeout: int = 30
     max_body_bytes: int = 1_048_576
 
 

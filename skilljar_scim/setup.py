@@ -40,6 +40,10 @@ class Report:
     def kept(self, line: str) -> None:
         self.lines.append(line)
 
+    def lines_changed(self) -> list[str]:
+        """Return only the lines that say something was created or replaced."""
+        return [line for line in self.lines if not line.endswith(("unchanged.", "kept.")) and "is ready" not in line]
+
 
 def initialise(
     config_path: Path,

@@ -25,9 +25,16 @@ class AppContext:
     def config_path(self) -> Path:
         return config.config_path(self.config_flag)
 
+    _overrides: dict = field(default_factory=dict, repr=False)
+
+    def override(self, flags: dict) -> None:
+        """Add command flags ("section.key": value, None = not given) before settings load."""
+        self._overrides.update({k: v for k, v in flags.items() if v is not None})
+
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = config.load(self.config_flag, overrides={"database.url": self.db_url})
+            flags = {"database.url": self.db_url, **self._overrides}
+            self._settings = config.load(self.config_flag, overrides=flags)
         return self._settings
 
     def open_store(self, create: bool = False) -> None:

@@ -49,6 +49,27 @@ def init(
     output.info("Initialised." if report.changed else "Already initialised: nothing changed.")
 
 
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[Optional[str], typer.Option("--host", help="Interface to listen on (server.host).")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", help="TCP port (server.port).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Worker processes (server.workers).")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="Threads per worker (server.threads).")] = None,
+    init: Annotated[bool, typer.Option("--init/--no-init", help="Run `scim init` first if needed.")] = True,
+) -> None:
+    """Run the SCIM 2.0 server (gunicorn) until SIGTERM or Ctrl-C."""
+    from skilljar_scim import setup
+    from skilljar_scim.web import server
+
+    app_ctx = app_context(ctx)
+    app_ctx.override({"server.host": host, "server.port": port, "server.workers": workers, "server.threads": threads})
+    if init:
+        for line in setup.initialise(app_ctx.config_path, app_ctx.settings).lines_changed():
+            output.info(line)
+    server.serve(app_ctx.settings())
+
+
 def run() -> None:
     """Entry point of the `scim` console script."""
     app()

@@ -30,7 +30,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Union
+from typing import Any
 
 from skilljar_scim.errors import InvalidFilter
 from skilljar_scim.scim.schemas import (
@@ -42,14 +42,15 @@ from skilljar_scim.scim.schemas import (
     parse_attr_path,
 )
 
-Value = Union[str, bool, int, float, None]
+Value = str | bool | int | float | None
 
 _COMPARISONS = ("eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le")
 _ORDERING = ("gt", "ge", "lt", "le")
 _SUBSTRING = ("co", "sw", "ew")
-_TEXT_TYPES = ("string", "reference", "binary")
+_KEYWORDS: dict[str, Value] = {"true": True, "false": False, "null": None}
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_SPACE = re.compile(r"\s+")
 _WORD = re.compile(r'[^\s()\[\]"]+')
 
 # RFC 7643 §3: every resource carries `schemas`; no schema defines it, so filter.py does.
@@ -128,7 +129,7 @@ class ValuePath:
     text: str = field(default="", compare=False)
 
 
-Node = Union[Compare, Present, And, Or, Not, ValuePath]
+Node = Compare | Present | And | Or | Not | ValuePath
 
 
 # --- Tokens -----------------------------------------------------------------------------
@@ -145,9 +146,9 @@ def _tokenize(text: str) -> list[_Token]:
     """Split filter text into parentheses, brackets, JSON strings and words (RFC 7644 §3.4.2.2)."""
     tokens, pos = [], 0
     while pos < len(text):
-        char = text[pos]
-        if char.isspace():
-            pos += 1
+        char, space = text[pos], _SPACE.match(text, pos)
+        if space:
+            pos = space.end()
             continue
         if char in "()[]":
             token, pos = _Token(char, char, pos), pos + 1
@@ -293,7 +294,7 @@ class _Parser:
     def attr_expr(self) -> Node:
         """`path pr`, `path op value` or `path[filter]` (RFC 7644 Figure 1)."""
         token = self.advance()
-        if token.kind != "word":
+        if token.kind != "word" or token.text.lower() in ("and", "or", "not"):
             raise InvalidFilter(f"expected an attribute path, found {_describe(token)}")
         path = self.resolve(token)
         if self.peek().kind == "[":
@@ -363,7 +364,7 @@ class _Parser:
         """Read the value of `path op value` and check it fits the attribute."""
         value = _literal(self.advance())
         path = _comparable(path, op, text)
-        return Compare(path, op, _checked(path.target, op, value), text)
+        return Compare(path, op, _checked(path.target, op, value, text), text)
 
 
 def _balanced(cls: type[And] | type[Or], nodes: list[Node]) -> Node:
@@ -395,8 +396,8 @@ def _literal(token: _Token) -> Value:
     if token.kind == "string":
         return token.text
     word = token.text.lower() if token.kind == "word" else ""
-    if word in ("true", "false", "null"):
-        return {"true": True, "false": False, "null": None}[word]
+    if word in _KEYWORDS:
+        return _KEYWORDS[word]
     if token.kind == "word" and _NUMBER.fullmatch(token.text):
         return _number(token)
     raise InvalidFilter(f"expected a value (string, number, true, false or null), "
@@ -430,55 +431,59 @@ def _comparable(path: Resolved, op: str, text: str) -> Resolved:
     return Resolved(path.schema, path.attribute, value)
 
 
-def _checked(attribute: Attribute, op: str, value: Value) -> Value:
-    """Check `value` suits `attribute` and `op`; return it in the attribute's type."""
+def _checked(attribute: Attribute, op: str, value: Value, text: str) -> Value:
+    """Check `value` suits `attribute` and `op`; return it in the attribute's type.
+
+    `text` is the attribute path as written, for the message.
+    """
     if value is None:
         if op in ("eq", "ne"):
             return None
         raise InvalidFilter(f"{op!r} cannot compare with null; use 'pr' or 'eq null'")
     if op in _ORDERING and attribute.type in ("boolean", "binary"):
         # RFC 7644 §3.4.2.2: gt/ge/lt/le on Boolean or Binary SHALL be invalidFilter.
-        raise InvalidFilter(f"{op!r} cannot compare {attribute.type} attribute "
-                            f"{attribute.name!r}")
+        raise InvalidFilter(f"{op!r} cannot compare {attribute.type} attribute {text!r}")
     check = _CHECKS.get(attribute.type, _check_text)
-    return check(attribute, op, value)
+    if not check(op, value):
+        expected = _EXPECTED.get(attribute.type, _EXPECTED["string"])
+        raise InvalidFilter(f"{text!r} is of type {attribute.type}: {expected} "
+                            f"(found {op} {json.dumps(value)})")
+    return coerce_boolean(value) if attribute.type == "boolean" else value
 
 
-def _check_text(attribute: Attribute, op: str, value: Value) -> Value:
+def _check_text(op: str, value: Value) -> bool:
     """string, reference and binary attributes compare with string literals."""
-    if not isinstance(value, str):
-        raise InvalidFilter(f"{attribute.name!r} is a {attribute.type}: compare it with a "
-                            f"string, not {json.dumps(value)}")
-    return value
+    return isinstance(value, str)
 
 
-def _check_boolean(attribute: Attribute, op: str, value: Value) -> Value:
+def _check_boolean(op: str, value: Value) -> bool:
     """Boolean attributes take eq/ne with true/false, or "true"/"false" strings (as IdPs send)."""
-    coerced = coerce_boolean(value)
-    if op not in ("eq", "ne") or not isinstance(coerced, bool):
-        raise InvalidFilter(f"{attribute.name!r} is Boolean: use eq or ne with true or false "
-                            f"(found {op} {json.dumps(value)})")
-    return coerced
+    return op in ("eq", "ne") and isinstance(coerce_boolean(value), bool)
 
 
-def _check_number(attribute: Attribute, op: str, value: Value) -> Value:
+def _check_number(op: str, value: Value) -> bool:
     """integer and decimal attributes compare numerically with number literals."""
-    if op in _SUBSTRING or isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidFilter(f"{attribute.name!r} is an {attribute.type}: compare it with a "
-                            f"number (found {op} {json.dumps(value)})")
-    return value
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number and op not in _SUBSTRING
 
 
-def _check_datetime(attribute: Attribute, op: str, value: Value) -> Value:
+def _check_datetime(op: str, value: Value) -> bool:
     """dateTime attributes compare chronologically with ISO 8601 strings (RFC 7643 §2.3.5)."""
-    if op in _SUBSTRING or _datetime(value) is None:
-        raise InvalidFilter(f"{attribute.name!r} is a dateTime: compare it with an ISO 8601 "
-                            f"string such as \"2011-05-13T04:42:34Z\" "
-                            f"(found {op} {json.dumps(value)})")
-    return value
+    return op not in _SUBSTRING and _datetime(value) is not None
 
 
-_CHECKS: dict[str, Callable[[Attribute, str, Value], Value]] = {
+_EXPECTED = {
+    "boolean": "use eq or ne with true or false",
+    "integer": "compare it with a number using eq ne gt ge lt le",
+    "decimal": "compare it with a number using eq ne gt ge lt le",
+    "dateTime": 'compare it with an ISO 8601 string such as "2011-05-13T04:42:34Z" '
+    "using eq ne gt ge lt le",
+    "string": "compare it with a string",
+    "reference": "compare it with a string",
+    "binary": "compare it with a string",
+}
+
+_CHECKS: dict[str, Callable[[str, Value], bool]] = {
     "boolean": _check_boolean,
     "integer": _check_number,
     "decimal": _check_number,
@@ -582,6 +587,11 @@ _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "lt": operator.lt,
     "le": operator.le,
 }
+
+
+def values_of(resource: Mapping[str, Any], path: Resolved) -> list:
+    """Return the values `path` designates in a canonical resource (used for sorting too)."""
+    return _resource_values(resource, path)
 
 
 def _resource_values(resource: Mapping[str, Any], path: Resolved) -> list:

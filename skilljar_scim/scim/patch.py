@@ -242,7 +242,7 @@ def _value_path(
 
 
 def _expand(value: object, rtype: ResourceType) -> list[tuple[Path, object]]:
-    """Turn a path-less add/replace value into (path, value) pairs (RFC 7644 §3.5.2.1, §3.5.2.3)."""
+    """Turn a path-less add/replace value into (path, value) pairs (RFC 7644 §3.5.2.1)."""
     if not isinstance(value, dict):
         raise errors.InvalidValue("A PATCH operation without a path needs an object value.")
     pairs: list[tuple[Path, object]] = []
@@ -265,7 +265,7 @@ def _expand(value: object, rtype: ResourceType) -> list[tuple[Path, object]]:
 def split_members(
     ops: list[Operation], rtype: ResourceType
 ) -> tuple[list[MemberChange], list[Operation]]:
-    """Separate changes to Group `members` from the other operations, keeping order (RFC 7644 §3.5.2)."""
+    """Separate changes to Group `members` from other operations, in order (RFC 7644 §3.5.2)."""
     members = rtype.schema.attribute("members")
     if members is None:
         return [], list(ops)
@@ -397,9 +397,13 @@ def _settle_extension(doc: dict, resolved: Resolved) -> None:
     urn, listed = resolved.schema.id, doc.get("schemas")
     if not doc[urn]:
         del doc[urn]
-    if isinstance(listed, list):
-        others = [u for u in listed if not (isinstance(u, str) and u.lower() == urn.lower())]
-        doc["schemas"] = others + [urn] if urn in doc else others
+    if not isinstance(listed, list):
+        return
+    named = [u for u in listed if isinstance(u, str) and u.lower() == urn.lower()]
+    if urn in doc and not named:
+        doc["schemas"] = listed + [urn]
+    elif urn not in doc and named:
+        doc["schemas"] = [u for u in listed if u not in named]
 
 
 def _store(holder: dict, name: str, value: object) -> None:
@@ -423,8 +427,9 @@ def _apply_single(holder: dict, op: str, path: Path, value: object) -> list:
         _store(holder, name, current)
         return []
     new = None if op == "remove" else _coerce(path.attribute, value, path.text)
-    if isinstance(new, dict) and isinstance(holder.get(name), dict):
-        new = _merge(path.attribute, holder[name], new, value)
+    current = holder.get(name)
+    if op != "remove" and isinstance(current, dict) and (isinstance(new, dict) or value):
+        new = _merge(path.attribute, current, new or {}, value)
     _store(holder, name, new)
     return []
 
@@ -489,15 +494,19 @@ def _elements(attribute: Attribute, value: object, where: str) -> list:
 
 def _add_all(attribute: Attribute, items: list, new: list) -> tuple[list, list]:
     """Append elements, updating instead of duplicating one already there (RFC 7644 §3.5.2.1)."""
-    items, written = list(items), []
+    items, touched = list(items), []
     for element in new:
         index = next((i for i, e in enumerate(items) if _same(attribute, e, element)), None)
         if index is None:
             items.append(element)
-        else:
-            items[index] = {**items[index], **element} if isinstance(element, dict) else element
-        written.append(items[-1 if index is None else index])
-    return items, written
+            index = len(items) - 1
+        elif isinstance(element, dict) and attribute.sub("value"):
+            # The same (type, value): keep it as stored (§3.5.2.1: no change for a value
+            # already there) but take the other sub-attributes given, such as primary.
+            extra = {k: v for k, v in element.items() if k not in ("type", "value")}
+            items[index] = {**items[index], **extra}
+        touched.append(index)
+    return items, [items[i] for i in dict.fromkeys(touched)]
 
 
 def _apply_selected(op: str, path: Path, items: list, value: object) -> tuple[list, list]:
@@ -525,8 +534,12 @@ def _selected_value(path: Path, value: object) -> object:
     if path.sub is not None:
         return _coerce(path.sub, value, path.text)
     if path.attribute.mutability == "readOnly":
-        return _coerce(path.attribute, value, path.text)
-    return resources.coerce_item(path.attribute, value, path.text)
+        element = _coerce(path.attribute, value, path.text)
+    else:
+        element = resources.coerce_item(path.attribute, value, path.text)
+    if element is not None and not isinstance(element, dict):
+        raise errors.InvalidValue(f"Path '{path.text}' takes a JSON object.")
+    return element
 
 
 def _remove_selected(path: Path, items: list, hits: list[int]) -> list:
@@ -606,17 +619,15 @@ def _norm(attribute: Attribute | None, value: object) -> object:
 
 
 def _check_mutability(path: Path, before: object, after: object) -> None:
-    """Refuse a change to a readOnly value, or to an immutable one already set (RFC 7644 §3.5.2)."""
+    """Refuse changing a readOnly value, or an immutable one already set (RFC 7644 §3.5.2)."""
     if before == after:
         return  # e.g. Okta resending the same id: nothing is modified
     _guard(path.attribute, before, path.attribute.name)
+    # Only a path naming a sub-attribute is checked against the sub-attribute: readOnly
+    # parts of a writable value (manager.displayName) are the server's, and coercion
+    # already ignores them in a written value (RFC 7643 §2.2).
     if path.sub is not None:
         _guard(path.sub, before, path.text)
-    elif path.attribute.type == "complex" and not path.attribute.multi_valued:
-        for sub in path.attribute.sub_attributes:
-            old, new = (before or {}).get(sub.name), (after or {}).get(sub.name)
-            if old != new:
-                _guard(sub, old, f"{path.attribute.name}.{sub.name}")
 
 
 def _guard(attribute: Attribute, old: object, where: str) -> None:

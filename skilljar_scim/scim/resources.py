@@ -445,3 +445,35 @@ def _targets(rtype: ResourceType, name: str) -> list[tuple[_Key, str | None]]:
         return []
     key = (resolved.schema.id, resolved.attribute.name)
     return [(key, resolved.sub.name if resolved.sub else None)]
+
+
+def is_returned(name: str, attributes: list[str] | None, excluded: list[str] | None) -> bool:
+    """Say whether a default-returned core attribute survives attributes/excludedAttributes.
+
+    Lets a caller skip loading data nobody will see (e.g. Group members, RFC 7644 §3.9).
+    """
+    def named(entries: list[str]) -> bool:
+        return any(e.strip().lower().rsplit(":", 1)[-1].split(".")[0] == name.lower() for e in entries)
+
+    if attributes:
+        return named(attributes)
+    return not named(excluded or [])
+
+
+def check_search_request(body: object) -> dict:
+    """Check a SearchRequest body (RFC 7644 §3.4.3) and return it as a parameter source."""
+    from skilljar_scim.errors import InvalidSyntax, InvalidValue
+    from skilljar_scim.scim.schemas import SEARCH_REQUEST
+
+    if not isinstance(body, dict):
+        raise InvalidSyntax("a SearchRequest must be a JSON object")
+    declared = body.get("schemas", [SEARCH_REQUEST])
+    if not isinstance(declared, list) or SEARCH_REQUEST.lower() not in [str(s).lower() for s in declared]:
+        raise InvalidValue(f"a SearchRequest must declare schemas [{SEARCH_REQUEST!r}]")
+    for key in ("attributes", "excludedAttributes"):
+        value = body.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise InvalidValue(f"{key} must be a list of attribute names")
+    if body.get("filter") is not None and not isinstance(body.get("filter"), str):
+        raise InvalidValue("filter must be a string")
+    return body

@@ -266,7 +266,7 @@ _GROUPS = Attribute(
     "membership or through nested groups. Read-only: change membership through the "
     "Group resource.",
     sub_attributes=(
-        _sub("value", "The identifier of the User's group.", mutability="readOnly"),
+        _sub("value", "The identifier of the User's group.", mutability="readOnly", case_exact=True),
         _sub("$ref", "The URI of the corresponding 'Group' resource to which the user "
              "belongs.", type="reference", reference_types=("User", "Group"),
              mutability="readOnly"),
@@ -350,7 +350,7 @@ _MANAGER = Attribute(
     "providers to represent organizational hierarchy by referencing the 'id' attribute "
     "of another User.",
     sub_attributes=(
-        _sub("value", "The id of the SCIM resource representing the User's manager."),
+        _sub("value", "The id of the SCIM resource representing the User's manager.", case_exact=True),
         _sub("$ref", "The URI of the SCIM resource representing the User's manager.",
              type="reference", reference_types=("User",)),
         _sub("displayName", "The displayName of the User's manager.", mutability="readOnly"),
@@ -380,7 +380,7 @@ _MEMBERS = Attribute(
     description="A list of members of the Group. Values may be added or removed; their "
     "sub-attributes are immutable. This service accepts only User members.",
     sub_attributes=(
-        _sub("value", "Identifier of the member of this Group.", mutability="immutable"),
+        _sub("value", "Identifier of the member of this Group.", mutability="immutable", case_exact=True),
         _sub("$ref", "The URI corresponding to a SCIM resource that is a member of this "
              "Group.", type="reference", reference_types=("User", "Group"),
              mutability="immutable"),

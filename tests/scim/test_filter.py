@@ -274,9 +274,11 @@ def test_parse_long_chain_builds_shallow_tree():
         ("title eq NULL", "title eq null"),
         ('NAME.FAMILYNAME co "x"', 'name.familyName co "x"'),
         ('URN:IETF:PARAMS:SCIM:SCHEMAS:CORE:2.0:USER:userName eq "x"', 'userName eq "x"'),
-        (f'{ENTERPRISE_USER.lower()}:EMPLOYEENUMBER eq "1"', f'{ENTERPRISE_USER}:employeeNumber eq "1"'),
+        (f'{ENTERPRISE_USER.lower()}:EMPLOYEENUMBER eq "1"',
+         f'{ENTERPRISE_USER}:employeeNumber eq "1"'),
         ('EMAILS[TYPE eq "work"]', 'emails[type eq "work"]'),
-        ('META.lastmodified GT "2011-05-13T04:42:34Z"', 'meta.lastModified gt "2011-05-13T04:42:34Z"'),
+        ('META.lastmodified GT "2011-05-13T04:42:34Z"',
+         'meta.lastModified gt "2011-05-13T04:42:34Z"'),
         ('ExternalId eq "x"', 'externalId eq "x"'),
     ],
 )
@@ -609,6 +611,7 @@ def test_parse_rejects_invalid_filter_on_test_types(text):
     ],
 )
 def test_parse_unknown_attribute_names_it(text, named):
+    """The detail names the attribute so an IdP admin can fix the mapping."""
     error = assert_invalid_filter(text)
     assert named in error.detail
     assert "unknown attribute" in error.detail

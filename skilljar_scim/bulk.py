@@ -1,0 +1,169 @@
+"""Bulk operations (RFC 7644 §3.7) and searching every resource type at once (§3.4.3)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any, Callable
+
+from skilljar_scim import groups, users
+from skilljar_scim.errors import InvalidFilter, InvalidSyntax, InvalidValue, MethodNotAllowed, NotFound, PayloadTooLarge, SkilljarError
+from skilljar_scim.events import Actor
+from skilljar_scim.scim.errors import error_body
+from skilljar_scim.scim.schemas import BULK_REQUEST, BULK_RESPONSE
+from skilljar_scim.search import Page, Query
+
+_BULK_ID = re.compile(r"^bulkId:(.+)$")
+
+
+def search_all(query: Query, base_url: str, with_members: bool, limits) -> Page:
+    """Search Users then Groups as one list (RFC 7644 §3.4.3); a type the filter cannot apply to is skipped."""
+    searches: list[Callable[[Query], Page]] = [
+        lambda q: users.search(q, base_url, limits.max_filter_length, limits.max_filter_depth),
+        lambda q: groups.search(q, base_url, with_members, limits.max_filter_length, limits.max_filter_depth),
+    ]
+    usable, totals, failure = [], [], None
+    for search in searches:
+        try:
+            totals.append(search(replace(query, start_index=1, count=0)))
+            usable.append(search)
+        except InvalidFilter as exc:
+            failure = exc
+    if not usable:
+        raise failure
+    return _merge(query, usable, totals)
+
+
+def _merge(query: Query, searches, totals: list[Page]) -> Page:
+    """Cut one page across several result lists, each already sorted."""
+    resources, skip, room = [], query.start_index - 1, query.count
+    for search, counted in zip(searches, totals):
+        if skip >= counted.total:
+            skip -= counted.total
+            continue
+        if room > 0:
+            part = search(replace(query, start_index=skip + 1, count=room))
+            resources += part.resources
+            room -= len(part.resources)
+        skip = 0
+    return Page(sum(p.total for p in totals), query.start_index, resources)
+
+
+def execute(actor: Actor, body: object, base_url: str, limits) -> dict:
+    """Run a BulkRequest's operations in order, each on its own (RFC 7644 §3.7)."""
+    operations, fail_on_errors = _check_request(body, limits.max_bulk_operations)
+    ids: dict[str, str] = {}
+    results, errors = [], 0
+    for operation in operations:
+        result = _run_one(actor, operation, ids, base_url, limits)
+        results.append(result)
+        errors += int(result["status"]) >= 400
+        if fail_on_errors and errors >= fail_on_errors:
+            break
+    return {"schemas": [BULK_RESPONSE], "Operations": results}
+
+
+def _check_request(body: object, max_operations: int) -> tuple[list, int | None]:
+    if not isinstance(body, dict):
+        raise InvalidSyntax("a BulkRequest must be a JSON object")
+    declared = body.get("schemas")
+    if not isinstance(declared, list) or BULK_REQUEST.lower() not in [str(s).lower() for s in declared]:
+        raise InvalidValue(f"a BulkRequest must declare schemas [{BULK_REQUEST!r}]")
+    operations = body.get("Operations")
+    if not isinstance(operations, list):
+        raise InvalidSyntax('"Operations" must be a JSON array')
+    if len(operations) > max_operations:
+        raise PayloadTooLarge(f"a bulk request may hold at most {max_operations} operations")
+    fail_on_errors = body.get("failOnErrors")
+    if fail_on_errors is not None and (isinstance(fail_on_errors, bool) or not isinstance(fail_on_errors, int) or fail_on_errors < 1):
+        raise InvalidValue("failOnErrors must be a positive integer")
+    return operations, fail_on_errors
+
+
+def _run_one(actor: Actor, operation: Any, ids: dict[str, str], base_url: str, limits) -> dict:
+    method = str(operation.get("method", "")).upper() if isinstance(operation, dict) else ""
+    result: dict = {"method": method or None}
+    try:
+        if not isinstance(operation, dict):
+            raise InvalidSyntax("each bulk operation must be a JSON object")
+        if operation.get("bulkId") is not None:
+            result["bulkId"] = operation["bulkId"]
+        status, resource = _dispatch(actor, method, operation, ids, _services(base_url), limits)
+        result["status"] = str(status)
+        if resource is not None:
+            result["location"] = resource["meta"]["location"]
+            result["version"] = resource["meta"]["version"]
+    except SkilljarError as exc:
+        result["status"] = str(exc.status)
+        result["response"] = error_body(exc.status, exc.detail, exc.scim_type)
+    return {k: v for k, v in result.items() if v is not None}
+
+
+def _dispatch(actor: Actor, method: str, operation: dict, ids: dict[str, str], services: dict,
+              limits) -> tuple[int, dict | None]:
+    kind, resource_id = _target(_resolve(operation.get("path"), ids), services)
+    data = _resolve(operation.get("data"), ids)
+    version = operation.get("version")
+    service = services[kind]
+    if method == "POST" and resource_id is None:
+        if not operation.get("bulkId"):
+            raise InvalidValue("a bulk POST needs a bulkId")
+        created = service["create"](actor, data, limits)
+        ids[str(operation["bulkId"])] = created.id
+        return 201, service["render"](created)
+    if resource_id is None or method not in ("PUT", "PATCH", "DELETE"):
+        raise MethodNotAllowed(f"{method or 'an empty method'} is not allowed on {operation.get('path')!r}")
+    if method == "DELETE":
+        service["delete"](actor, resource_id, version)
+        return 204, None
+    changed = service[method.lower()](actor, resource_id, data, version, limits)
+    return 200, service["render"](changed)
+
+
+def _target(path: Any, services: dict) -> tuple[str, str | None]:
+    if not isinstance(path, str):
+        raise InvalidValue("each bulk operation needs a path such as /Users or /Groups/{id}")
+    parts = path.strip("/").split("/")
+    if parts[0] not in services or len(parts) > 2:
+        raise NotFound(f"no such endpoint {path!r}")
+    return parts[0], parts[1] if len(parts) == 2 else None
+
+
+def _resolve(value: Any, ids: dict[str, str]) -> Any:
+    """Replace bulkId:<id> references with the ids created earlier in this request."""
+    if isinstance(value, str):
+        if "bulkId:" not in value:
+            return value
+        return re.sub(r"bulkId:([^/\"]+)", lambda m: _lookup(m.group(1), ids), value)
+    if isinstance(value, list):
+        return [_resolve(v, ids) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolve(v, ids) for k, v in value.items()}
+    return value
+
+
+def _lookup(bulk_id: str, ids: dict[str, str]) -> str:
+    if bulk_id not in ids:
+        raise InvalidValue(f"bulkId {bulk_id!r} does not name a resource created earlier in this request")
+    return ids[bulk_id]
+
+
+def _services(base_url: str) -> dict[str, dict[str, Callable]]:
+    """Map each endpoint to the domain calls a bulk operation can make on it."""
+    return {
+        "Users": {
+            "create": lambda actor, data, limits: users.create(actor, data).user,
+            "put": lambda actor, rid, data, version, limits: users.replace(actor, rid, data, version),
+            "patch": lambda actor, rid, data, version, limits: users.patch(actor, rid, data, version, limits.max_patch_operations),
+            "delete": users.delete,
+            "render": lambda user: users.render(user, base_url),
+        },
+        "Groups": {
+            "create": lambda actor, data, limits: groups.create(actor, data, limits.max_members_per_patch),
+            "put": lambda actor, rid, data, version, limits: groups.replace(actor, rid, data, version, limits.max_members_per_patch),
+            "patch": lambda actor, rid, data, version, limits: groups.patch(
+                actor, rid, data, version, limits.max_patch_operations, limits.max_members_per_patch),
+            "delete": groups.delete,
+            "render": lambda group: groups.render(group, base_url, with_members=False),
+        },
+    }

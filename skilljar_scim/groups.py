@@ -1,0 +1,268 @@
+"""Groups and memberships. A membership change costs the same whatever the group's size."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+
+import peewee
+
+from skilljar_scim import clock, events
+from skilljar_scim.errors import Conflict, InvalidValue, Mutability, NotFound, TooMany
+from skilljar_scim.events import Actor
+from skilljar_scim.scim import patch as scim_patch
+from skilljar_scim.scim import resources
+from skilljar_scim.scim.patch import MemberChange
+from skilljar_scim.scim.schemas import GROUP_TYPE
+from skilljar_scim.search import Page, Query, Source, run
+from skilljar_scim.store import filter_sql
+from skilljar_scim.store.db import write_transaction
+from skilljar_scim.store.models import Group, Membership, User
+from skilljar_scim.versions import check_if_match, etag
+
+COMPUTED = ("id", "meta", "schemas", "members")
+
+
+def get(group_id: str) -> Group:
+    """Return a group, or raise NotFound."""
+    group = Group.get_or_none(Group.id == group_id)
+    if group is None:
+        raise NotFound(f"Group {group_id} not found")
+    return group
+
+
+def create(actor: Actor, body: object, max_members: int = 1000) -> Group:
+    """Create a group with its initial members (RFC 7644 §3.3)."""
+    data = resources.normalise(GROUP_TYPE, body, context="create")
+    members = _ids(data.pop("members", []))
+    _check_count(len(members), max_members)
+    with write_transaction():
+        group = _write(Group(id=str(uuid.uuid4()), created_at=clock.utcnow(), version=0), data, True)
+        events.record(actor, "group.created", "Group", group.id, {"displayName": group.display_name})
+        _add(actor, group, members)
+        return group
+
+
+def replace(actor: Actor, group_id: str, body: object, if_match: str | None = None, max_members: int = 1000) -> Group:
+    """Replace a group's attributes and members with the body (RFC 7644 §3.5.1)."""
+    _check_body_id(body, group_id)
+    data = resources.normalise(GROUP_TYPE, body, context="replace")
+    members = _ids(data.pop("members", []))
+    _check_count(len(members), max_members)
+    with write_transaction():
+        group = check_if_match(get(group_id), if_match)
+        changed = _update(actor, group, data)
+        changed |= _apply_members(actor, group, [MemberChange("replace", tuple(members))])
+        return _bump(group) if changed else group
+
+
+def patch(actor: Actor, group_id: str, body: object, if_match: str | None = None,
+          max_operations: int = 1000, max_members: int = 1000) -> Group:
+    """Apply a PatchOp atomically; member changes never load the member list (RFC 7644 §3.5.2)."""
+    ops = scim_patch.parse(body, GROUP_TYPE, max_operations=max_operations)
+    member_changes, rest = scim_patch.split_members(ops, GROUP_TYPE)
+    _check_count(sum(len(c.ids) for c in member_changes), max_members)
+    with write_transaction():
+        group = check_if_match(get(group_id), if_match)
+        changed = False
+        if rest:
+            current = {**_document(group), "id": group.id}
+            data = resources.normalise(GROUP_TYPE, _strip(scim_patch.apply(current, rest, GROUP_TYPE)), context="replace")
+            changed = _update(actor, group, data)
+        changed |= _apply_members(actor, group, member_changes)
+        return _bump(group) if changed else group
+
+
+def delete(actor: Actor, group_id: str, if_match: str | None = None) -> None:
+    """Delete a group and its memberships (RFC 7644 §3.6); users are untouched."""
+    with write_transaction():
+        group = check_if_match(get(group_id), if_match)
+        count = Membership.select().where(Membership.group == group.id).count()
+        group.delete_instance()
+        events.record(actor, "group.deleted", "Group", group.id, {"displayName": group.display_name, "members": count})
+
+
+def search(query: Query, base_url: str, with_members: bool = True,
+           max_filter_length: int = 4096, max_filter_depth: int = 32) -> Page:
+    """List the groups a query selects (RFC 7644 §3.4.2); members only when wanted."""
+    return run(_source(base_url, with_members), query, max_filter_length, max_filter_depth)
+
+
+def render(group: Group, base_url: str, with_members: bool = True) -> dict:
+    """Return the full canonical SCIM resource of one group."""
+    return render_many([group], base_url, with_members)[0]
+
+
+def render_many(groups: list[Group], base_url: str, with_members: bool = True) -> list[dict]:
+    """Render groups; members are read only when `with_members` (excludedAttributes=members)."""
+    members = _members_of([g.id for g in groups], base_url) if with_members else {}
+    return [_render(g, members.get(g.id, []), base_url) for g in groups]
+
+
+def _render(group: Group, members: list[dict], base_url: str) -> dict:
+    doc = {"id": group.id, **_document(group)}
+    if members:
+        doc["members"] = members
+    doc["meta"] = {
+        "resourceType": "Group",
+        "created": clock.iso(group.created_at),
+        "lastModified": clock.iso(group.updated_at),
+        "location": f"{base_url}/Groups/{group.id}",
+        "version": etag(group),
+    }
+    return doc
+
+
+def _members_of(group_ids: list[str], base_url: str) -> dict[str, list[dict]]:
+    if not group_ids:
+        return {}
+    rows = (
+        Membership.select(Membership.group, User.id, User.display_name, User.user_name)
+        .join(User)
+        .where(Membership.group.in_(group_ids))
+        .order_by(Membership.group, User.user_name_key)
+        .tuples()
+    )
+    found: dict[str, list[dict]] = {}
+    for group_id, user_id, display, user_name in rows:
+        member = {"value": user_id, "$ref": f"{base_url}/Users/{user_id}", "display": display or user_name, "type": "User"}
+        found.setdefault(group_id, []).append(member)
+    return found
+
+
+def _document(group: Group) -> dict:
+    return json.loads(group.attributes or "{}")
+
+
+def _strip(resource: dict) -> dict:
+    return {k: v for k, v in resource.items() if k not in COMPUTED}
+
+
+def _check_body_id(body: object, group_id: str) -> None:
+    if isinstance(body, dict):
+        sent = next((v for k, v in body.items() if k.lower() == "id"), None)
+        if sent not in (None, "", group_id):
+            raise Mutability(f"id is read-only: the body says {sent!r} but the URL says {group_id!r}")
+
+
+def _check_count(count: int, limit: int) -> None:
+    if count > limit:
+        raise TooMany(f"at most {limit} members may be changed in one request, got {count}")
+
+
+def _ids(members: list[dict]) -> list[str]:
+    ids = [m.get("value") for m in members]
+    if any(not isinstance(i, str) or not i for i in ids):
+        raise InvalidValue("every member needs a \"value\": the id of a User")
+    return list(dict.fromkeys(ids))
+
+
+def _update(actor: Actor, group: Group, data: dict) -> bool:
+    before = _document(group)
+    if data == before:
+        return False
+    _write(group, data, False)
+    events.record(actor, "group.updated", "Group", group.id,
+                  {"displayName": group.display_name, "changed": sorted(k for k in set(before) | set(data) if before.get(k) != data.get(k))})
+    return True
+
+
+def _write(group: Group, data: dict, is_new: bool) -> Group:
+    data = copy.deepcopy(data)
+    group.display_name = data["displayName"]
+    group.display_name_key = filter_sql.casefold(data["displayName"])
+    group.external_id = data.get("externalId")
+    group.attributes = json.dumps(data, ensure_ascii=False, sort_keys=True)
+    if is_new:
+        group.version, group.updated_at = 1, clock.utcnow()
+    try:
+        with Group._meta.database.atomic():
+            group.save(force_insert=is_new)
+    except peewee.IntegrityError:
+        raise Conflict(f"a group named {group.display_name!r} already exists") from None
+    return group
+
+
+def _bump(group: Group) -> Group:
+    """Give the group a new version: its attributes or members changed."""
+    now = clock.utcnow()
+    Group.update(version=Group.version + 1, updated_at=now).where(Group.id == group.id).execute()
+    group.version += 1
+    group.updated_at = now
+    return group
+
+
+def _apply_members(actor: Actor, group: Group, changes: list[MemberChange]) -> bool:
+    changed = False
+    for change in changes:
+        if change.kind in ("replace", "remove_all"):
+            changed |= _remove(actor, group, None, keep=change.ids if change.kind == "replace" else ())
+        if change.kind in ("add", "replace"):
+            changed |= _add(actor, group, list(change.ids))
+        if change.kind == "remove":
+            changed |= _remove(actor, group, list(change.ids))
+    return changed
+
+
+def _add(actor: Actor, group: Group, ids: list[str]) -> bool:
+    """Add users by id; ids already members are skipped; unknown ids are 400 invalidValue."""
+    if not ids:
+        return False
+    known = {u for (u,) in User.select(User.id).where(User.id.in_(ids), User.deprovisioned_at.is_null()).tuples()}
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise InvalidValue(f"no such User for member value(s): {', '.join(unknown[:10])}")
+    present = {u for (u,) in Membership.select(Membership.user).where(Membership.group == group.id, Membership.user.in_(ids)).tuples()}
+    new = [i for i in ids if i not in present]
+    if new:
+        now = clock.utcnow()
+        Membership.insert_many([{"group": group.id, "user": i, "created_at": now} for i in new]).execute()
+        _record_members(actor, "membership.added", group, new)
+    return bool(new)
+
+
+def _remove(actor: Actor, group: Group, ids: list[str] | None, keep: tuple[str, ...] = ()) -> bool:
+    """Remove the given members (absent ones are ignored), or all but `keep` when ids is None."""
+    query = Membership.select(Membership.user).where(Membership.group == group.id)
+    if ids is not None:
+        query = query.where(Membership.user.in_(ids))
+    elif keep:
+        query = query.where(Membership.user.not_in(list(keep)))
+    gone = [u for (u,) in query.tuples()]
+    if gone:
+        Membership.delete().where(Membership.group == group.id, Membership.user.in_(gone)).execute()
+        _record_members(actor, "membership.removed", group, gone)
+    return bool(gone)
+
+
+def _record_members(actor: Actor, action: str, group: Group, user_ids: list[str]) -> None:
+    for user_id in user_ids:
+        events.record(actor, action, "Group", group.id, {"group": group.display_name, "user": user_id})
+
+
+def _source(base_url: str, with_members: bool) -> Source:
+    columns = {
+        ("id", None): filter_sql.Column(Group.id, filter_sql.exact),
+        ("displayname", None): filter_sql.Column(Group.display_name_key, filter_sql.casefold),
+        ("externalid", None): filter_sql.Column(Group.external_id, filter_sql.exact),
+        ("meta", "created"): filter_sql.Column(Group.created_at, filter_sql.moment),
+        ("meta", "lastmodified"): filter_sql.Column(Group.updated_at, filter_sql.moment),
+    }
+    member_match = lambda v: Group.id.in_(Membership.select(Membership.group).where(Membership.user == v))  # noqa: E731
+    return Source(
+        rtype=GROUP_TYPE,
+        base=lambda: Group.select(),
+        columns=columns,
+        subqueries={("members", "value"): member_match},
+        sort_columns={
+            None: Group.created_at,
+            ("id", None): Group.id,
+            ("displayname", None): Group.display_name_key,
+            ("externalid", None): Group.external_id,
+            ("meta", "created"): Group.created_at,
+            ("meta", "lastmodified"): Group.updated_at,
+        },
+        tiebreak=Group.id,
+        render=lambda rows: render_many(rows, base_url, with_members),
+    )

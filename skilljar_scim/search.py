@@ -1,0 +1,125 @@
+"""List resources: filter (SQL where exact, Python for the rest), sort, page (RFC 7644 §3.4.2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import peewee
+
+from skilljar_scim.errors import InvalidValue
+from skilljar_scim.scim import filter as scim_filter
+from skilljar_scim.scim.schemas import ResourceType, parse_attr_path
+from skilljar_scim.store import filter_sql
+
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Query:
+    """A list request: filter text, 1-based start index, page size, sorting (RFC 7644 §3.4.2)."""
+
+    filter: str | None = None
+    start_index: int = 1
+    count: int = 100
+    sort_by: str | None = None
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class Page:
+    total: int
+    start_index: int
+    resources: list[dict]
+
+
+@dataclass(frozen=True)
+class Source:
+    """How one resource type is searched: its base query, columns and renderer."""
+
+    rtype: ResourceType
+    base: Callable[[], peewee.ModelSelect]
+    columns: dict
+    subqueries: dict
+    sort_columns: dict
+    tiebreak: peewee.Field
+    render: Callable[[list], list[dict]]  # rows -> canonical resources, in order
+
+
+def run(source: Source, query: Query, max_filter_length: int, max_filter_depth: int) -> Page:
+    """Return the page of resources `query` asks for, with the total number of matches."""
+    node = _parse(source.rtype, query.filter, max_filter_length, max_filter_depth)
+    sql, exact = filter_sql.split(node, source.columns, source.subqueries) if node else (None, True)
+    select = source.base()
+    if sql is not None:
+        select = select.where(sql)
+    order = _order(source, query)
+    if exact and order is not None:
+        return _sql_page(select.order_by(*order), query, source)
+    return _python_page(select, node, query, source, order)
+
+
+def _parse(rtype: ResourceType, text: str | None, max_length: int, max_depth: int):
+    if text is None or not text.strip():
+        return None
+    return scim_filter.parse(text, rtype, max_length=max_length, max_depth=max_depth)
+
+
+def _order(source: Source, query: Query) -> list | None:
+    """Return the SQL ORDER BY for sortBy, or None when the attribute is not a column."""
+    if not query.sort_by:
+        return [source.sort_columns[None], source.tiebreak]
+    try:
+        resolved = source.rtype.resolve(parse_attr_path(query.sort_by, tuple(s.id for s in source.rtype.schemas)))
+    except ValueError:
+        resolved = None
+    if resolved is None:
+        raise InvalidValue(f"cannot sort by {query.sort_by!r}: no such attribute")
+    field = source.sort_columns.get(filter_sql.key_of(resolved))
+    if field is None:
+        return None
+    return [field.desc() if query.descending else field.asc(), source.tiebreak]
+
+
+def _sql_page(select, query: Query, source: Source) -> Page:
+    total = select.count()
+    if query.count == 0:
+        return Page(total, query.start_index, [])
+    rows = list(select.offset(query.start_index - 1).limit(query.count))
+    return Page(total, query.start_index, source.render(rows))
+
+
+def _python_page(select, node, query: Query, source: Source, order: list | None) -> Page:
+    """Filter (and, when needed, sort) in Python over the SQL candidates, in batches."""
+    matched = (r for r in _stream(select.order_by(*(order or [source.tiebreak])), source) if not node or scim_filter.matches(node, r))
+    if order is None:
+        matched = iter(_python_sorted(list(matched), source.rtype, query))
+    total, page = 0, []
+    for resource in matched:
+        total += 1
+        if query.start_index <= total < query.start_index + query.count:
+            page.append(resource)
+    return Page(total, query.start_index, page)
+
+
+def _stream(select, source: Source) -> Iterator[dict]:
+    offset = 0
+    while True:
+        rows = list(select.offset(offset).limit(BATCH))
+        yield from source.render(rows)
+        if len(rows) < BATCH:
+            return
+        offset += BATCH
+
+
+def _python_sorted(resources: list[dict], rtype: ResourceType, query: Query) -> list[dict]:
+    """Sort by any attribute; resources without a value sort last (RFC 7644 §3.4.2.3)."""
+    path = rtype.resolve(parse_attr_path(query.sort_by, tuple(s.id for s in rtype.schemas)))
+
+    def value(resource: dict):
+        found = scim_filter.values_of(resource, path)
+        first = found[0] if found else None
+        return (first is None, str(first).casefold() if first is not None else "")
+
+    present = sorted(resources, key=value, reverse=query.descending)
+    return [r for r in present if value(r)[0] is False] + [r for r in present if value(r)[0] is True]

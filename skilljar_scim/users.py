@@ -1,0 +1,301 @@
+"""User lifecycle: create (with reactivation), replace, patch, deactivate, delete, purge.
+
+The stored document (`User.attributes`) is the canonical SCIM JSON of every writable
+attribute; the other columns are derived from it on every write so lookups use indexes.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+
+import peewee
+
+from skilljar_scim import clock, events
+from skilljar_scim.errors import Conflict, Mutability, NotFound
+from skilljar_scim.events import Actor
+from skilljar_scim.scim import patch as scim_patch
+from skilljar_scim.scim import resources
+from skilljar_scim.scim.schemas import USER_TYPE
+from skilljar_scim.search import Page, Query, Source, run
+from skilljar_scim.store import filter_sql
+from skilljar_scim.store.db import write_transaction
+from skilljar_scim.store.models import Group, Membership, User, UserEmail
+from skilljar_scim.versions import check_if_match, etag
+
+# Never stored: computed from memberships, or server-assigned.
+COMPUTED = ("id", "meta", "groups", "roles", "schemas")
+
+
+@dataclass(frozen=True)
+class Created:
+    """The created (or brought back) user, and whether it was a returning person."""
+
+    user: User
+    reactivated: bool
+
+
+def get(user_id: str) -> User:
+    """Return a user SCIM can see (not deprovisioned), or raise NotFound."""
+    user = User.get_or_none((User.id == user_id) & User.deprovisioned_at.is_null())
+    if user is None:
+        raise NotFound(f"User {user_id} not found")
+    return user
+
+
+def create(actor: Actor, body: object) -> Created:
+    """Create a user; a returning person's old account is brought back instead (RFC 7644 §3.3)."""
+    data = resources.normalise(USER_TYPE, body, context="create")
+    with write_transaction():
+        existing = _returning(data)
+        if existing is None:
+            user = _write(User(id=str(uuid.uuid4()), created_at=clock.utcnow(), version=0), data, True)
+            events.record(actor, "user.created", "User", user.id, {"userName": user.user_name})
+            return Created(user, False)
+        user = _write(existing, data, True, reactivate=True)
+        events.record(actor, "user.reactivated", "User", user.id, {"userName": user.user_name, "returning": True})
+        return Created(user, True)
+
+
+def _returning(data: dict) -> User | None:
+    """Find the account a POST refers to: none, or an inactive one to bring back (else 409)."""
+    by_name = User.get_or_none(User.user_name_key == filter_sql.casefold(data["userName"]))
+    external = data.get("externalId")
+    by_external = User.get_or_none(User.external_id == external) if external else None
+    if by_name and by_external and by_name.id != by_external.id:
+        raise Conflict(
+            f"userName {data['userName']!r} belongs to user {by_name.id} but externalId "
+            f"{external!r} belongs to user {by_external.id}"
+        )
+    existing = by_name or by_external
+    if existing is not None and existing.active and existing.deprovisioned_at is None:
+        field = "userName" if by_name else "externalId"
+        raise Conflict(f"a user with this {field} already exists: {existing.id}")
+    return existing
+
+
+def replace(actor: Actor, user_id: str, body: object, if_match: str | None = None) -> User:
+    """Replace a user's attributes with the body (RFC 7644 §3.5.1)."""
+    _check_body_id(body, user_id)
+    data = resources.normalise(USER_TYPE, body, context="replace")
+    with write_transaction():
+        user = check_if_match(get(user_id), if_match)
+        data.setdefault("active", _document(user).get("active", True))
+        return _update(actor, user, data)
+
+
+def patch(actor: Actor, user_id: str, body: object, if_match: str | None = None, max_operations: int = 1000) -> User:
+    """Apply a PatchOp atomically: every operation or none (RFC 7644 §3.5.2)."""
+    ops = scim_patch.parse(body, USER_TYPE, max_operations=max_operations)
+    with write_transaction():
+        user = check_if_match(get(user_id), if_match)
+        current = {**_document(user), "id": user.id}
+        changed = scim_patch.apply(current, ops, USER_TYPE)
+        data = resources.normalise(USER_TYPE, _strip(changed), context="replace")
+        return _update(actor, user, data)
+
+
+def delete(actor: Actor, user_id: str, if_match: str | None = None) -> None:
+    """Deprovision: hide from SCIM, drop memberships, keep data and history (DESIGN: Users)."""
+    with write_transaction():
+        user = check_if_match(get(user_id), if_match)
+        groups = _drop_memberships(actor, user)
+        user.deprovisioned_at = clock.utcnow()
+        _write(user, {**_document(user), "active": False}, False)
+        events.record(actor, "user.deprovisioned", "User", user.id, {"userName": user.user_name, "groups": groups})
+
+
+def search(query: Query, base_url: str, max_filter_length: int = 4096, max_filter_depth: int = 32) -> Page:
+    """List the users a query selects (RFC 7644 §3.4.2)."""
+    return run(_source(base_url), query, max_filter_length, max_filter_depth)
+
+
+def render(user: User, base_url: str) -> dict:
+    """Return the full canonical SCIM resource of one user."""
+    return render_many([user], base_url)[0]
+
+
+def render_many(users: list[User], base_url: str) -> list[dict]:
+    """Render users with their groups, in two queries whatever their number."""
+    groups = _groups_of([u.id for u in users])
+    return [_render(u, groups.get(u.id, []), base_url) for u in users]
+
+
+def _render(user: User, groups: list[tuple[str, str]], base_url: str) -> dict:
+    doc = {"id": user.id, **_document(user)}
+    if groups:
+        doc["groups"] = [
+            {"value": gid, "$ref": f"{base_url}/Groups/{gid}", "display": name, "type": "direct"}
+            for gid, name in groups
+        ]
+    doc["meta"] = {
+        "resourceType": "User",
+        "created": clock.iso(user.created_at),
+        "lastModified": clock.iso(user.updated_at),
+        "location": f"{base_url}/Users/{user.id}",
+        "version": etag(user),
+    }
+    return doc
+
+
+def _groups_of(user_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
+    if not user_ids:
+        return {}
+    rows = (
+        Membership.select(Membership.user, Group.id, Group.display_name)
+        .join(Group)
+        .where(Membership.user.in_(user_ids))
+        .order_by(Group.display_name_key)
+        .tuples()
+    )
+    found: dict[str, list[tuple[str, str]]] = {}
+    for user_id, group_id, name in rows:
+        found.setdefault(user_id, []).append((group_id, name))
+    return found
+
+
+def _document(user: User) -> dict:
+    return json.loads(user.attributes or "{}")
+
+
+def _strip(resource: dict) -> dict:
+    return {k: v for k, v in resource.items() if k not in COMPUTED}
+
+
+def _check_body_id(body: object, user_id: str) -> None:
+    if isinstance(body, dict):
+        sent = next((v for k, v in body.items() if k.lower() == "id"), None)
+        if sent not in (None, "", user_id):
+            raise Mutability(f"id is read-only: the body says {sent!r} but the URL says {user_id!r}")
+
+
+def _update(actor: Actor, user: User, data: dict) -> User:
+    """Write `data` over `user` when it differs; record what kind of change it was."""
+    before = _document(user)
+    if {k: v for k, v in data.items() if k != "password"} == before and not data.get("password"):
+        return user  # nothing changes: keep the version (IdPs resend unchanged values)
+    was_active = user.active
+    user = _write(user, data, False)
+    action = _lifecycle_action(was_active, user.active)
+    summary = {"userName": user.user_name, "changed": sorted(_changed_keys(before, data))}
+    events.record(actor, action, "User", user.id, summary)
+    return user
+
+
+def _lifecycle_action(was_active: bool, active: bool) -> str:
+    if was_active and not active:
+        return "user.deactivated"
+    if active and not was_active:
+        return "user.reactivated"
+    return "user.updated"
+
+
+def _changed_keys(before: dict, after: dict) -> set[str]:
+    keys = set(before) | set(after)
+    return {k for k in keys if before.get(k) != after.get(k) and k != "password"}
+
+
+def _write(user: User, data: dict, is_new: bool, reactivate: bool = False) -> User:
+    """Store `data` as the user's document, its derived columns and its email index."""
+    data = copy.deepcopy(data)
+    password = data.pop("password", None)
+    now = clock.utcnow()
+    user.user_name = data["userName"]
+    user.user_name_key = filter_sql.casefold(data["userName"])
+    user.external_id = data.get("externalId")
+    user.active = bool(data.setdefault("active", True))
+    user.display_name = _display_name(data)
+    user.primary_email = _primary_email(data)
+    user.attributes = json.dumps(data, ensure_ascii=False, sort_keys=True)
+    if password:
+        user.password_hash = hash_password(password)
+    if reactivate:
+        user.deprovisioned_at = None
+    user.version += 1
+    user.updated_at = now
+    _save(user, is_new)
+    _index_emails(user, data)
+    return user
+
+
+def _save(user: User, is_new: bool) -> None:
+    try:
+        with User._meta.database.atomic():
+            user.save(force_insert=is_new)
+    except peewee.IntegrityError:
+        raise Conflict(f"userName {user.user_name!r} or externalId {user.external_id!r} is already taken") from None
+
+
+def _index_emails(user: User, data: dict) -> None:
+    UserEmail.delete().where(UserEmail.user == user.id).execute()
+    values = {filter_sql.casefold(e["value"]) for e in data.get("emails", []) if e.get("value")}
+    if values:
+        UserEmail.insert_many([{"user": user.id, "value_key": v} for v in sorted(values)]).execute()
+
+
+def _display_name(data: dict) -> str | None:
+    name = data.get("name") or {}
+    parts = " ".join(p for p in (name.get("givenName"), name.get("familyName")) if p)
+    return data.get("displayName") or name.get("formatted") or parts or None
+
+
+def _primary_email(data: dict) -> str | None:
+    emails = data.get("emails") or []
+    primary = next((e for e in emails if e.get("primary")), emails[0] if emails else None)
+    return primary.get("value") if primary else None
+
+
+def _drop_memberships(actor: Actor, user: User) -> list[str]:
+    groups = _groups_of([user.id]).get(user.id, [])
+    if groups:
+        Membership.delete().where(Membership.user == user.id).execute()
+        Group.update(version=Group.version + 1, updated_at=clock.utcnow()).where(
+            Group.id.in_([g for g, _ in groups])
+        ).execute()
+        for group_id, _ in groups:
+            events.record(actor, "membership.removed", "Group", group_id, {"user": user.id, "reason": "deprovisioned"})
+    return [name for _, name in groups]
+
+
+def hash_password(password: str) -> str:
+    """Hash a password with scrypt and a random salt; the clear text is never stored."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=2**14, r=8, p=1)
+    return f"scrypt$16384$8$1${salt.hex()}${digest.hex()}"
+
+
+def _source(base_url: str) -> Source:
+    columns = {
+        ("id", None): filter_sql.Column(User.id, filter_sql.exact),
+        ("username", None): filter_sql.Column(User.user_name_key, filter_sql.casefold),
+        ("externalid", None): filter_sql.Column(User.external_id, filter_sql.exact),
+        ("active", None): filter_sql.Column(User.active, bool),
+        ("meta", "created"): filter_sql.Column(User.created_at, filter_sql.moment),
+        ("meta", "lastmodified"): filter_sql.Column(User.updated_at, filter_sql.moment),
+    }
+    email_match = lambda v: User.id.in_(  # noqa: E731
+        UserEmail.select(UserEmail.user).where(UserEmail.value_key == filter_sql.casefold(v))
+    )
+    return Source(
+        rtype=USER_TYPE,
+        base=lambda: User.select().where(User.deprovisioned_at.is_null()),
+        columns=columns,
+        subqueries={("emails", "value"): email_match},
+        sort_columns={
+            None: User.created_at,
+            ("id", None): User.id,
+            ("username", None): User.user_name_key,
+            ("externalid", None): User.external_id,
+            ("displayname", None): User.display_name,
+            ("meta", "created"): User.created_at,
+            ("meta", "lastmodified"): User.updated_at,
+        },
+        tiebreak=User.id,
+        render=lambda rows: render_many(rows, base_url),
+    )
+
+

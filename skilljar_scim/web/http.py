@@ -1,0 +1,143 @@
+"""Request parsing and response building shared by the views (RFC 7644 §3.1-§3.4, §8)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import current_app, request
+
+from skilljar_scim.errors import InvalidSyntax, InvalidValue
+from skilljar_scim.scim import resources
+from skilljar_scim.scim.schemas import LIST_RESPONSE, ResourceType
+from skilljar_scim.search import Query
+
+SCIM_JSON = "application/scim+json"
+
+
+def settings():
+    return current_app.config["SKILLJAR_SETTINGS"]
+
+
+def base_url() -> str:
+    """Return the absolute SCIM base URL: the configured public one, else from the Host header."""
+    server = settings().server
+    root = server.public_base_url.rstrip("/") or request.host_url.rstrip("/")
+    return root + server.base_path.rstrip("/")
+
+
+def body() -> Any:
+    """Parse the JSON request body (any JSON content type, any charset JSON allows)."""
+    raw = request.get_data(cache=False)
+    if not raw.strip():
+        raise InvalidSyntax("the request body is empty: a JSON object is required")
+    try:
+        return json.loads(raw, object_pairs_hook=_no_duplicates)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidSyntax(f"the request body is not valid JSON: {exc}") from None
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    data: dict = {}
+    for key, value in pairs:
+        if key in data:
+            raise ValueError(f"duplicate key {key!r}")
+        data[key] = value
+    return data
+
+
+def arg(name: str, source: dict | None = None) -> Any:
+    """Return a query (or search-body) parameter, matching its name case-insensitively."""
+    items = source.items() if source is not None else request.args.items()
+    wanted = name.lower()
+    return next((v for k, v in items if k.lower() == wanted), None)
+
+
+def list_query(source: dict | None = None) -> Query:
+    """Build a Query from parameters, clamping paging as RFC 7644 §3.4.2.4 says."""
+    limits = settings().limits
+    start = _integer(arg("startIndex", source), "startIndex", 1)
+    count = _integer(arg("count", source), "count", limits.default_page_size)
+    order = (arg("sortOrder", source) or "ascending").strip().lower()
+    if order not in ("ascending", "descending"):
+        raise InvalidValue(f"sortOrder must be ascending or descending, not {order!r}")
+    return Query(
+        filter=arg("filter", source),
+        start_index=max(start, 1),
+        count=min(max(count, 0), limits.max_page_size),
+        sort_by=arg("sortBy", source) or None,
+        descending=order == "descending",
+    )
+
+
+def _integer(value: Any, name: str, default: int) -> int:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    if isinstance(value, bool):
+        raise InvalidValue(f"{name} must be an integer, not {value!r}")
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise InvalidValue(f"{name} must be an integer, not {value!r}") from None
+
+
+def selection(source: dict | None = None) -> tuple[list[str] | None, list[str] | None]:
+    """Return (attributes, excludedAttributes) from the query or a SearchRequest body."""
+    return _names(arg("attributes", source)), _names(arg("excludedAttributes", source))
+
+
+def _names(value: Any) -> list[str] | None:
+    if isinstance(value, list):
+        return [str(v) for v in value] or None
+    return resources.parse_attribute_list(value)
+
+
+def render(resource: dict, rtype: ResourceType, source: dict | None = None) -> dict:
+    attributes, excluded = selection(source)
+    return resources.project(resource, rtype, attributes, excluded)
+
+
+def respond(data: Any, status: int = 200, headers: dict | None = None):
+    """Return a SCIM JSON response."""
+    response = current_app.response_class(
+        json.dumps(data, ensure_ascii=False, separators=(",", ":")), status=status, mimetype=SCIM_JSON
+    )
+    response.headers.update(headers or {})
+    return response
+
+
+def resource_response(resource: dict, rtype: ResourceType, status: int = 200):
+    """Answer with one resource, its ETag, and Location when it was created (RFC 7644 §3.3)."""
+    meta = resource["meta"]
+    headers = {"ETag": meta["version"]}
+    if status == 201:
+        headers["Location"] = meta["location"]
+    return respond(render(resource, rtype), status, headers)
+
+
+def list_response(page, rtype_of, source: dict | None = None):
+    """Answer with a ListResponse (RFC 7644 §3.4.2); Resources is there even when empty."""
+    return respond({
+        "schemas": [LIST_RESPONSE],
+        "totalResults": page.total,
+        "startIndex": page.start_index,
+        "itemsPerPage": len(page.resources),
+        "Resources": [render(r, rtype_of(r), source) for r in page.resources],
+    })
+
+
+def wants_members(source: dict | None = None) -> bool:
+    """Say whether a Group response will carry members, so they are read only then."""
+    attributes, excluded = selection(source)
+    return resources.is_returned("members", attributes, excluded)
+
+
+def list_response_of(docs: list[dict]):
+    """Answer with a ListResponse of fixed documents (discovery endpoints, RFC 7644 §4)."""
+    return respond({
+        "schemas": [LIST_RESPONSE],
+        "totalResults": len(docs),
+        "startIndex": 1,
+        "itemsPerPage": len(docs),
+        "Resources": docs,
+    })

@@ -1,0 +1,201 @@
+"""SCIM endpoints (RFC 7644 §3, §4): parse the request, call one domain function, render."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+
+from skilljar_scim import bulk, groups, users
+from skilljar_scim.errors import NotFound
+from skilljar_scim.scim import discovery
+from skilljar_scim.scim.schemas import GROUP_TYPE, RESOURCE_TYPES, SCHEMAS, USER_TYPE
+from skilljar_scim.store import models
+from skilljar_scim.versions import matches
+from skilljar_scim.web import http
+from skilljar_scim.web.auth import actor, authenticate
+
+
+def blueprint() -> Blueprint:
+    """Return the SCIM API blueprint; every route behind bearer authentication."""
+    bp = Blueprint("scim", __name__)
+    bp.before_request(authenticate)
+    _users(bp)
+    _groups(bp)
+    _discovery(bp)
+    bp.add_url_rule("/.search", "search_all", search_all, methods=["POST"])
+    bp.add_url_rule("/Bulk", "bulk", run_bulk, methods=["POST"])
+    return bp
+
+
+def healthz():
+    """Answer 200 when the store answers (unauthenticated, for load balancers)."""
+    models.database.execute_sql("SELECT 1")
+    return http.respond({"status": "ok"})
+
+
+def _limits():
+    return http.settings().limits
+
+
+# --- Users -------------------------------------------------------------------------
+
+
+def _users(bp: Blueprint) -> None:
+    bp.add_url_rule("/Users", "list_users", list_users, methods=["GET"])
+    bp.add_url_rule("/Users", "create_user", create_user, methods=["POST"])
+    bp.add_url_rule("/Users/.search", "search_users", search_users, methods=["POST"])
+    bp.add_url_rule("/Users/<user_id>", "get_user", get_user, methods=["GET"])
+    bp.add_url_rule("/Users/<user_id>", "replace_user", replace_user, methods=["PUT"])
+    bp.add_url_rule("/Users/<user_id>", "patch_user", patch_user, methods=["PATCH"])
+    bp.add_url_rule("/Users/<user_id>", "delete_user", delete_user, methods=["DELETE"])
+
+
+def list_users(source: dict | None = None):
+    page = users.search(http.list_query(source), http.base_url(), _limits().max_filter_length, _limits().max_filter_depth)
+    return http.list_response(page, lambda _: USER_TYPE, source)
+
+
+def search_users():
+    return list_users(_search_body())
+
+
+def create_user():
+    created = users.create(actor(), http.body())
+    return http.resource_response(users.render(created.user, http.base_url()), USER_TYPE, 201)
+
+
+def get_user(user_id: str):
+    user = users.get(user_id)
+    if matches(request.headers.get("If-None-Match"), user):
+        return http.respond("", 304)
+    return http.resource_response(users.render(user, http.base_url()), USER_TYPE)
+
+
+def replace_user(user_id: str):
+    user = users.replace(actor(), user_id, http.body(), request.headers.get("If-Match"))
+    return http.resource_response(users.render(user, http.base_url()), USER_TYPE)
+
+
+def patch_user(user_id: str):
+    user = users.patch(actor(), user_id, http.body(), request.headers.get("If-Match"), _limits().max_patch_operations)
+    return http.resource_response(users.render(user, http.base_url()), USER_TYPE)
+
+
+def delete_user(user_id: str):
+    users.delete(actor(), user_id, request.headers.get("If-Match"))
+    return http.respond("", 204)
+
+
+# --- Groups ------------------------------------------------------------------------
+
+
+def _groups(bp: Blueprint) -> None:
+    bp.add_url_rule("/Groups", "list_groups", list_groups, methods=["GET"])
+    bp.add_url_rule("/Groups", "create_group", create_group, methods=["POST"])
+    bp.add_url_rule("/Groups/.search", "search_groups", search_groups, methods=["POST"])
+    bp.add_url_rule("/Groups/<group_id>", "get_group", get_group, methods=["GET"])
+    bp.add_url_rule("/Groups/<group_id>", "replace_group", replace_group, methods=["PUT"])
+    bp.add_url_rule("/Groups/<group_id>", "patch_group", patch_group, methods=["PATCH"])
+    bp.add_url_rule("/Groups/<group_id>", "delete_group", delete_group, methods=["DELETE"])
+
+
+def list_groups(source: dict | None = None):
+    limits = _limits()
+    page = groups.search(http.list_query(source), http.base_url(), http.wants_members(source),
+                         limits.max_filter_length, limits.max_filter_depth)
+    return http.list_response(page, lambda _: GROUP_TYPE, source)
+
+
+def search_groups():
+    return list_groups(_search_body())
+
+
+def _group_response(group, status: int = 200):
+    return http.resource_response(groups.render(group, http.base_url(), http.wants_members()), GROUP_TYPE, status)
+
+
+def create_group():
+    return _group_response(groups.create(actor(), http.body(), _limits().max_members_per_patch), 201)
+
+
+def get_group(group_id: str):
+    group = groups.get(group_id)
+    if matches(request.headers.get("If-None-Match"), group):
+        return http.respond("", 304)
+    return _group_response(group)
+
+
+def replace_group(group_id: str):
+    limits = _limits()
+    return _group_response(groups.replace(actor(), group_id, http.body(), request.headers.get("If-Match"),
+                                          limits.max_members_per_patch))
+
+
+def patch_group(group_id: str):
+    limits = _limits()
+    group = groups.patch(actor(), group_id, http.body(), request.headers.get("If-Match"),
+                         limits.max_patch_operations, limits.max_members_per_patch)
+    return _group_response(group)
+
+
+def delete_group(group_id: str):
+    groups.delete(actor(), group_id, request.headers.get("If-Match"))
+    return http.respond("", 204)
+
+
+# --- Search across types, Bulk -----------------------------------------------------
+
+
+def _search_body() -> dict:
+    """Return a SearchRequest body (RFC 7644 §3.4.3) as a parameter source."""
+    from skilljar_scim.scim.resources import check_search_request
+
+    return check_search_request(http.body())
+
+
+def search_all():
+    source = _search_body()
+    page = bulk.search_all(http.list_query(source), http.base_url(), http.wants_members(source), _limits())
+    return http.list_response(page, lambda r: USER_TYPE if r["meta"]["resourceType"] == "User" else GROUP_TYPE, source)
+
+
+def run_bulk():
+    settings = http.settings()
+    return http.respond(bulk.execute(actor(), http.body(), http.base_url(), settings.limits))
+
+
+# --- Discovery (RFC 7644 §4) -----------------------------------------------------------
+
+
+def _discovery(bp: Blueprint) -> None:
+    bp.add_url_rule("/ServiceProviderConfig", "service_provider_config", service_provider_config)
+    bp.add_url_rule("/ResourceTypes", "resource_types", resource_types)
+    bp.add_url_rule("/ResourceTypes/<name>", "resource_type", resource_type)
+    bp.add_url_rule("/Schemas", "schemas", schemas)
+    bp.add_url_rule("/Schemas/<path:schema_id>", "schema", schema)
+
+
+def service_provider_config():
+    return http.respond(discovery.service_provider_config(_limits(), http.base_url()))
+
+
+def resource_types():
+    docs = [discovery.resource_type_doc(r, http.base_url()) for r in RESOURCE_TYPES]
+    return http.list_response_of(docs)
+
+
+def resource_type(name: str):
+    found = next((r for r in RESOURCE_TYPES if r.name == name), None)
+    if found is None:
+        raise NotFound(f"no resource type {name!r}")
+    return http.respond(discovery.resource_type_doc(found, http.base_url()))
+
+
+def schemas():
+    return http.list_response_of([discovery.schema_doc(s, http.base_url()) for s in SCHEMAS])
+
+
+def schema(schema_id: str):
+    found = next((s for s in SCHEMAS if s.id == schema_id), None)
+    if found is None:
+        raise NotFound(f"no schema {schema_id!r}")
+    return http.respond(discovery.schema_doc(found, http.base_url()))
