@@ -69,3 +69,86 @@ def initialised(cli: Cli) -> Cli:
     result = cli("init")
     assert result.exit_code == 0, result.output
     return cli
+
+
+class Api:
+    """Flask test client for the real app, with a live bearer token and SCIM helpers."""
+
+    def __init__(self, app, token: str, base: str = "/scim/v2"):
+        self.app = app
+        self.client = app.test_client()
+        self.token = token
+        self.base = base
+
+    def request(self, method: str, path: str, json_body=None, *, token: str | None = None,
+                headers: dict | None = None, data=None, content_type: str = "application/scim+json"):
+        sent = {"Authorization": f"Bearer {token or self.token}", **(headers or {})}
+        if json_body is not None:
+            data = json.dumps(json_body)
+        if data is not None:
+            sent["Content-Type"] = content_type
+        url = path if path.startswith("/healthz") else self.base + path
+        return self.client.open(url, method=method, headers=sent, data=data)
+
+    def get(self, path: str, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body=None, **kw):
+        return self.request("POST", path, body, **kw)
+
+    def put(self, path: str, body=None, **kw):
+        return self.request("PUT", path, body, **kw)
+
+    def patch(self, path: str, body=None, **kw):
+        return self.request("PATCH", path, body, **kw)
+
+    def delete(self, path: str, **kw):
+        return self.request("DELETE", path, **kw)
+
+    def ops(self, path: str, *operations, **kw):
+        """PATCH with a PatchOp message made of `operations`."""
+        body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": list(operations)}
+        return self.patch(path, body, **kw)
+
+    def create_user(self, user_name: str = "alice@example.com", **attributes) -> dict:
+        body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name, **attributes}
+        response = self.post("/Users", body)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    def create_group(self, display_name: str = "Engineering", members: list[str] = (), **attributes) -> dict:
+        body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": display_name,
+                "members": [{"value": m} for m in members], **attributes}
+        response = self.post("/Groups", body)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    @staticmethod
+    def assert_error(response, status: int, scim_type: str | None = None) -> dict:
+        """Assert a SCIM error body (RFC 7644 §3.12) with this status and scimType."""
+        body = response.get_json(force=True)
+        assert response.status_code == status, body
+        assert response.mimetype == "application/scim+json"
+        assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+        assert body["status"] == str(status)
+        assert body.get("scimType") == scim_type, body
+        assert body.get("detail")
+        return body
+
+
+@pytest.fixture
+def app(settings: config.Settings, store):
+    from skilljar_scim.web.app import create_app
+
+    store.close()
+    application = create_app(settings)
+    application.config["TESTING"] = False  # exercise the real error handlers
+    return application
+
+
+@pytest.fixture
+def api(app, keys) -> Api:
+    from skilljar_scim import tokens
+
+    made = tokens.generate(keys, "Test IdP", None)
+    return Api(app, made.value)

@@ -29,13 +29,23 @@ def create_app(settings: Settings) -> Flask:
     )
     database = store_db.open_database(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms)
     database.close()
-    app.before_request(lambda: models.database.connect(reuse_if_open=True) and None)
-    app.teardown_request(lambda exc: models.database.close() if not models.database.is_closed() else None)
+    app.before_request(_connect)
+    app.teardown_request(_disconnect)
     app.register_blueprint(views.blueprint(), url_prefix=settings.server.base_path.rstrip("/"))
     app.add_url_rule("/healthz", "healthz", views.healthz)
     app.url_map.strict_slashes = False
     _register_errors(app)
     return app
+
+
+def _connect() -> None:
+    """Give each request its own connection (peewee keeps one per thread)."""
+    models.database.connect(reuse_if_open=True)
+
+
+def _disconnect(_exc: BaseException | None) -> None:
+    if not models.database.is_closed():
+        models.database.close()
 
 
 def _register_errors(app: Flask) -> None:

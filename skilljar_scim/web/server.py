@@ -83,6 +83,7 @@ def serve(settings: Settings) -> None:
         "loglevel": "info",
         "proc_name": "scim-serve",
         "limit_request_line": 8190,
+        "control_socket_disable": True,
     }
 
     class Server(BaseApplication):
@@ -93,7 +94,7 @@ def serve(settings: Settings) -> None:
         def load(self):
             return app
 
-    access_log.info("serving SCIM at http://%s:%s%s", server.host, server.port, server.base_path)
+    logging.getLogger("skilljar_scim.server").info("serving SCIM at http://%s:%s%s", server.host, server.port, server.base_path)
     Server().run()
 
 
