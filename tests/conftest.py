@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from skilljar_scim import config, keyfile
-from skilljar_scim.cli.main import app
+from skilljar_scim.cli.main import app as cli_app
 from skilljar_scim.store import db as store_db
 
 
@@ -51,7 +51,7 @@ class Cli:
         self.runner = CliRunner()
 
     def __call__(self, *args: str, input: str | None = None):
-        return self.runner.invoke(app, ["--config", str(self.config_file), *args], input=input)
+        return self.runner.invoke(cli_app, ["--config", str(self.config_file), *args], input=input)
 
     def json(self, *args: str):
         result = self(*args, "--json")
