@@ -8,9 +8,10 @@ the environment or flags against the current folder.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -61,6 +62,25 @@ class LimitsSettings:
     max_bulk_payload_bytes: int = 1_048_576
 
 
+DASHBOARD_ROLES = {
+    "global-admin": "Everything in the dashboard, including every other role's areas.",
+    "analytics-admin": "Analytics and reports for every course and learner.",
+    "analytics-limited": "Analytics and reports, limited to the courses the user manages.",
+    "announcements-admin": "Create and publish announcements to learners.",
+    "api-admin": "Manage API credentials, webhooks and integrations.",
+    "codes-admin": "Create and manage registration and access codes.",
+    "course-management-admin": "Create, edit and publish every course and path.",
+    "course-management-limited": "Edit the courses the user is assigned to, without publishing.",
+    "live-training-admin": "Schedule and run live training sessions.",
+    "organization-settings-admin": "Organisation settings: branding, domains, sign-on.",
+}
+
+
+@dataclass(frozen=True)
+class RolesSettings:
+    catalog: dict = field(default_factory=lambda: dict(DASHBOARD_ROLES))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting, grouped by TOML section; `config_file` is where the file layer came from."""
@@ -69,6 +89,7 @@ class Settings:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
+    roles: RolesSettings = field(default_factory=RolesSettings)
     config_file: Path | None = None
 
     @property
@@ -142,16 +163,40 @@ def _field(section: str, key: str, source: str):
 
 def _check(spec, value: Any, name: str, source: str, base: Path) -> Any:
     """Coerce environment strings, check the type, resolve relative paths."""
-    kind = type(spec.default)
-    if isinstance(value, str) and kind is int and source == "environment":
-        value = _int_from_env(value, name)
-    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(f"{source}: '{name}' must be an integer, got {value!r}")
-    if kind is str and not isinstance(value, str):
-        raise ConfigError(f"{source}: '{name}' must be a string, got {value!r}")
-    if kind is int and value < 0:
-        raise ConfigError(f"{source}: '{name}' must not be negative, got {value}")
+    kind = type(spec.default) if spec.default is not MISSING else type(spec.default_factory())
+    value = _CHECKS[kind](value, name, source)
     return _resolve_path(value, base) if spec.metadata.get("path") else value
+
+
+def _check_int(value: Any, name: str, source: str) -> int:
+    if isinstance(value, str) and source == "environment":
+        value = _int_from_env(value, name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{source}: '{name}' must be an integer, got {value!r}")
+    if value < 0:
+        raise ConfigError(f"{source}: '{name}' must not be negative, got {value}")
+    return value
+
+
+def _check_str(value: Any, name: str, source: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{source}: '{name}' must be a string, got {value!r}")
+    return value
+
+
+def _check_table(value: Any, name: str, source: str) -> dict[str, str]:
+    """Accept a table of name = "text" (a JSON object in the environment)."""
+    if isinstance(value, str) and source == "environment":
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigError(f"environment: '{name}' must be a JSON object") from None
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ConfigError(f"{source}: '{name}' must be a table of name = \"description\" strings")
+    return dict(value)
+
+
+_CHECKS = {int: _check_int, str: _check_str, dict: _check_table}
 
 
 def _int_from_env(value: str, name: str) -> Any:

@@ -40,3 +40,39 @@ def record(
         at=now or clock.utcnow(), actor=actor.label, token_id=actor.token_id, action=action,
         resource_type=resource_type, resource_id=resource_id, summary=text,
     )
+
+
+def query(
+    user_id: str | None = None,
+    group_id: str | None = None,
+    token_id: str | None = None,
+    action: str | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+) -> list[Event]:
+    """Return the newest events matching every given filter (a user's include their memberships)."""
+    select = Event.select().order_by(Event.id.desc()).limit(max(limit, 0))
+    if user_id:
+        select = select.where((Event.resource_id == user_id) | Event.summary.contains(user_id))
+    if group_id:
+        select = select.where((Event.resource_type == "Group") & (Event.resource_id == group_id))
+    if token_id:
+        select = select.where(Event.token_id == token_id)
+    if action:
+        select = select.where(Event.action == action)
+    if since:
+        select = select.where(Event.at >= since)
+    return list(select)
+
+
+def as_dict(event: Event) -> dict[str, Any]:
+    """Return an event with stable keys for --json."""
+    try:
+        summary = json.loads(event.summary) if event.summary else {}
+    except ValueError:
+        summary = event.summary
+    return {
+        "id": event.id, "at": event.at, "actor": event.actor, "token_id": event.token_id,
+        "action": event.action, "resource_type": event.resource_type, "resource_id": event.resource_id,
+        "summary": summary,
+    }

@@ -56,7 +56,7 @@ def create(actor: Actor, body: object) -> Created:
             user = _write(User(id=str(uuid.uuid4()), created_at=clock.utcnow(), version=0), data, True)
             events.record(actor, "user.created", "User", user.id, {"userName": user.user_name})
             return Created(user, False)
-        user = _write(existing, data, True, reactivate=True)
+        user = _write(existing, data, False, reactivate=True)
         events.record(actor, "user.reactivated", "User", user.id, {"userName": user.user_name, "returning": True})
         return Created(user, True)
 
@@ -299,3 +299,20 @@ def _source(base_url: str) -> Source:
     )
 
 
+
+
+def purge(actor: Actor, user: User) -> None:
+    """Remove a deprovisioned person for good; their past events stay, anonymised."""
+    from skilljar_scim.errors import Conflict as _Conflict
+    from skilljar_scim.store.models import Event
+
+    with write_transaction():
+        user = User.get_by_id(user.id)
+        if user.deprovisioned_at is None:
+            state = "active" if user.active else "deactivated"
+            raise _Conflict(f"user {user.user_name!r} is {state}: only a deprovisioned user (DELETE) can be purged")
+        for secret in {user.id, user.user_name, user.external_id, user.primary_email} - {None}:
+            Event.update(summary=peewee.fn.REPLACE(Event.summary, secret, "(purged)")).execute()
+        Event.update(resource_id=None).where(Event.resource_id == user.id).execute()
+        user.delete_instance()
+        events.record(actor, "user.purged", "User", None, {"user": "(purged)"})

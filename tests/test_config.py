@@ -57,7 +57,8 @@ def test_config_sample_file_documents_every_key() -> None:
     for section, factory in config.SECTIONS.items():
         assert f"[{section}]" in lines
         for name in factory.__dataclass_fields__:
-            index = next(i for i, line in enumerate(lines) if line.startswith(f"{name} ="))
+            starts = (f"{name} =", f"[{section}.{name}]")
+            index = next(i for i, line in enumerate(lines) if line.startswith(starts))
             assert lines[index - 1].startswith("#"), f"{section}.{name} has no comment"
 
 
@@ -81,6 +82,20 @@ def test_config_bad_file_is_clear_error(tmp_path: Path, content: str, message: s
     assert message in caught.value.detail
     assert str(path) in caught.value.detail
     assert caught.value.exit_code == ExitCode.CONFIG
+
+
+def test_config_sample_catalog_is_the_default() -> None:
+    assert config.load(SAMPLE_CONFIG, env={}).roles.catalog == config.DASHBOARD_ROLES
+
+
+def test_config_roles_catalog_from_file_and_env(tmp_path: Path) -> None:
+    path = tmp_path / "scim.toml"
+    path.write_text('[roles.catalog]\n"support-admin" = "Support desk"\n')
+    assert config.load(path, env={}).roles.catalog == {"support-admin": "Support desk"}
+    env = {"SKILLJAR_SCIM_ROLES_CATALOG": '{"x": "y"}'}
+    assert config.load(path, env=env).roles.catalog == {"x": "y"}
+    with pytest.raises(ConfigError, match="roles.catalog"):
+        config.load(path, env={"SKILLJAR_SCIM_ROLES_CATALOG": "[1]"})
 
 
 def test_config_bad_env_value_is_clear_error(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from skilljar_scim.cli import output, tokens
+from skilljar_scim.cli import events, groups, mappings, output, roles, tokens, users
 from skilljar_scim.cli.context import AppContext, app_context
 
 app = typer.Typer(
@@ -19,6 +19,11 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(tokens.app, name="token")
+app.add_typer(users.app, name="users")
+app.add_typer(groups.app, name="groups")
+app.add_typer(roles.app, name="roles")
+app.add_typer(mappings.app, name="mappings")
+app.add_typer(events.app, name="events")
 
 
 @app.callback()

@@ -117,3 +117,12 @@ def _unexpected(exc: Exception) -> tuple[str, int]:
     log.debug("unexpected error", exc_info=True)
     return f"unexpected {type(exc).__name__}: {exc}", ExitCode.ERROR
 
+
+
+def emit_json_lines(items) -> None:
+    """Print a JSON array item by item, so a long listing is never held in memory."""
+    typer.echo("[", nl=False)
+    for index, item in enumerate(items):
+        prefix = "," if index else ""
+        typer.echo(prefix + "\n  " + json.dumps(item, ensure_ascii=False, default=_json_default), nl=False)
+    typer.echo("\n]")

@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 from flask import current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from skilljar_scim.errors import InvalidSyntax, InvalidValue
+from skilljar_scim.errors import InvalidSyntax, InvalidValue, PayloadTooLarge
 from skilljar_scim.scim import resources
 from skilljar_scim.scim.schemas import LIST_RESPONSE, ResourceType
 from skilljar_scim.search import Query
@@ -35,6 +36,16 @@ def body() -> Any:
         return json.loads(raw, object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError) as exc:
         raise InvalidSyntax(f"the request body is not valid JSON: {exc}") from None
+
+
+def bulk_body() -> Any:
+    """Parse a BulkRequest body no larger than bulk.maxPayloadSize (RFC 7644 §3.7.4)."""
+    limit = settings().limits.max_bulk_payload_bytes
+    request.max_content_length = limit  # replaces server.max_body_bytes for this request
+    try:
+        return body()
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge(f"the bulk request is larger than maxPayloadSize ({limit} bytes)") from None
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:

@@ -159,8 +159,7 @@ def search_all():
 
 
 def run_bulk():
-    settings = http.settings()
-    return http.respond(bulk.execute(actor(), http.body(), http.base_url(), settings.limits))
+    return http.respond(bulk.execute(actor(), http.bulk_body(), http.base_url(), _limits()))
 
 
 # --- Discovery (RFC 7644 §4) -----------------------------------------------------------

@@ -1,0 +1,111 @@
+"""Read-side queries for people: find and list users and groups, stream long listings."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import peewee
+
+from skilljar_scim.errors import InvalidValue, NotFound
+from skilljar_scim.store import filter_sql
+from skilljar_scim.store.models import Group, Membership, RoleMapping, User
+
+STATUSES = ("active", "inactive", "deprovisioned")
+BATCH = 500
+
+
+def status(user: User) -> str:
+    """Return "deprovisioned", "inactive" or "active"."""
+    if user.deprovisioned_at is not None:
+        return "deprovisioned"
+    return "active" if user.active else "inactive"
+
+
+def find_user(ref: str) -> User:
+    """Return the user with this id, else this userName (case-insensitive), any status."""
+    user = User.get_or_none(User.id == ref) or User.get_or_none(User.user_name_key == filter_sql.casefold(ref))
+    if user is None:
+        raise NotFound(f"no user with id or userName {ref!r}")
+    return user
+
+
+def find_group(ref: str) -> Group:
+    """Return the group with this id, else this displayName (case-insensitive)."""
+    group = Group.get_or_none(Group.id == ref) or Group.get_or_none(Group.display_name_key == filter_sql.casefold(ref))
+    if group is None:
+        raise NotFound(f"no group with id or displayName {ref!r}")
+    return group
+
+
+def user_query(state: str | None = None, role: str | None = None, group: str | None = None,
+               search: str | None = None) -> peewee.ModelSelect:
+    """Select users by status, effective role, group (id or name) and free text."""
+    query = User.select()
+    if state is not None:
+        query = query.where(_status_clause(state))
+    if role:
+        query = query.where(User.id.in_(_holders(role)), User.active == True, User.deprovisioned_at.is_null())  # noqa: E712
+    if group:
+        query = query.where(User.id.in_(Membership.select(Membership.user).where(Membership.group == find_group(group).id)))
+    if search:
+        text = search.strip()
+        query = query.where(
+            User.user_name_key.contains(filter_sql.casefold(text)) | User.display_name.contains(text)
+            | User.primary_email.contains(text) | (User.external_id == text) | (User.id == text)
+        )
+    return query.order_by(User.user_name_key, User.id)
+
+
+def _status_clause(state: str):
+    if state not in STATUSES:
+        raise InvalidValue(f"status must be one of {', '.join(STATUSES)}")
+    if state == "deprovisioned":
+        return User.deprovisioned_at.is_null(False)
+    return User.deprovisioned_at.is_null() & (User.active == (state == "active"))
+
+
+def _holders(role: str) -> peewee.ModelSelect:
+    return (
+        Membership.select(Membership.user)
+        .join(Group)
+        .join(RoleMapping, on=(RoleMapping.group_key == Group.display_name_key))
+        .where(RoleMapping.role == role)
+    )
+
+
+def stream(query: peewee.ModelSelect, limit: int | None = None) -> Iterator:
+    """Yield rows in batches by offset so a long listing never sits in memory whole."""
+    offset, remaining = 0, limit
+    while remaining is None or remaining > 0:
+        size = BATCH if remaining is None else min(BATCH, remaining)
+        rows = list(query.offset(offset).limit(size))
+        yield from rows
+        if len(rows) < size:
+            return
+        offset += size
+        remaining = None if remaining is None else remaining - size
+
+
+def groups_of(user: User) -> list[Group]:
+    return list(Group.select().join(Membership).where(Membership.user == user.id).order_by(Group.display_name_key))
+
+
+def group_query() -> peewee.ModelSelect:
+    """Select every group with its member count."""
+    count = peewee.fn.COUNT(Membership.user).alias("member_count")
+    return (Group.select(Group, count).join(Membership, peewee.JOIN.LEFT_OUTER)
+            .group_by(Group.id).order_by(Group.display_name_key))
+
+
+def members(group: Group) -> peewee.ModelSelect:
+    return User.select().join(Membership).where(Membership.group == group.id).order_by(User.user_name_key, User.id)
+
+
+def member_count(group: Group) -> int:
+    return Membership.select().where(Membership.group == group.id).count()
+
+
+def mapped_roles(group: Group) -> list[str]:
+    """Return the roles a group grants to its active members."""
+    query = RoleMapping.select(RoleMapping.role).where(RoleMapping.group_key == group.display_name_key)
+    return sorted(r for (r,) in query.tuples())

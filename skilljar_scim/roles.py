@@ -1,0 +1,244 @@
+"""Role catalog, group-to-role mappings, effective roles with their provenance, previews.
+
+A mapping joins a group *name* (case-insensitively, so it can exist before the IdP pushes
+the group) to a dashboard role. A user's roles are the union over the mapped groups they
+belong to; a deactivated or deprovisioned user has none.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from typing import Iterable
+
+
+from skilljar_scim import clock, events
+from skilljar_scim.errors import InvalidValue, NotFound
+from skilljar_scim.events import Actor
+from skilljar_scim.store import filter_sql
+from skilljar_scim.store.db import write_transaction
+from skilljar_scim.store.models import Group, Membership, RoleMapping, User
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One reason a user holds a role: the group they are in and the mapping that maps it."""
+
+    user_id: str
+    role: str
+    group_id: str
+    group_name: str
+    mapping_id: int
+
+
+@dataclass(frozen=True)
+class Change:
+    """A role a user gains or loses."""
+
+    user_id: str
+    user_name: str
+    role: str
+    change: str  # "gain" or "lose"
+
+
+@dataclass
+class Outcome:
+    """What a mapping command did (or, for a preview, would do)."""
+
+    added: list[tuple[str, str]] = field(default_factory=list)
+    removed: list[tuple[str, str]] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed)
+
+
+def check_role(role: str, catalog: dict[str, str]) -> str:
+    """Return `role` if the catalog has it; else raise InvalidValue listing the valid ones."""
+    if role not in catalog:
+        raise InvalidValue(f"unknown role {role!r}; valid roles: {', '.join(sorted(catalog))}")
+    return role
+
+
+def check_group_name(name: str) -> str:
+    """Return a group name as IdPs send it, trimmed; refuse an empty one."""
+    name = (name or "").strip()
+    if not name or not name.isprintable():
+        raise InvalidValue("a group name must be a non-empty printable string")
+    return name
+
+
+# --- effective roles ------------------------------------------------------------------
+
+
+def grants(user_ids: Iterable[str] | None = None) -> list[Grant]:
+    """Return every grant of active, provisioned users (of `user_ids` when given)."""
+    query = (
+        Membership.select(Membership.user, RoleMapping.role, Group.id, Group.display_name, RoleMapping.id)
+        .join(Group)
+        .join(RoleMapping, on=(RoleMapping.group_key == Group.display_name_key))
+        .switch(Membership)
+        .join(User)
+        .where(User.active == True, User.deprovisioned_at.is_null())  # noqa: E712
+        .order_by(Membership.user, RoleMapping.role, Group.display_name_key)
+    )
+    if user_ids is not None:
+        query = query.where(Membership.user.in_(list(user_ids)))
+    return [Grant(*row) for row in query.tuples()]
+
+
+def roles_by_user(user_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Return each user's sorted roles (users without roles are absent)."""
+    found: dict[str, set[str]] = {}
+    for grant in grants(list(user_ids)):
+        found.setdefault(grant.user_id, set()).add(grant.role)
+    return {user: sorted(roles) for user, roles in found.items()}
+
+
+def snapshot(user_ids: Iterable[str]) -> dict[str, set[str]]:
+    """Capture roles before a change, for record_changes()."""
+    ids = list(user_ids)
+    current = roles_by_user(ids)
+    return {u: set(current.get(u, ())) for u in ids}
+
+
+def record_changes(actor: Actor, before: dict[str, set[str]], reason: str) -> list[Change]:
+    """Record role.granted / role.revoked for what changed since `before`; return the changes."""
+    after = snapshot(before)
+    names = _user_names(before)
+    changes = []
+    for user_id, old in before.items():
+        new = after[user_id]
+        changes += [Change(user_id, names.get(user_id, user_id), r, "gain") for r in sorted(new - old)]
+        changes += [Change(user_id, names.get(user_id, user_id), r, "lose") for r in sorted(old - new)]
+    for change in changes:
+        action = "role.granted" if change.change == "gain" else "role.revoked"
+        events.record(actor, action, "User", change.user_id, {"role": change.role, "reason": reason})
+    return changes
+
+
+def _user_names(user_ids: Iterable[str]) -> dict[str, str]:
+    ids = list(user_ids)
+    if not ids:
+        return {}
+    return dict(User.select(User.id, User.user_name).where(User.id.in_(ids)).tuples())
+
+
+def members_of_name(group_key: str) -> list[str]:
+    """Return the ids of the members of the group whose name has this key (if it exists)."""
+    query = Membership.select(Membership.user).join(Group).where(Group.display_name_key == group_key)
+    return [u for (u,) in query.tuples()]
+
+
+# --- mappings -------------------------------------------------------------------------
+
+
+def list_mappings() -> list[dict]:
+    """Return every mapping with the group it matches now (if pushed) and its member count."""
+    rows = []
+    for mapping in RoleMapping.select().order_by(RoleMapping.group_key, RoleMapping.role):
+        group = Group.get_or_none(Group.display_name_key == mapping.group_key)
+        members = Membership.select().where(Membership.group == group.id).count() if group else 0
+        rows.append({
+            "group": mapping.group_name, "role": mapping.role, "group_id": group.id if group else None,
+            "members": members, "created_at": mapping.created_at,
+        })
+    return rows
+
+
+def add_mapping(actor: Actor, group: str, role: str, catalog: dict[str, str], preview: bool = False) -> Outcome:
+    """Map `group` to `role`; adding an existing mapping changes nothing."""
+    return _apply(actor, [(check_group_name(group), check_role(role, catalog))], [], preview)
+
+
+def remove_mapping(actor: Actor, group: str, role: str, preview: bool = False) -> Outcome:
+    """Remove the mapping of `group` to `role`; removing an absent one changes nothing."""
+    return _apply(actor, [], [(check_group_name(group), role)], preview)
+
+
+def _apply(actor: Actor, add: list[tuple[str, str]], remove: list[tuple[str, str]], preview: bool) -> Outcome:
+    """Apply mapping changes in one transaction; with `preview`, report and roll back."""
+    with write_transaction() as transaction:
+        affected = {u for g, _ in add + remove for u in members_of_name(filter_sql.casefold(g))}
+        before = snapshot(affected)
+        outcome = Outcome()
+        outcome.added = [m for m in add if _insert(actor, *m)]
+        outcome.removed = [m for m in remove if _delete(actor, *m)]
+        outcome.changes = record_changes(actor, before, "mapping")
+        if preview:
+            transaction.rollback()
+    return outcome
+
+
+def _insert(actor: Actor, group: str, role: str) -> bool:
+    key = filter_sql.casefold(group)
+    if RoleMapping.select().where(RoleMapping.group_key == key, RoleMapping.role == role).exists():
+        return False
+    RoleMapping.create(group_key=key, group_name=group, role=role, created_at=clock.utcnow())
+    events.record(actor, "mapping.added", "Mapping", None, {"group": group, "role": role})
+    return True
+
+
+def _delete(actor: Actor, group: str, role: str) -> bool:
+    key = filter_sql.casefold(group)
+    deleted = RoleMapping.delete().where(RoleMapping.group_key == key, RoleMapping.role == role).execute()
+    if deleted:
+        events.record(actor, "mapping.removed", "Mapping", None, {"group": group, "role": role})
+    return bool(deleted)
+
+
+# --- export / import ------------------------------------------------------------------
+
+
+def export(fmt: str = "toml") -> str:
+    """Return every mapping as TOML or JSON: {group name: [roles]}."""
+    grouped: dict[str, list[str]] = {}
+    for mapping in RoleMapping.select().order_by(RoleMapping.group_key, RoleMapping.role):
+        grouped.setdefault(mapping.group_name, []).append(mapping.role)
+    if fmt == "json":
+        return json.dumps({"mappings": grouped}, indent=2, ensure_ascii=False) + "\n"
+    lines = ["# skilljar-scim role mappings: IdP group name = [dashboard roles]", "[mappings]"]
+    lines += [f"{json.dumps(group, ensure_ascii=False)} = {json.dumps(roles)}" for group, roles in grouped.items()]
+    return "\n".join(lines) + "\n"
+
+
+def parse_mappings(text: str, fmt: str, catalog: dict[str, str]) -> list[tuple[str, str]]:
+    """Parse an exported mapping file; every line must be valid or nothing is imported."""
+    try:
+        data = json.loads(text) if fmt == "json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidValue(f"not a valid {fmt.upper()} mapping file: {exc}") from None
+    table = data.get("mappings") if isinstance(data, dict) else None
+    if not isinstance(table, dict):
+        raise InvalidValue('a mapping file needs a "mappings" table of group = [roles]')
+    pairs = []
+    for group, roles in table.items():
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise InvalidValue(f"group {group!r}: roles must be a list of role names")
+        pairs += [(check_group_name(group), check_role(role, catalog)) for role in roles]
+    return list(dict.fromkeys(pairs))
+
+
+def import_mappings(actor: Actor, pairs: list[tuple[str, str]], replace: bool, preview: bool) -> Outcome:
+    """Add the listed mappings (and with `replace` remove the others) all-or-nothing."""
+    wanted = {(filter_sql.casefold(g), r) for g, r in pairs}
+    stale = []
+    if replace:
+        stale = [(m.group_name, m.role) for m in RoleMapping.select() if (m.group_key, m.role) not in wanted]
+    return _apply(actor, pairs, stale, preview)
+
+
+def explain(user: User) -> list[Grant]:
+    """Return why a user holds each of their roles (empty when inactive or deprovisioned)."""
+    return grants([user.id])
+
+
+def find_group_by_name(name: str) -> Group:
+    group = Group.get_or_none(Group.display_name_key == filter_sql.casefold(name))
+    if group is None:
+        raise NotFound(f"no group named {name!r}")
+    return group
+
+
