@@ -14,7 +14,8 @@ from skilljar_scim.events import Actor
 from skilljar_scim.scim import patch as scim_patch
 from skilljar_scim.scim import resources
 from skilljar_scim.scim.patch import MemberChange
-from skilljar_scim.scim.schemas import GROUP_TYPE
+from skilljar_scim.scim import filter as scim_filter
+from skilljar_scim.scim.schemas import GROUP_SCHEMA, GROUP_TYPE
 from skilljar_scim.search import Page, Query, Source, run
 from skilljar_scim.store import filter_sql
 from skilljar_scim.store.db import write_transaction
@@ -22,6 +23,7 @@ from skilljar_scim.store.models import Group, Membership, User
 from skilljar_scim.versions import check_if_match, etag
 
 COMPUTED = ("id", "meta", "schemas", "members")
+_MEMBER_KEYS = ("members", f"{GROUP_SCHEMA.id}:members".lower())
 
 
 def get(group_id: str) -> Group:
@@ -35,7 +37,7 @@ def get(group_id: str) -> Group:
 def create(actor: Actor, body: object, max_members: int = 1000) -> Group:
     """Create a group with its initial members (RFC 7644 §3.3)."""
     data = resources.normalise(GROUP_TYPE, body, context="create")
-    members = _ids(data.pop("members", []))
+    members = _ids(body, data.pop("members", []))
     _check_count(len(members), max_members)
     with write_transaction():
         group = _write(Group(id=str(uuid.uuid4()), created_at=clock.utcnow(), version=0), data, True)
@@ -48,7 +50,7 @@ def replace(actor: Actor, group_id: str, body: object, if_match: str | None = No
     """Replace a group's attributes and members with the body (RFC 7644 §3.5.1)."""
     _check_body_id(body, group_id)
     data = resources.normalise(GROUP_TYPE, body, context="replace")
-    members = _ids(data.pop("members", []))
+    members = _ids(body, data.pop("members", []))
     _check_count(len(members), max_members)
     with write_transaction():
         group = check_if_match(get(group_id), if_match)
@@ -85,8 +87,28 @@ def delete(actor: Actor, group_id: str, if_match: str | None = None) -> None:
 
 def search(query: Query, base_url: str, with_members: bool = True,
            max_filter_length: int = 4096, max_filter_depth: int = 32) -> Page:
-    """List the groups a query selects (RFC 7644 §3.4.2); members only when wanted."""
-    return run(_source(base_url, with_members), query, max_filter_length, max_filter_depth)
+    """List the groups a query selects (RFC 7644 §3.4.2); members are read only when needed."""
+    needed = with_members or _evaluates_members(query, max_filter_length, max_filter_depth)
+    return run(_source(base_url, needed), query, max_filter_length, max_filter_depth)
+
+
+def _evaluates_members(query: Query, max_filter_length: int, max_filter_depth: int) -> bool:
+    """Say whether filtering or sorting reads members in Python, so they must be rendered."""
+    if query.sort_by and query.sort_by.lower().rsplit(":", 1)[-1].split(".")[0] == "members":
+        return True
+    if not query.filter or not query.filter.strip():
+        return False
+    node = scim_filter.parse(query.filter, GROUP_TYPE, max_length=max_filter_length, max_depth=max_filter_depth)
+    source = _source("", False)
+    return not filter_sql.split(node, source.columns, source.subqueries)[1] and _names_members(node)
+
+
+def _names_members(node) -> bool:
+    if isinstance(node, (scim_filter.And, scim_filter.Or)):
+        return _names_members(node.left) or _names_members(node.right)
+    if isinstance(node, scim_filter.Not):
+        return _names_members(node.inner)
+    return node.path.attribute.name == "members"
 
 
 def render(group: Group, base_url: str, with_members: bool = True) -> dict:
@@ -151,9 +173,11 @@ def _check_count(count: int, limit: int) -> None:
         raise TooMany(f"at most {limit} members may be changed in one request, got {count}")
 
 
-def _ids(members: list[dict]) -> list[str]:
+def _ids(body: dict, members: list[dict]) -> list[str]:
+    """Return member ids; a member sent without a value is refused, not dropped (RFC 7643 §4.2)."""
+    sent = next((v for k, v in body.items() if k.lower() in _MEMBER_KEYS), None) or []
     ids = [m.get("value") for m in members]
-    if any(not isinstance(i, str) or not i for i in ids):
+    if len(ids) != len([m for m in sent if m is not None]) or not all(isinstance(i, str) and i for i in ids):
         raise InvalidValue("every member needs a \"value\": the id of a User")
     return list(dict.fromkeys(ids))
 

@@ -447,17 +447,17 @@ def _targets(rtype: ResourceType, name: str) -> list[tuple[_Key, str | None]]:
     return [(key, resolved.sub.name if resolved.sub else None)]
 
 
-def is_returned(name: str, attributes: list[str] | None, excluded: list[str] | None) -> bool:
+def is_returned(rtype: ResourceType, name: str, attributes: list[str] | None, excluded: list[str] | None) -> bool:
     """Say whether a default-returned core attribute survives attributes/excludedAttributes.
 
     Lets a caller skip loading data nobody will see (e.g. Group members, RFC 7644 §3.9).
+    Uses the same resolution as `project`: a bare schema URN names all its attributes, and
+    excluding a sub-attribute (members.display) still returns the attribute.
     """
-    def named(entries: list[str]) -> bool:
-        return any(e.strip().lower().rsplit(":", 1)[-1].split(".")[0] == name.lower() for e in entries)
-
+    key = (rtype.schema.id, rtype.schema.attribute(name).name)
     if attributes:
-        return named(attributes)
-    return not named(excluded or [])
+        return key in _selection(rtype, attributes)
+    return _selection(rtype, excluded or []).get(key, set()) is not None
 
 
 def check_search_request(body: object) -> dict:

@@ -56,11 +56,14 @@ def _register_errors(app: Flask) -> None:
 
 def scim_error(exc: SkilljarError):
     """Render a domain error as a SCIM error response (RFC 7644 §3.12)."""
+    from skilljar_scim.web.auth import challenge
     from skilljar_scim.web.http import respond
 
+    if exc.status == 500:  # an internal failure: its detail may name paths or SQL
+        return _unexpected(exc)
     headers = {}
     if isinstance(exc, Unauthorized):
-        headers["WWW-Authenticate"] = 'Bearer realm="skilljar-scim"'
+        headers["WWW-Authenticate"] = challenge()
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
     return respond(error_body(exc.status, exc.detail, exc.scim_type), exc.status, headers)

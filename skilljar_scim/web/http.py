@@ -10,7 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from skilljar_scim.errors import InvalidSyntax, InvalidValue, PayloadTooLarge
 from skilljar_scim.scim import resources
-from skilljar_scim.scim.schemas import LIST_RESPONSE, ResourceType
+from skilljar_scim.scim.schemas import GROUP_TYPE, LIST_RESPONSE, ResourceType
 from skilljar_scim.search import Query
 
 SCIM_JSON = "application/scim+json"
@@ -140,7 +140,7 @@ def list_response(page, rtype_of, source: dict | None = None):
 def wants_members(source: dict | None = None) -> bool:
     """Say whether a Group response will carry members, so they are read only then."""
     attributes, excluded = selection(source)
-    return resources.is_returned("members", attributes, excluded)
+    return resources.is_returned(GROUP_TYPE, "members", attributes, excluded)
 
 
 def list_response_of(docs: list[dict]):

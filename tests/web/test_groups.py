@@ -224,16 +224,16 @@ def test_groups_get_excluded_member_sub_attribute_keeps_members(api, catalogue, 
     assert all(set(m) == kept for m in members)
 
 
-@pytest.mark.parametrize("attributes, keys", [
+@pytest.mark.parametrize("attributes, expected", [
     pytest.param("displayName", {"schemas", "id", "meta", "displayName"}, id="displayName"),
     pytest.param("members", {"schemas", "id", "meta", "members"}, id="members"),
     pytest.param("members.value", {"schemas", "id", "meta", "members"}, id="members-value"),
     pytest.param(GROUP, {"schemas", "id", "meta", "displayName", "members"}, id="core-urn"),
 ])
-def test_groups_get_attributes_selects_what_is_returned(api, catalogue, attributes, keys) -> None:
+def test_groups_get_attributes_selects_what_is_returned(api, catalogue, attributes, expected) -> None:
     response = api.get(query(f"/Groups/{catalogue['eng']['id']}", {"attributes": attributes}))
     assert response.status_code == 200
-    assert set(response.get_json()) == keys
+    assert set(response.get_json()) == expected
 
 
 def test_groups_list_pages_with_one_based_start_index(api) -> None:
