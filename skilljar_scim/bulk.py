@@ -7,13 +7,16 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from skilljar_scim import groups, users
-from skilljar_scim.errors import InvalidFilter, InvalidSyntax, InvalidValue, MethodNotAllowed, NotFound, PayloadTooLarge, SkilljarError
+from skilljar_scim.errors import (InvalidFilter, InvalidSyntax, InvalidValue, MethodNotAllowed, NotFound,
+                                  PayloadTooLarge, SkilljarError)
 from skilljar_scim.events import Actor
 from skilljar_scim.scim.errors import error_body
 from skilljar_scim.scim.schemas import BULK_REQUEST, BULK_RESPONSE
 from skilljar_scim.search import Page, Query
 
-_BULK_ID = re.compile(r"^bulkId:(.+)$")
+# A whole value `bulkId:<id>`, or a quoted one inside a PATCH filter path (RFC 7644 §3.7.2).
+_WHOLE = re.compile(r"^bulkId:([^\s\"/]+)$")
+_QUOTED = re.compile(r"\"bulkId:([^\s\"/]+)\"")
 
 
 def search_all(query: Query, base_url: str, with_members: bool, limits) -> Page:
@@ -22,31 +25,17 @@ def search_all(query: Query, base_url: str, with_members: bool, limits) -> Page:
         lambda q: users.search(q, base_url, limits.max_filter_length, limits.max_filter_depth),
         lambda q: groups.search(q, base_url, with_members, limits.max_filter_length, limits.max_filter_depth),
     ]
-    usable, totals, failure = [], [], None
+    total, found, skip, refusals = 0, [], query.start_index - 1, []
     for search in searches:
         try:
-            totals.append(search(replace(query, start_index=1, count=0)))
-            usable.append(search)
+            page = search(replace(query, start_index=skip + 1, count=query.count - len(found)))
         except InvalidFilter as exc:
-            failure = exc
-    if not usable:
-        raise failure
-    return _merge(query, usable, totals)
-
-
-def _merge(query: Query, searches, totals: list[Page]) -> Page:
-    """Cut one page across several result lists, each already sorted."""
-    resources, skip, room = [], query.start_index - 1, query.count
-    for search, counted in zip(searches, totals):
-        if skip >= counted.total:
-            skip -= counted.total
+            refusals.append(exc)
             continue
-        if room > 0:
-            part = search(replace(query, start_index=skip + 1, count=room))
-            resources += part.resources
-            room -= len(part.resources)
-        skip = 0
-    return Page(sum(p.total for p in totals), query.start_index, resources)
+        total, found, skip = total + page.total, found + page.resources, max(skip - page.total, 0)
+    if len(refusals) == len(searches):
+        raise refusals[0]
+    return Page(total, query.start_index, found)
 
 
 def execute(actor: Actor, body: object, base_url: str, limits) -> dict:
@@ -64,6 +53,7 @@ def execute(actor: Actor, body: object, base_url: str, limits) -> dict:
 
 
 def _check_request(body: object, max_operations: int) -> tuple[list, int | None]:
+    """Check the BulkRequest envelope (RFC 7644 §3.7, §3.7.4)."""
     if not isinstance(body, dict):
         raise InvalidSyntax("a BulkRequest must be a JSON object")
     declared = body.get("schemas")
@@ -81,35 +71,34 @@ def _check_request(body: object, max_operations: int) -> tuple[list, int | None]
 
 
 def _run_one(actor: Actor, operation: Any, ids: dict[str, str], base_url: str, limits) -> dict:
-    method = str(operation.get("method", "")).upper() if isinstance(operation, dict) else ""
-    result: dict = {"method": method or None}
+    """Run one operation and describe its outcome; a failure is its own (RFC 7644 §3.7.3)."""
+    given = operation if isinstance(operation, dict) else {}
+    result: dict = {"method": str(given.get("method", "")).upper() or None, "bulkId": given.get("bulkId")}
     try:
         if not isinstance(operation, dict):
             raise InvalidSyntax("each bulk operation must be a JSON object")
-        if operation.get("bulkId") is not None:
-            result["bulkId"] = operation["bulkId"]
-        status, resource = _dispatch(actor, method, operation, ids, _services(base_url), limits)
+        kind, resource_id = _target(_resolve_path(operation.get("path"), ids))
+        if resource_id is not None:
+            result["location"] = f"{base_url}/{kind}/{resource_id}"
+        status, resource = _dispatch(actor, result["method"], operation, (kind, resource_id), ids, base_url, limits)
         result["status"] = str(status)
         if resource is not None:
-            result["location"] = resource["meta"]["location"]
-            result["version"] = resource["meta"]["version"]
+            result.update(location=resource["meta"]["location"], version=resource["meta"]["version"])
     except SkilljarError as exc:
         result["status"] = str(exc.status)
         result["response"] = error_body(exc.status, exc.detail, exc.scim_type)
     return {k: v for k, v in result.items() if v is not None}
 
 
-def _dispatch(actor: Actor, method: str, operation: dict, ids: dict[str, str], services: dict,
-              limits) -> tuple[int, dict | None]:
-    kind, resource_id = _target(_resolve(operation.get("path"), ids), services)
-    data = _resolve(operation.get("data"), ids)
-    version = operation.get("version")
-    service = services[kind]
+def _dispatch(actor: Actor, method: str | None, operation: dict, target: tuple[str, str | None],
+              ids: dict[str, str], base_url: str, limits) -> tuple[int, dict | None]:
+    """Call the domain function the method names on the target (RFC 7644 §3.7)."""
+    (kind, resource_id), service = target, _services(base_url)[target[0]]
+    data, version = _resolve(operation.get("data"), ids), operation.get("version")
     if method == "POST" and resource_id is None:
-        if not operation.get("bulkId"):
-            raise InvalidValue("a bulk POST needs a bulkId")
+        bulk_id = _new_bulk_id(operation.get("bulkId"), ids)
         created = service["create"](actor, data, limits)
-        ids[str(operation["bulkId"])] = created.id
+        ids[bulk_id] = created.id
         return 201, service["render"](created)
     if resource_id is None or method not in ("PUT", "PATCH", "DELETE"):
         raise MethodNotAllowed(f"{method or 'an empty method'} is not allowed on {operation.get('path')!r}")
@@ -120,21 +109,39 @@ def _dispatch(actor: Actor, method: str, operation: dict, ids: dict[str, str], s
     return 200, service["render"](changed)
 
 
-def _target(path: Any, services: dict) -> tuple[str, str | None]:
+def _new_bulk_id(bulk_id: Any, ids: dict[str, str]) -> str:
+    """Check a POST's bulkId: required, and unique within the request (RFC 7644 §3.7)."""
+    if not isinstance(bulk_id, str) or not bulk_id:
+        raise InvalidValue("a bulk POST needs a bulkId")
+    if bulk_id in ids:
+        raise InvalidValue(f"bulkId {bulk_id!r} is used by an earlier operation of this request")
+    return bulk_id
+
+
+def _target(path: Any) -> tuple[str, str | None]:
+    """Split `/Users` or `/Groups/{id}` into (endpoint, id or None)."""
     if not isinstance(path, str):
         raise InvalidValue("each bulk operation needs a path such as /Users or /Groups/{id}")
     parts = path.strip("/").split("/")
-    if parts[0] not in services or len(parts) > 2:
+    if parts[0] not in ("Users", "Groups") or len(parts) > 2:
         raise NotFound(f"no such endpoint {path!r}")
     return parts[0], parts[1] if len(parts) == 2 else None
 
 
+def _resolve_path(path: Any, ids: dict[str, str]) -> Any:
+    """Replace a `bulkId:<id>` path segment (`/Users/bulkId:u1`) with the created id."""
+    if not isinstance(path, str):
+        return path
+    return "/".join(_resolve(segment, ids) for segment in path.split("/"))
+
+
 def _resolve(value: Any, ids: dict[str, str]) -> Any:
-    """Replace bulkId:<id> references with the ids created earlier in this request."""
+    """Replace bulkId references in data with the ids created earlier in this request (RFC 7644 §3.7.2)."""
     if isinstance(value, str):
-        if "bulkId:" not in value:
-            return value
-        return re.sub(r"bulkId:([^/\"]+)", lambda m: _lookup(m.group(1), ids), value)
+        whole = _WHOLE.match(value)
+        if whole:
+            return _lookup(whole.group(1), ids)
+        return _QUOTED.sub(lambda m: f'"{_lookup(m.group(1), ids)}"', value)
     if isinstance(value, list):
         return [_resolve(v, ids) for v in value]
     if isinstance(value, dict):

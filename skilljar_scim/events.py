@@ -42,6 +42,15 @@ def record(
     )
 
 
+def record_many(actor: Actor, action: str, resource_type: str, changes: list[tuple[str, dict[str, Any]]]) -> None:
+    """Append one event per (resource_id, summary) in a few statements (a big group's members)."""
+    now = clock.utcnow()
+    rows = [{"at": now, "actor": actor.label, "token_id": actor.token_id, "action": action, "resource_type": resource_type,
+             "resource_id": rid, "summary": json.dumps(summary, sort_keys=True, ensure_ascii=False)} for rid, summary in changes]
+    for start in range(0, len(rows), 500):
+        Event.insert_many(rows[start:start + 500]).execute()
+
+
 def query(
     user_id: str | None = None,
     group_id: str | None = None,

@@ -11,10 +11,10 @@ import peewee
 from skilljar_scim import clock, events
 from skilljar_scim.errors import Conflict, InvalidValue, Mutability, NotFound, TooMany
 from skilljar_scim.events import Actor
+from skilljar_scim.scim import filter as scim_filter
 from skilljar_scim.scim import patch as scim_patch
 from skilljar_scim.scim import resources
 from skilljar_scim.scim.patch import MemberChange
-from skilljar_scim.scim import filter as scim_filter
 from skilljar_scim.scim.schemas import GROUP_SCHEMA, GROUP_TYPE
 from skilljar_scim.search import Page, Query, Source, run
 from skilljar_scim.store import filter_sql
@@ -93,7 +93,7 @@ def search(query: Query, base_url: str, with_members: bool = True,
 
 
 def _evaluates_members(query: Query, max_filter_length: int, max_filter_depth: int) -> bool:
-    """Say whether filtering or sorting reads members in Python, so they must be rendered."""
+    """Say whether filtering or sorting reads members in Python, so they must be rendered (RFC 7644 §3.4.2.2)."""
     if query.sort_by and query.sort_by.lower().rsplit(":", 1)[-1].split(".")[0] == "members":
         return True
     if not query.filter or not query.filter.strip():
@@ -103,7 +103,8 @@ def _evaluates_members(query: Query, max_filter_length: int, max_filter_depth: i
     return not filter_sql.split(node, source.columns, source.subqueries)[1] and _names_members(node)
 
 
-def _names_members(node) -> bool:
+def _names_members(node: scim_filter.Node) -> bool:
+    """Say whether any comparison in a filter is on members."""
     if isinstance(node, (scim_filter.And, scim_filter.Or)):
         return _names_members(node.left) or _names_members(node.right)
     if isinstance(node, scim_filter.Not):
@@ -187,8 +188,8 @@ def _update(actor: Actor, group: Group, data: dict) -> bool:
     if data == before:
         return False
     _write(group, data, False)
-    events.record(actor, "group.updated", "Group", group.id,
-                  {"displayName": group.display_name, "changed": sorted(k for k in set(before) | set(data) if before.get(k) != data.get(k))})
+    changed = sorted(k for k in set(before) | set(data) if before.get(k) != data.get(k))
+    events.record(actor, "group.updated", "Group", group.id, {"displayName": group.display_name, "changed": changed})
     return True
 
 
@@ -237,11 +238,13 @@ def _add(actor: Actor, group: Group, ids: list[str]) -> bool:
     unknown = [i for i in ids if i not in known]
     if unknown:
         raise InvalidValue(f"no such User for member value(s): {', '.join(unknown[:10])}")
-    present = {u for (u,) in Membership.select(Membership.user).where(Membership.group == group.id, Membership.user.in_(ids)).tuples()}
-    new = [i for i in ids if i not in present]
+    present = Membership.select(Membership.user).where(Membership.group == group.id, Membership.user.in_(ids))
+    already = {u for (u,) in present.tuples()}
+    new = [i for i in ids if i not in already]
     if new:
-        now = clock.utcnow()
-        Membership.insert_many([{"group": group.id, "user": i, "created_at": now} for i in new]).execute()
+        rows = [{"group": group.id, "user": i, "created_at": clock.utcnow()} for i in new]
+        # A concurrent add of the same member (PostgreSQL, READ COMMITTED) must not fail the request.
+        Membership.insert_many(rows).on_conflict_ignore().execute()
         _record_members(actor, "membership.added", group, new)
     return bool(new)
 
@@ -261,8 +264,7 @@ def _remove(actor: Actor, group: Group, ids: list[str] | None, keep: tuple[str, 
 
 
 def _record_members(actor: Actor, action: str, group: Group, user_ids: list[str]) -> None:
-    for user_id in user_ids:
-        events.record(actor, action, "Group", group.id, {"group": group.display_name, "user": user_id})
+    events.record_many(actor, action, "Group", [(group.id, {"group": group.display_name, "user": u}) for u in user_ids])
 
 
 def _source(base_url: str, with_members: bool) -> Source:

@@ -9,7 +9,7 @@ import peewee
 
 from skilljar_scim.errors import InvalidValue
 from skilljar_scim.scim import filter as scim_filter
-from skilljar_scim.scim.schemas import ResourceType, parse_attr_path
+from skilljar_scim.scim.schemas import Resolved, ResourceType, parse_attr_path
 from skilljar_scim.store import filter_sql
 
 BATCH = 500
@@ -75,15 +75,19 @@ def _order(source: Source, query: Query) -> list | None:
         resolved = None
     if resolved is None:
         raise InvalidValue(f"cannot sort by {query.sort_by!r}: no such attribute")
+    if _sort_target(resolved) is None:
+        raise InvalidValue(f"cannot sort by {query.sort_by!r}: it is complex, so name one of its sub-attributes")
     field = source.sort_columns.get(filter_sql.key_of(resolved))
     if field is None:
         return None
-    return [field.desc() if query.descending else field.asc(), source.tiebreak]
+    # RFC 7644 §3.4.2.3: resources without a value come last ascending, first descending.
+    ordering = field.desc(nulls="FIRST") if query.descending else field.asc(nulls="LAST")
+    return [ordering, source.tiebreak]
 
 
 def _sql_page(select, query: Query, source: Source) -> Page:
     total = select.count()
-    if query.count == 0:
+    if query.count == 0 or query.start_index > total:  # also keeps a huge OFFSET out of SQL
         return Page(total, query.start_index, [])
     rows = list(select.offset(query.start_index - 1).limit(query.count))
     return Page(total, query.start_index, source.render(rows))
@@ -113,13 +117,32 @@ def _stream(select, source: Source) -> Iterator[dict]:
 
 
 def _python_sorted(resources: list[dict], rtype: ResourceType, query: Query) -> list[dict]:
-    """Sort by any attribute; resources without a value sort last (RFC 7644 §3.4.2.3)."""
+    """Sort by any attribute; no value sorts last ascending, first descending (RFC 7644 §3.4.2.3)."""
     path = rtype.resolve(parse_attr_path(query.sort_by, tuple(s.id for s in rtype.schemas)))
 
-    def value(resource: dict):
-        found = scim_filter.values_of(resource, path)
-        first = found[0] if found else None
-        return (first is None, str(first).casefold() if first is not None else "")
+    def key(resource: dict) -> tuple:
+        value = _sort_value(resource, path)
+        if isinstance(value, str) and not _sort_target(path).case_exact:
+            value = filter_sql.casefold(value)
+        return (value is None, "" if value is None else value)
 
-    present = sorted(resources, key=value, reverse=query.descending)
-    return [r for r in present if value(r)[0] is False] + [r for r in present if value(r)[0] is True]
+    # sorted() is stable with reverse too: ties keep the tiebreak order of the SQL stream.
+    return sorted(resources, key=key, reverse=query.descending)
+
+
+def _sort_value(resource: dict, path: Resolved) -> object:
+    """Return the value a resource sorts by: of the primary element, else the first (§3.4.2.3)."""
+    attribute = path.attribute
+    if not (attribute.multi_valued and attribute.type == "complex"):
+        found = scim_filter.values_of(resource, path)
+        return found[0] if found else None
+    elements = [e for e in scim_filter.values_of(resource, Resolved(path.schema, attribute)) if isinstance(e, dict)]
+    chosen = next((e for e in elements if e.get("primary") is True), elements[0] if elements else None)
+    return chosen.get(_sort_target(path).name) if chosen is not None else None
+
+
+def _sort_target(path: Resolved):
+    """Return the simple attribute a path sorts by: itself, or a multi-valued one's `value`."""
+    if path.target.type != "complex":
+        return path.target
+    return path.attribute.sub("value") if path.attribute.multi_valued else None

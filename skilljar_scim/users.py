@@ -126,7 +126,9 @@ def render_many(users: list[User], base_url: str) -> list[dict]:
 
 
 def _render(user: User, groups: list[tuple[str, str]], base_url: str) -> dict:
+    """Build the canonical resource; `schemas` lists the extensions it has (RFC 7643 §3)."""
     doc = {"id": user.id, **_document(user)}
+    doc["schemas"] = [s.id for s in USER_TYPE.schemas if s is USER_TYPE.schema or s.id in doc]
     if groups:
         doc["groups"] = [
             {"value": gid, "$ref": f"{base_url}/Groups/{gid}", "display": name, "type": "direct"}
@@ -290,7 +292,6 @@ def _source(base_url: str) -> Source:
             ("id", None): User.id,
             ("username", None): User.user_name_key,
             ("externalid", None): User.external_id,
-            ("displayname", None): User.display_name,
             ("meta", "created"): User.created_at,
             ("meta", "lastmodified"): User.updated_at,
         },

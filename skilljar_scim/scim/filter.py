@@ -15,7 +15,7 @@ Semantics where the RFC leaves room, decided once here:
 - `pr` is true when some value is present and non-empty: not null, "", [] or {}.
 - `eq null` means "not present" (== `not (a pr)`) and `ne null` means present; other
   operators with null are invalid.
-- Strings compare case-insensitively (casefolded) unless the attribute is caseExact;
+- Strings compare case-insensitively (NFKC, then casefolded) unless the attribute is caseExact;
   dateTime values compare chronologically (a value without offset is taken as UTC).
 - `schemas` (RFC 7643 §3) is filterable, as in the RFC's own examples, although it is
   not an attribute of any schema.
@@ -27,6 +27,7 @@ import json
 import math
 import operator
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -573,8 +574,9 @@ def _normalise(value: object, attribute: Attribute) -> object:
         return _datetime(value)
     if not isinstance(value, str):
         return None
-    # RFC 7643 §2.2: caseExact false means comparisons ignore case.
-    return value if attribute.case_exact else value.casefold()
+    # RFC 7643 §2.2: caseExact false means comparisons ignore case. NFKC first, as the
+    # store's *_key columns do, so SQL and Python agree (store/filter_sql.casefold).
+    return value if attribute.case_exact else unicodedata.normalize("NFKC", value).casefold()
 
 
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {

@@ -201,16 +201,27 @@ def _coerce_complex(
     if not isinstance(value, dict):
         raise InvalidValue(f"Attribute '{path}' must be a JSON object.")
     out: dict = {}
+    seen: set[str] = set()
     for key, member in value.items():
-        sub = attribute.sub(key)
-        if sub is None:
-            if ignored is not None:
-                ignored.append(f"{path}.{key}")
-        elif sub.mutability != "readOnly":  # RFC 7643 §2.2: readOnly input is ignored
-            coerced = coerce_value(sub, member, f"{path}.{sub.name}", ignored=ignored)
-            if coerced is not None:
-                out[sub.name] = coerced
+        _take_sub(attribute, out, seen, key, member, path, ignored)
     return out or None
+
+
+def _take_sub(attribute: Attribute, out: dict, seen: set, key: str, member: object, path: str,
+              ignored: list[str] | None) -> None:
+    """Put one sub-attribute into `out`; a name given twice in any case is refused (RFC 7643 §2.1)."""
+    sub = attribute.sub(key)
+    if sub is None:
+        if ignored is not None:
+            ignored.append(f"{path}.{key}")
+        return
+    if sub.name in seen:
+        raise InvalidValue(f"Attribute '{path}.{sub.name}' is given more than once.")
+    seen.add(sub.name)
+    if sub.mutability != "readOnly":  # RFC 7643 §2.2: readOnly input is ignored
+        coerced = coerce_value(sub, member, f"{path}.{sub.name}", ignored=ignored)
+        if coerced is not None:
+            out[sub.name] = coerced
 
 
 def _check_primary(attribute: Attribute, items: list, path: str) -> None:
@@ -467,7 +478,7 @@ def check_search_request(body: object) -> dict:
 
     if not isinstance(body, dict):
         raise InvalidSyntax("a SearchRequest must be a JSON object")
-    declared = body.get("schemas", [SEARCH_REQUEST])
+    declared = body.get("schemas")  # required, as in every SCIM message (RFC 7644 §3.4.3)
     if not isinstance(declared, list) or SEARCH_REQUEST.lower() not in [str(s).lower() for s in declared]:
         raise InvalidValue(f"a SearchRequest must declare schemas [{SEARCH_REQUEST!r}]")
     for key in ("attributes", "excludedAttributes"):

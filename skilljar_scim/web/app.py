@@ -31,9 +31,10 @@ def create_app(settings: Settings) -> Flask:
     database.close()
     app.before_request(_connect)
     app.teardown_request(_disconnect)
+    # Before any rule is added: a rule takes the map's setting when it is bound.
+    app.url_map.strict_slashes = False
     app.register_blueprint(views.blueprint(), url_prefix=settings.server.base_path.rstrip("/"))
     app.add_url_rule("/healthz", "healthz", views.healthz)
-    app.url_map.strict_slashes = False
     _register_errors(app)
     return app
 

@@ -33,9 +33,14 @@ def body() -> Any:
     if not raw.strip():
         raise InvalidSyntax("the request body is empty: a JSON object is required")
     try:
-        return json.loads(raw, object_pairs_hook=_no_duplicates)
+        return json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
         raise InvalidSyntax(f"the request body is not valid JSON: {exc}") from None
+
+
+def _no_constant(name: str) -> None:
+    """Refuse NaN and Infinity, which Python accepts but JSON does not (RFC 8259 §6)."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def bulk_body() -> Any:

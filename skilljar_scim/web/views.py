@@ -9,7 +9,7 @@ from skilljar_scim.errors import NotFound
 from skilljar_scim.scim import discovery
 from skilljar_scim.scim.schemas import GROUP_TYPE, RESOURCE_TYPES, SCHEMAS, USER_TYPE
 from skilljar_scim.store import models
-from skilljar_scim.versions import matches
+from skilljar_scim.versions import etag, matches
 from skilljar_scim.web import http
 from skilljar_scim.web.auth import actor, authenticate
 
@@ -66,7 +66,7 @@ def create_user():
 def get_user(user_id: str):
     user = users.get(user_id)
     if matches(request.headers.get("If-None-Match"), user):
-        return http.respond("", 304)
+        return http.respond("", 304, {"ETag": etag(user)})  # RFC 7232 §4.1
     return http.resource_response(users.render(user, http.base_url()), USER_TYPE)
 
 
@@ -170,7 +170,7 @@ def _discovery(bp: Blueprint) -> None:
     bp.add_url_rule("/ResourceTypes", "resource_types", resource_types)
     bp.add_url_rule("/ResourceTypes/<name>", "resource_type", resource_type)
     bp.add_url_rule("/Schemas", "schemas", schemas)
-    bp.add_url_rule("/Schemas/<path:schema_id>", "schema", schema)
+    bp.add_url_rule("/Schemas/<schema_id>", "schema", schema)  # a URN holds colons, never "/"
 
 
 def service_provider_config():

@@ -185,6 +185,7 @@ def test_schema_unknown_is_not_found(api, urn) -> None:
 def test_schema_attributes_carry_every_characteristic(api, urn) -> None:
     for path, attribute in _walk(_ok(api.get(f"/Schemas/{urn}"))["attributes"]):
         assert all(key in attribute for key in CHARACTERISTICS), path
+        assert attribute["description"].strip(), path
         assert attribute["mutability"] in ("readOnly", "readWrite", "immutable", "writeOnly"), path
         assert attribute["returned"] in ("always", "never", "default", "request"), path
         assert attribute["uniqueness"] in ("none", "server", "global"), path
@@ -208,6 +209,19 @@ def test_schema_attributes_carry_every_characteristic(api, urn) -> None:
 def test_schema_attribute_characteristics(api, urn, path, expected) -> None:
     found = dict(_walk(_ok(api.get(f"/Schemas/{urn}"))["attributes"]))[path]
     assert {key: found[key] for key in expected} == expected
+
+
+@pytest.mark.parametrize(("resource_type", "body"), [
+    ("User", {"displayName": "No Name", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {}}),
+    ("Group", {"externalId": "no-name"}),
+])
+def test_schema_required_attributes_are_enforced(api, resource_type, body) -> None:
+    rtype = _ok(api.get(f"/ResourceTypes/{resource_type}"))
+    required = [a["name"] for a in _ok(api.get(f"/Schemas/{rtype['schema']}"))["attributes"] if a["required"]]
+    assert required
+    for name in required:
+        error = api.assert_error(api.post(rtype["endpoint"], body), 400, "invalidValue")
+        assert name in error["detail"]
 
 
 def test_schema_roles_sent_by_a_client_are_ignored(api) -> None:

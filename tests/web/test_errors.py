@@ -115,6 +115,9 @@ BAD_BODIES = {
     "number": "42",
     "null": "null",
     "duplicate keys": '{"userName": "a", "userName": "b"}',
+    "nested duplicate keys": '{"userName": "a", "name": {"givenName": "a", "givenName": "b"}}',
+    "NaN": '{"userName": "a", "count": NaN}',
+    "Infinity": '{"userName": "a", "count": -Infinity}',
     "not utf-8": b'{"userName": "\xff\xfe"}',
     "too deep": "[" * 100_000,
 }

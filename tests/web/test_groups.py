@@ -17,7 +17,7 @@ LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
 
 @pytest.fixture
-def sql(api) -> list[str]:
+def sql(api, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record every SQL statement run on the connections the app opens from now on."""
     seen: list[str] = []
     database = models.database.obj
@@ -27,8 +27,8 @@ def sql(api) -> list[str]:
         original(conn)
         conn.set_trace_callback(seen.append)
 
-    database.close()
-    database._add_conn_hooks = traced  # instance attribute: this test's database only
+    database.close()  # the next request opens a new, traced connection
+    monkeypatch.setattr(database, "_add_conn_hooks", traced)
     return seen
 
 
@@ -107,6 +107,21 @@ def test_groups_create_without_members_has_no_members_attribute(api) -> None:
 def test_groups_create_invalid_body_is_400(api, body, scim_type) -> None:
     api.assert_error(api.post("/Groups", body), 400, scim_type)
     assert api.get("/Groups").get_json()["totalResults"] == 0
+
+
+@pytest.mark.parametrize("send", [
+    pytest.param(lambda api, gid, members: api.post("/Groups", {"schemas": [GROUP], "displayName": "Big",
+                                                                "members": members}), id="post"),
+    pytest.param(lambda api, gid, members: api.put(f"/Groups/{gid}", {"schemas": [GROUP], "displayName": "Big",
+                                                                      "members": members}), id="put"),
+    pytest.param(lambda api, gid, members: api.ops(f"/Groups/{gid}", {"op": "add", "path": "members",
+                                                                      "value": members}), id="patch"),
+])
+def test_groups_more_members_than_the_limit_is_400_too_many(api, send) -> None:
+    group = api.create_group("Engineering")
+    members = [{"value": f"user-{i}"} for i in range(1001)]
+    api.assert_error(send(api, group["id"], members), 400, "tooMany")
+    assert names(api.get("/Groups")) == ["Engineering"]
 
 
 @pytest.mark.parametrize("second", ["Engineering", "ENGINEERING", "engineering"])
@@ -228,7 +243,7 @@ def test_groups_get_excluded_member_sub_attribute_keeps_members(api, catalogue, 
     pytest.param("displayName", {"schemas", "id", "meta", "displayName"}, id="displayName"),
     pytest.param("members", {"schemas", "id", "meta", "members"}, id="members"),
     pytest.param("members.value", {"schemas", "id", "meta", "members"}, id="members-value"),
-    pytest.param(GROUP, {"schemas", "id", "meta", "displayName", "members"}, id="core-urn"),
+    pytest.param(GROUP, {"schemas", "id", "meta", "displayName", "externalId", "members"}, id="core-urn"),
 ])
 def test_groups_get_attributes_selects_what_is_returned(api, catalogue, attributes, expected) -> None:
     response = api.get(query(f"/Groups/{catalogue['eng']['id']}", {"attributes": attributes}))
