@@ -8,7 +8,7 @@ import uuid
 
 import peewee
 
-from skilljar_scim import clock, events
+from skilljar_scim import clock, events, roles
 from skilljar_scim.errors import Conflict, InvalidValue, Mutability, NotFound, TooMany
 from skilljar_scim.events import Actor
 from skilljar_scim.scim import filter as scim_filter
@@ -19,7 +19,7 @@ from skilljar_scim.scim.schemas import GROUP_SCHEMA, GROUP_TYPE
 from skilljar_scim.search import Page, Query, Source, run
 from skilljar_scim.store import filter_sql
 from skilljar_scim.store.db import write_transaction
-from skilljar_scim.store.models import Group, Membership, User
+from skilljar_scim.store.models import Group, Membership, RoleMapping, User
 from skilljar_scim.versions import check_if_match, etag
 
 COMPUTED = ("id", "meta", "schemas", "members")
@@ -81,7 +81,7 @@ def delete(actor: Actor, group_id: str, if_match: str | None = None) -> None:
     with write_transaction():
         group = check_if_match(get(group_id), if_match)
         count = Membership.select().where(Membership.group == group.id).count()
-        group.delete_instance()
+        _changing_whole_group(actor, group, {group.display_name_key}, "group deleted", group.delete_instance)
         events.record(actor, "group.deleted", "Group", group.id, {"displayName": group.display_name, "members": count})
 
 
@@ -187,7 +187,11 @@ def _update(actor: Actor, group: Group, data: dict) -> bool:
     before = _document(group)
     if data == before:
         return False
-    _write(group, data, False)
+    if data["displayName"] == group.display_name:
+        _write(group, data, False)
+    else:  # members' `groups` show the new name, and mappings may name the old or the new one
+        keys = {group.display_name_key, filter_sql.casefold(data["displayName"])}
+        _changing_whole_group(actor, group, keys, "group renamed", lambda: _write(group, data, False))
     changed = sorted(k for k in set(before) | set(data) if before.get(k) != data.get(k))
     events.record(actor, "group.updated", "Group", group.id, {"displayName": group.display_name, "changed": changed})
     return True
@@ -242,9 +246,11 @@ def _add(actor: Actor, group: Group, ids: list[str]) -> bool:
     already = {u for (u,) in present.tuples()}
     new = [i for i in ids if i not in already]
     if new:
-        rows = [{"group": group.id, "user": i, "created_at": clock.utcnow()} for i in new]
+        now = clock.utcnow()
+        rows = [{"group": group.id, "user": i, "created_at": now} for i in new]
         # A concurrent add of the same member (PostgreSQL, READ COMMITTED) must not fail the request.
-        Membership.insert_many(rows).on_conflict_ignore().execute()
+        insert = Membership.insert_many(rows).on_conflict_ignore()
+        _changing_members(actor, new, "membership", insert.execute)
         _record_members(actor, "membership.added", group, new)
     return bool(new)
 
@@ -258,9 +264,28 @@ def _remove(actor: Actor, group: Group, ids: list[str] | None, keep: tuple[str, 
         query = query.where(Membership.user.not_in(list(keep)))
     gone = [u for (u,) in query.tuples()]
     if gone:
-        Membership.delete().where(Membership.group == group.id, Membership.user.in_(gone)).execute()
+        delete = Membership.delete().where(Membership.group == group.id, Membership.user.in_(gone))
+        _changing_members(actor, gone, "membership", delete.execute)
         _record_members(actor, "membership.removed", group, gone)
     return bool(gone)
+
+
+def _changing_members(actor: Actor, user_ids: list[str], reason: str, change) -> None:
+    """Run `change`; record the roles it grants or revokes; give the users new versions."""
+    before = roles.snapshot(user_ids)
+    change()
+    roles.record_changes(actor, before, reason)
+    roles.touch_users(user_ids)
+
+
+def _changing_whole_group(actor: Actor, group: Group, keys: set[str], reason: str, change) -> None:
+    """Run a change that affects every member (rename, delete): roles only if a mapping names it."""
+    members = Membership.select(Membership.user).where(Membership.group == group.id)
+    if not RoleMapping.select().where(RoleMapping.group_key.in_(list(keys))).exists():
+        User.update(version=User.version + 1, updated_at=clock.utcnow()).where(User.id.in_(members)).execute()
+        change()
+        return
+    _changing_members(actor, [u for (u,) in members.tuples()], reason, change)
 
 
 def _record_members(actor: Actor, action: str, group: Group, user_ids: list[str]) -> None:

@@ -119,6 +119,13 @@ def record_changes(actor: Actor, before: dict[str, set[str]], reason: str) -> li
     return changes
 
 
+def touch_users(user_ids: Iterable[str]) -> None:
+    """Give users a new version: their computed `groups` or `roles` changed (RFC 7644 §3.14)."""
+    ids = list(user_ids)
+    if ids:
+        User.update(version=User.version + 1, updated_at=clock.utcnow()).where(User.id.in_(ids)).execute()
+
+
 def _user_names(user_ids: Iterable[str]) -> dict[str, str]:
     ids = list(user_ids)
     if not ids:
@@ -167,6 +174,7 @@ def _apply(actor: Actor, add: list[tuple[str, str]], remove: list[tuple[str, str
         outcome.added = [m for m in add if _insert(actor, *m)]
         outcome.removed = [m for m in remove if _delete(actor, *m)]
         outcome.changes = record_changes(actor, before, "mapping")
+        touch_users({c.user_id for c in outcome.changes})
         if preview:
             transaction.rollback()
     return outcome

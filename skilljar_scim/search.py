@@ -95,7 +95,8 @@ def _sql_page(select, query: Query, source: Source) -> Page:
 
 def _python_page(select, node, query: Query, source: Source, order: list | None) -> Page:
     """Filter (and, when needed, sort) in Python over the SQL candidates, in batches."""
-    matched = (r for r in _stream(select.order_by(*(order or [source.tiebreak])), source) if not node or scim_filter.matches(node, r))
+    candidates = _stream(select.order_by(*(order or [source.tiebreak])), source)
+    matched = (r for r in candidates if not node or scim_filter.matches(node, r))
     if order is None:
         matched = iter(_python_sorted(list(matched), source.rtype, query))
     total, page = 0, []

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import peewee
 
-from skilljar_scim import clock, events
+from skilljar_scim import clock, events, roles
 from skilljar_scim.errors import Conflict, Mutability, NotFound
 from skilljar_scim.events import Actor
 from skilljar_scim.scim import patch as scim_patch
@@ -56,8 +56,10 @@ def create(actor: Actor, body: object) -> Created:
             user = _write(User(id=str(uuid.uuid4()), created_at=clock.utcnow(), version=0), data, True)
             events.record(actor, "user.created", "User", user.id, {"userName": user.user_name})
             return Created(user, False)
+        before = roles.snapshot([existing.id])
         user = _write(existing, data, False, reactivate=True)
         events.record(actor, "user.reactivated", "User", user.id, {"userName": user.user_name, "returning": True})
+        roles.record_changes(actor, before, "reactivated")
         return Created(user, True)
 
 
@@ -103,10 +105,12 @@ def delete(actor: Actor, user_id: str, if_match: str | None = None) -> None:
     """Deprovision: hide from SCIM, drop memberships, keep data and history (DESIGN: Users)."""
     with write_transaction():
         user = check_if_match(get(user_id), if_match)
+        before = roles.snapshot([user.id])
         groups = _drop_memberships(actor, user)
         user.deprovisioned_at = clock.utcnow()
         _write(user, {**_document(user), "active": False}, False)
         events.record(actor, "user.deprovisioned", "User", user.id, {"userName": user.user_name, "groups": groups})
+        roles.record_changes(actor, before, "deprovisioned")
 
 
 def search(query: Query, base_url: str, max_filter_length: int = 4096, max_filter_depth: int = 32) -> Page:
@@ -120,12 +124,13 @@ def render(user: User, base_url: str) -> dict:
 
 
 def render_many(users: list[User], base_url: str) -> list[dict]:
-    """Render users with their groups, in two queries whatever their number."""
-    groups = _groups_of([u.id for u in users])
-    return [_render(u, groups.get(u.id, []), base_url) for u in users]
+    """Render users with their groups and roles, in three queries whatever their number."""
+    ids = [u.id for u in users]
+    groups, held = _groups_of(ids), roles.roles_by_user(ids)
+    return [_render(u, groups.get(u.id, []), held.get(u.id, []), base_url) for u in users]
 
 
-def _render(user: User, groups: list[tuple[str, str]], base_url: str) -> dict:
+def _render(user: User, groups: list[tuple[str, str]], held: list[str], base_url: str) -> dict:
     """Build the canonical resource; `schemas` lists the extensions it has (RFC 7643 §3)."""
     doc = {"id": user.id, **_document(user)}
     doc["schemas"] = [s.id for s in USER_TYPE.schemas if s is USER_TYPE.schema or s.id in doc]
@@ -134,6 +139,9 @@ def _render(user: User, groups: list[tuple[str, str]], base_url: str) -> dict:
             {"value": gid, "$ref": f"{base_url}/Groups/{gid}", "display": name, "type": "direct"}
             for gid, name in groups
         ]
+    if held:
+        # Read-only: computed from group-to-role mappings (see `scim mappings`).
+        doc["roles"] = [{"value": role, "display": role, "type": "dashboard"} for role in held]
     doc["meta"] = {
         "resourceType": "User",
         "created": clock.iso(user.created_at),
@@ -181,10 +189,14 @@ def _update(actor: Actor, user: User, data: dict) -> User:
     if {k: v for k, v in data.items() if k != "password"} == before and not data.get("password"):
         return user  # nothing changes: keep the version (IdPs resend unchanged values)
     was_active = user.active
+    toggles = bool(data.get("active", True)) != was_active
+    held = roles.snapshot([user.id]) if toggles else {}
     user = _write(user, data, False)
     action = _lifecycle_action(was_active, user.active)
     summary = {"userName": user.user_name, "changed": sorted(_changed_keys(before, data))}
     events.record(actor, action, "User", user.id, summary)
+    if toggles:
+        roles.record_changes(actor, held, action.removeprefix("user."))
     return user
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,17 +14,47 @@ from skilljar_scim.cli.main import app as cli_app
 from skilljar_scim.store import db as store_db
 
 
+# Set to a postgresql:// URL to run the whole suite on PostgreSQL (see .ci/run).
+TEST_DATABASE_URL = os.environ.get("SKILLJAR_SCIM_TEST_DATABASE_URL")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests marked `sqlite` check SQLite specifics; they do not apply to a PostgreSQL run."""
+    if TEST_DATABASE_URL:
+        dropped = [item for item in items if item.get_closest_marker("sqlite")]
+        items[:] = [item for item in items if not item.get_closest_marker("sqlite")]
+        config.hook.pytest_deselected(items=dropped)
+
+
+def reset_postgres(url: str) -> None:
+    """Drop every table so each test starts from an empty, freshly migrated database."""
+    database = store_db._postgres(url)
+    tables = database.get_tables()
+    if tables:
+        database.execute_sql("DROP TABLE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE")
+    database.close()
+
+
 @pytest.fixture
-def config_file(tmp_path: Path) -> Path:
+def database_url() -> str:
+    """The URL every test's settings use: SQLite in the test folder, or the PostgreSQL under test."""
+    if TEST_DATABASE_URL:
+        reset_postgres(TEST_DATABASE_URL)
+        return TEST_DATABASE_URL
+    return "sqlite:///scim.db"
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, database_url: str) -> Path:
     """A settings file pointing at a database and key in the test's own folder."""
     path = tmp_path / "scim.toml"
-    path.write_text('[database]\nurl = "sqlite:///scim.db"\n\n[security]\nsecret_key_file = "scim.key"\n')
+    path.write_text(f'[database]\nurl = "{database_url}"\n\n[security]\nsecret_key_file = "scim.key"\n')
     return path
 
 
 @pytest.fixture
 def settings(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> config.Settings:
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith(config.ENV_PREFIX):
             monkeypatch.delenv(name)
     return config.load(config_file)

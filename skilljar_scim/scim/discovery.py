@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from skilljar_scim.errors import NotFound
 from skilljar_scim.scim import schemas as s
 
 
@@ -120,6 +121,22 @@ def schemas_docs(base_url: str) -> list[dict]:
 def resource_types_docs(base_url: str) -> list[dict]:
     """Return every resource type document served at /ResourceTypes (RFC 7644 §4)."""
     return [resource_type_doc(rtype, base_url) for rtype in s.RESOURCE_TYPES]
+
+
+def resource_type_named(name: str, base_url: str) -> dict:
+    """Return the /ResourceTypes/{name} document, or raise NotFound (RFC 7644 §4)."""
+    found = next((r for r in s.RESOURCE_TYPES if r.name == name), None)
+    if found is None:
+        raise NotFound(f"no resource type {name!r}")
+    return resource_type_doc(found, base_url)
+
+
+def schema_with_id(urn: str, base_url: str) -> dict:
+    """Return the /Schemas/{id} document, or raise NotFound (RFC 7644 §4)."""
+    found = next((schema for schema in s.SCHEMAS if schema.id == urn), None)
+    if found is None:
+        raise NotFound(f"no schema {urn!r}")
+    return schema_doc(found, base_url)
 
 
 def _meta(resource_type: str, location: str) -> dict:

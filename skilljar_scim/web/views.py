@@ -5,9 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from skilljar_scim import bulk, groups, users
-from skilljar_scim.errors import NotFound
 from skilljar_scim.scim import discovery
-from skilljar_scim.scim.schemas import GROUP_TYPE, RESOURCE_TYPES, SCHEMAS, USER_TYPE
+from skilljar_scim.scim.schemas import GROUP_TYPE, USER_TYPE
 from skilljar_scim.store import models
 from skilljar_scim.versions import etag, matches
 from skilljar_scim.web import http
@@ -178,23 +177,16 @@ def service_provider_config():
 
 
 def resource_types():
-    docs = [discovery.resource_type_doc(r, http.base_url()) for r in RESOURCE_TYPES]
-    return http.list_response_of(docs)
+    return http.list_response_of(discovery.resource_types_docs(http.base_url()))
 
 
 def resource_type(name: str):
-    found = next((r for r in RESOURCE_TYPES if r.name == name), None)
-    if found is None:
-        raise NotFound(f"no resource type {name!r}")
-    return http.respond(discovery.resource_type_doc(found, http.base_url()))
+    return http.respond(discovery.resource_type_named(name, http.base_url()))
 
 
 def schemas():
-    return http.list_response_of([discovery.schema_doc(s, http.base_url()) for s in SCHEMAS])
+    return http.list_response_of(discovery.schemas_docs(http.base_url()))
 
 
 def schema(schema_id: str):
-    found = next((s for s in SCHEMAS if s.id == schema_id), None)
-    if found is None:
-        raise NotFound(f"no schema {schema_id!r}")
-    return http.respond(discovery.schema_doc(found, http.base_url()))
+    return http.respond(discovery.schema_with_id(schema_id, http.base_url()))

@@ -49,13 +49,16 @@ def test_errors_unknown_route_outside_base_path_is_404(api) -> None:
     api.assert_error(api.client.get("/nope"), 404)
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
+WRITES = {
+    "GET": None, "DELETE": None, "PUT": {"userName": "x", "displayName": "x"},
+    "PATCH": {"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "displayName", "value": "x"}]},
+}
+
+
+@pytest.mark.parametrize("method", WRITES)
 @pytest.mark.parametrize("endpoint", ["/Users", "/Groups"])
 def test_errors_unknown_id_is_404(api, method, endpoint) -> None:
-    body = {"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "displayName", "value": "x"}]}
-    if method == "PUT":
-        body = {"userName": "x", "displayName": "x"}
-    body = api.assert_error(api.request(method, f"{endpoint}/{MISSING}", body if method in ("PUT", "PATCH") else None), 404)
+    body = api.assert_error(api.request(method, f"{endpoint}/{MISSING}", WRITES[method]), 404)
     assert MISSING in body["detail"]
 
 

@@ -98,6 +98,17 @@ def test_group_scale_member_change_costs_the_same_at_any_size(api, groups_by_siz
     assert len(costs[10]) <= 20
 
 
+@pytest.mark.parametrize("op", ["add", "remove"])
+def test_group_scale_changing_more_members_at_once_costs_no_more_statements(api, groups_by_size, sql, op) -> None:
+    group = groups_by_size[1000]
+    ids = make_users(4, "batch-")
+    if op == "remove":
+        api.ops(f"/Groups/{group['id']}", {"op": "add", "path": "members", "value": [{"value": i} for i in ids]})
+    send = lambda chosen: api.ops(f"/Groups/{group['id']}?excludedAttributes=members",  # noqa: E731
+                                  {"op": op, "path": "members", "value": [{"value": i} for i in chosen]})
+    assert len(cost(sql, lambda: send(ids[:1]))) == len(cost(sql, lambda: send(ids[1:])))
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_group_scale_member_change_keeps_the_other_members(api, groups_by_size, size) -> None:
     group = groups_by_size[size]

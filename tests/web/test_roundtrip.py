@@ -159,6 +159,7 @@ def test_roundtrip_generator_covers_every_writable_attribute(api, full_user) -> 
     assert {a["name"] for a in _writable(enterprise)} == set(sent[ENTERPRISE])
     assert "password" in sent and "groups" not in sent and "roles" not in sent
     assert "displayName" not in sent[ENTERPRISE]["manager"]
+    assert len(list(_user_attributes(api))) == len(_writable(core)) - 1 + len(_writable(enterprise)) >= 20
 
 
 def test_roundtrip_user_post_then_get(api, full_user) -> None:

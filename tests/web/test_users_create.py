@@ -227,7 +227,7 @@ def test_create_location_honours_host_header(api) -> None:
     assert response.headers["Location"] == body["meta"]["location"]
 
 
-def test_create_location_uses_configured_public_base_url(app, api, settings) -> None:
+def test_create_location_uses_configured_public_base_url(api, settings) -> None:
     from skilljar_scim.web.app import create_app
 
     server = dataclasses.replace(settings.server, public_base_url="https://scim.example.com/")
