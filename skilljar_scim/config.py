@@ -36,6 +36,9 @@ class DatabaseSettings:
 @dataclass(frozen=True)
 class SecuritySettings:
     secret_key_file: str = _path("scim.key")
+    auth_failures_per_minute: int = 30  # per client address; 0 disables
+    token_failures_per_minute: int = 30  # per revoked or expired token; 0 disables
+    trusted_proxies: int = 0  # proxies whose X-Forwarded-For entry names the client
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,14 @@ class Unauthorized(SkilljarError):
     exit_code = ExitCode.USAGE
 
 
+class TokenRefused(Unauthorized):
+    """401 for a genuine token (signature and secret match) that is revoked or expired."""
+
+    def __init__(self, detail: str, token_id: str):
+        super().__init__(detail)
+        self.token_id = token_id
+
+
 class NotFound(SkilljarError):
     status = 404
     exit_code = ExitCode.NOT_FOUND

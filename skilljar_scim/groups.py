@@ -180,6 +180,8 @@ def _ids(body: dict, members: list[dict]) -> list[str]:
     ids = [m.get("value") for m in members]
     if len(ids) != len([m for m in sent if m is not None]) or not all(isinstance(i, str) and i for i in ids):
         raise InvalidValue("every member needs a \"value\": the id of a User")
+    for member in members:
+        scim_patch.check_member_type(member)
     return list(dict.fromkeys(ids))
 
 

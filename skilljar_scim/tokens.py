@@ -13,12 +13,13 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Callable
 
 import itsdangerous
 import peewee
 
 from skilljar_scim import clock, events
-from skilljar_scim.errors import Conflict, InvalidValue, NotFound, Unauthorized
+from skilljar_scim.errors import Conflict, InvalidValue, NotFound, TokenRefused, Unauthorized
 from skilljar_scim.store.db import write_transaction
 from skilljar_scim.store.models import Token
 
@@ -28,6 +29,7 @@ LAST_USED_INTERVAL = timedelta(seconds=60)
 MAX_NAME_LENGTH = 200
 # Compared against when the token id is unknown, so that path costs the same as a real one.
 _DUMMY_HASH = hashlib.sha256(b"skilljar-scim: no such token").hexdigest()
+_TOKEN_ID = re.compile(r"[0-9a-f]{1,32}")
 _DURATION = re.compile(r"^\s*(\d+)\s*([dwy])\s*$", re.IGNORECASE)
 _UNITS = {"d": 1, "w": 7, "y": 365}
 
@@ -140,9 +142,18 @@ def revoke(token: Token, now: datetime | None = None) -> Token:
     return Token.get_by_id(token.id)
 
 
-def authenticate(keys: list[str], value: str, now: datetime | None = None) -> Token:
-    """Return the live token for a bearer `value`, or raise Unauthorized."""
+def authenticate(keys: list[str], value: str, now: datetime | None = None,
+                 before_lookup: Callable[[str], None] | None = None) -> Token:
+    """Return the live token for a bearer `value`, or raise Unauthorized.
+
+    `before_lookup` gets the id of a correctly signed value before any database work
+    (rate limiting refuses a blocked token there). A genuine token that is revoked or
+    expired raises TokenRefused. An unknown id costs the same as a wrong secret: the
+    secret is hashed and compared against a dummy hash.
+    """
     token_id, secret = _unsign(keys, value)
+    if before_lookup is not None:
+        before_lookup(token_id)
     token = Token.get_or_none(Token.id == token_id)
     matched = hmac.compare_digest(token.secret_hash if token else _DUMMY_HASH, _hash(secret))
     if token is None or not matched:
@@ -151,9 +162,17 @@ def authenticate(keys: list[str], value: str, now: datetime | None = None) -> To
     state = status(token, now)
     if state != "active":
         Token.update(refused_count=Token.refused_count + 1).where(Token.id == token.id).execute()
-        raise Unauthorized(f"the bearer token is {state}")
+        raise TokenRefused(f"the bearer token is {state}", token.id)
     _touch(token, now)
     return token
+
+
+def claimed_id(value: object) -> str | None:
+    """Return the token id a bearer value claims, unverified (None when it has no such shape)."""
+    if not isinstance(value, str) or not value.startswith(PREFIX):
+        return None
+    token_id = value[len(PREFIX):].partition(".")[0]
+    return token_id if _TOKEN_ID.fullmatch(token_id) else None
 
 
 def _unsign(keys: list[str], value: str) -> tuple[str, str]:

@@ -20,6 +20,7 @@ def test_tokens_value_has_prefix_and_authenticates(keys) -> None:
     assert tokens.authenticate(keys, made.value, now=NOW).id == made.token.id
 
 
+@pytest.mark.sqlite
 def test_tokens_store_only_a_hash(keys, settings) -> None:
     made = tokens.generate(keys, "Okta", None)
     secret = made.value.split(".")[1]
@@ -50,17 +51,25 @@ def test_tokens_malformed_value_is_refused(keys, value: str) -> None:
         tokens.authenticate(keys, value)
 
 
-def test_tokens_bad_signature_does_no_database_work(keys) -> None:
+def test_tokens_table_never_holds_the_value(keys) -> None:
+    made = tokens.generate(keys, "Okta", None)
+    secret = made.value.split(".")[1]
+    rows = models.database.obj.execute_sql("SELECT * FROM token").fetchall()
+    dumped = repr(rows)
+    assert made.token.id in dumped and secret not in dumped and made.value not in dumped
+
+
+def test_tokens_bad_signature_does_no_database_work(keys, monkeypatch) -> None:
     made = tokens.generate(keys, "Okta", None)
     statements: list[str] = []
-    connection = models.database.obj.connection()
-    connection.set_trace_callback(statements.append)
-    try:
-        with pytest.raises(Unauthorized):
-            tokens.authenticate(keys, made.value[:-2] + "xx")
-    finally:
-        connection.set_trace_callback(None)
+    database = models.database.obj
+    real = database.execute_sql
+    monkeypatch.setattr(database, "execute_sql", lambda sql, *a, **k: statements.append(sql) or real(sql, *a, **k))
+    with pytest.raises(Unauthorized):
+        tokens.authenticate(keys, made.value[:-2] + "xx")
     assert statements == []
+    tokens.authenticate(keys, made.value)
+    assert statements  # the same probe sees the work a valid token does
 
 
 def test_tokens_signed_by_unknown_key_is_refused(keys) -> None:

@@ -19,6 +19,8 @@ Semantics where the RFC leaves room, decided once here:
   dateTime values compare chronologically (a value without offset is taken as UTC).
 - `schemas` (RFC 7643 §3) is filterable, as in the RFC's own examples, although it is
   not an attribute of any schema.
+- `emails[type eq "work"].value eq "x"` (a PATCH-style path, which Entra ID uses to match
+  users) means `emails[type eq "work" and value eq "x"]`.
 """
 
 from __future__ import annotations
@@ -333,17 +335,27 @@ class _Parser:
         self.enter()
         self.within = path
         inner = self.or_expr()
-        self.within, self.depth = None, self.depth - 1
         self.expect("]")
-        self.refuse_sub_attribute()
+        if self.peek().kind == "word" and self.peek().text.startswith("."):
+            inner = And(inner, self.sub_attribute_expr())
+        self.within, self.depth = None, self.depth - 1
         return ValuePath(path, inner, text)
 
-    def refuse_sub_attribute(self) -> None:
-        """`emails[...].value` is a PATCH path (RFC 7644 §3.5.2), never a filter."""
-        token = self.peek()
-        if token.kind == "word" and token.text.startswith("."):
-            raise InvalidFilter(f"a sub-attribute after ']' is only valid in a PATCH path: "
-                                f"{_describe(token)}")
+    def sub_attribute_expr(self) -> Node:
+        """`emails[type eq "work"].value eq "x"`: the PATCH path form as a filter.
+
+        RFC 7644 §3.4.2.2 has no `].sub` in filters, but Entra ID matches users with
+        exactly this ("Tutorial: Develop and plan provisioning for a SCIM endpoint",
+        /Users): read it as `emails[type eq "work" and value eq "x"]`.
+        """
+        token = self.advance()
+        sub = _Token("word", token.text[1:], token.pos + 1)
+        path = self.resolve(sub)
+        op = self.operator()
+        if op == "pr":
+            self.refuse_value()
+            return Present(path, token.text)
+        return self.comparison(path, op, token.text)
 
     def operator(self) -> str:
         """Read an attribute operator, case-insensitively (RFC 7644 §3.4.2.2, Table 3)."""

@@ -18,6 +18,9 @@ Where RFC 7644 or the IdPs leave room, decided once here:
   `mutability`, as is changing an immutable value once set (RFC 7644 §3.5.2).
   Removing a required attribute is invalidValue (RFC 7644 §3.12: a required value
   was missing).
+- A bare name that only an extension defines resolves to it, and a single-valued complex
+  attribute takes a one-element list as its value: Entra ID's tutorial sends
+  `{"op": "Add", "path": "manager", "value": [{"$ref": ..., "value": id}]}`.
 - add/replace through a value filter that matches no element (Entra ID sends
   `emails[type eq "work"].value` for a user with no work email) creates the element
   from the filter's `eq` terms plus the value, instead of §3.5.2.3's noTarget;
@@ -218,10 +221,20 @@ def _resolve(text: str, rtype: ResourceType, whole: str) -> Resolved:
         attr_path = schemas.parse_attr_path(text, schemas.KNOWN_URNS)
     except ValueError:
         raise errors.InvalidPath(f"'{whole}' is not a valid attribute path.") from None
-    resolved = rtype.resolve(attr_path)
+    resolved = rtype.resolve(attr_path) or _extension_attribute(attr_path, rtype)
     if resolved is None:
         raise errors.InvalidPath(f"'{whole}' names no attribute of a {rtype.name}.")
     return resolved
+
+
+def _extension_attribute(attr_path: schemas.AttrPath, rtype: ResourceType) -> Resolved | None:
+    """Resolve a bare name that only one extension defines (Entra ID sends path "manager")."""
+    if attr_path.urn is not None:
+        return None
+    owners = [s for s in rtype.extensions if s.attribute(attr_path.name) is not None]
+    if len(owners) != 1:
+        return None
+    return rtype.resolve(schemas.AttrPath(owners[0].id, attr_path.name, attr_path.sub))
 
 
 def _value_path(
@@ -328,8 +341,20 @@ def _member_ids(value: object) -> tuple[str, ...]:
         if not isinstance(raw, str) or not raw.strip():
             raise errors.InvalidValue(
                 'Each member must be an object whose "value" is a non-empty string id.')
+        check_member_type(item)
         ids.append(raw)
     return tuple(dict.fromkeys(ids))  # the same member twice is one change
+
+
+def check_member_type(member: dict) -> None:
+    """Refuse a member whose `type` is not "User": groups here hold only Users (see /Schemas).
+
+    IdPs send "User" or no type; a nested Group must not be stored as a User member.
+    """
+    kind = _get(member, "type")
+    if kind in (_MISSING, None, "") or (isinstance(kind, str) and kind.strip().lower() == "user"):
+        return
+    raise errors.InvalidValue(f'Only User members are supported, not member type {kind!r}.')
 
 
 def _filter_ids(node: scim_filter.Node, text: str) -> tuple[str, ...]:
@@ -452,7 +477,13 @@ def _coerce(attribute: Attribute, value: object, where: str) -> object:
     if attribute.mutability == "readOnly":
         # Coercion drops readOnly input; keep it so an unchanged value can be recognised.
         return None if value in (None, "", [], {}) else value
+    if attribute.type == "complex" and not attribute.multi_valued and _is_one_item_list(value):
+        value = value[0]  # Entra ID sends manager as [{"$ref": ..., "value": id}]
     return resources.coerce_value(attribute, value, where)
+
+
+def _is_one_item_list(value: object) -> bool:
+    return isinstance(value, list) and len(value) == 1
 
 
 # --- multi-valued attributes --------------------------------------------------------------

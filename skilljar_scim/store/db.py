@@ -13,16 +13,21 @@ from skilljar_scim import clock
 from skilljar_scim.errors import ConfigError, DatabaseError, NotInitialised
 from skilljar_scim.store import models
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SQLITE_PREFIX = "sqlite:///"
 
 
 def _migrate_to_1(db: peewee.Database) -> None:
-    db.create_tables(models.ALL_MODELS, safe=True)
+    db.create_tables(models.V1_MODELS, safe=True)
+
+
+def _migrate_to_2(db: peewee.Database) -> None:
+    """Add the failed-authentication counters that rate limiting shares across processes."""
+    db.create_tables([models.AuthFailure], safe=True)
 
 
 # Each step brings the schema from version N-1 to N; never edit a released step.
-MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {1: _migrate_to_1}
+MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {1: _migrate_to_1, 2: _migrate_to_2}
 
 
 def open_database(url: str, *, create: bool = False, busy_timeout_ms: int = 5000) -> peewee.Database:
@@ -109,5 +114,5 @@ def write_transaction():
     """
     db = models.database.obj
     if isinstance(db, peewee.SqliteDatabase):
-        return db.atomic("IMMEDIATE")
+        return db.atomic()
     return models.database.atomic()

@@ -106,4 +106,18 @@ class Event(BaseModel):
     summary = TextField(default="")
 
 
-ALL_MODELS = (SchemaVersion, Token, User, UserEmail, Group, Membership, RoleMapping, Event)
+class AuthFailure(BaseModel):
+    """Failed authentications of one client address or token in one fixed window (schema 2)."""
+
+    kind = CharField(max_length=16)  # "address" or "token"
+    subject = CharField(max_length=64)  # the client address (IPv6: its /64), or the token id
+    window_start = IntegerField(index=True)  # Unix time the window began; older rows are pruned
+    failures = IntegerField(default=0)
+
+    class Meta:
+        primary_key = CompositeKey("kind", "subject", "window_start")
+
+
+# The tables schema version 1 created; later versions add theirs in store/db.py's MIGRATIONS.
+V1_MODELS = (SchemaVersion, Token, User, UserEmail, Group, Membership, RoleMapping, Event)
+ALL_MODELS = V1_MODELS + (AuthFailure,)

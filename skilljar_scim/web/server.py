@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any, Callable, Iterable
 
-from skilljar_scim.config import Settings
+from skilljar_scim.config import ServerSettings, Settings
 from skilljar_scim.web.auth import TOKEN_NAME_KEY
 
 access_log = logging.getLogger("skilljar_scim.access")
@@ -61,8 +61,6 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 def serve(settings: Settings) -> None:
     """Build the app (failing fast on bad settings, keys or database) and run gunicorn."""
-    from gunicorn.app.base import BaseApplication
-
     from skilljar_scim.store import models
     from skilljar_scim.web.app import create_app
 
@@ -70,7 +68,13 @@ def serve(settings: Settings) -> None:
     app = AccessLog(create_app(settings))
     models.database.close()  # no connection may cross the fork into the workers
     server = settings.server
-    options = {
+    logging.getLogger("skilljar_scim.server").info("serving SCIM at http://%s:%s%s", server.host, server.port, server.base_path)
+    run_gunicorn(app, server)
+
+
+def gunicorn_options(server: ServerSettings) -> dict[str, Any]:
+    """Return the gunicorn settings `scim serve` runs with (scripts/bench.py uses them too)."""
+    return {
         "bind": f"{_bracket(server.host)}:{server.port}",
         "workers": max(server.workers, 1),
         "threads": max(server.threads, 1),
@@ -86,6 +90,13 @@ def serve(settings: Settings) -> None:
         "control_socket_disable": True,
     }
 
+
+def run_gunicorn(app: Callable, server: ServerSettings) -> None:
+    """Serve a WSGI app under gunicorn with `scim serve`'s settings until SIGTERM."""
+    from gunicorn.app.base import BaseApplication
+
+    options = gunicorn_options(server)
+
     class Server(BaseApplication):
         def load_config(self) -> None:
             for key, value in options.items():
@@ -94,7 +105,6 @@ def serve(settings: Settings) -> None:
         def load(self):
             return app
 
-    logging.getLogger("skilljar_scim.server").info("serving SCIM at http://%s:%s%s", server.host, server.port, server.base_path)
     Server().run()
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import stat
 
+import pytest
+
 from skilljar_scim.errors import ExitCode
 
 
@@ -12,8 +14,12 @@ def mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-def test_init_creates_database_and_owner_only_key(initialised, settings) -> None:
+def test_init_creates_owner_only_key(initialised, settings) -> None:
     assert mode(settings.key_path) == 0o600
+
+
+@pytest.mark.sqlite
+def test_init_creates_owner_only_database(initialised, settings) -> None:
     assert mode(settings.sqlite_path) == 0o600
 
 

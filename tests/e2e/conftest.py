@@ -25,12 +25,12 @@ def free_port() -> int:
 class Server:
     """A `scim serve` subprocess with its own settings, database and key."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, database_url: str = "sqlite:///scim.db"):
         self.folder = folder
         self.port = free_port()
         self.config = folder / "scim.toml"
         self.config.write_text(
-            '[database]\nurl = "sqlite:///scim.db"\n[security]\nsecret_key_file = "scim.key"\n'
+            f'[database]\nurl = "{database_url}"\n[security]\nsecret_key_file = "scim.key"\n'
             f'[server]\nport = {self.port}\nworkers = 1\nthreads = 4\ngraceful_timeout = 10\n'
         )
         self.log = folder / "serve.log"
@@ -82,9 +82,9 @@ class Server:
 
 
 @pytest.fixture
-def server(tmp_path: Path):
+def server(tmp_path: Path, database_url: str):
     env_backup = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("SKILLJAR_SCIM_")}
-    running = Server(tmp_path)
+    running = Server(tmp_path, database_url)
     running.start()
     yield running
     running.stop()

@@ -369,6 +369,10 @@ def test_matches_honours_case_exact(text, expected):
         ('emails.type eq "home"', {"bjensen", "rroe"}),  # any element
         ('emails[type eq "home" and value co "example.com"]', set()),  # same element
         ('emails.type eq "home" and emails.value co "example.com"', {"bjensen"}),
+        # Entra ID's matching form: the sub-attribute applies to the selected element.
+        ('emails[type eq "work"].value eq "BJENSEN@example.com"', {"bjensen"}),
+        ('emails[type eq "home"].value co "example."', {"rroe"}),
+        ('emails[type eq "work"].value pr', {"bjensen", "jsmith"}),
         ('name[givenName eq "barbara"]', {"bjensen"}),  # single complex value path
         ("name pr", {"bjensen"}),
         ("ims pr", {"bjensen", "jsmith"}),
@@ -565,7 +569,6 @@ def test_parse_within_requires_complex_attribute(within):
         "userName eq true",
         "userName gt null",
         "userName co null",
-        'emails[type eq "work"].value eq "x"',  # PATCH-only form
         'emails[type eq "work"].value',
         'userName[value eq "x"]',  # value path on a simple attribute
         'name.givenName[value eq "x"]',

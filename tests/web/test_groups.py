@@ -193,6 +193,7 @@ def test_groups_list_unknown_attribute_in_filter_is_400_invalid_filter(api) -> N
     api.assert_error(api.get(query("/Groups", {"filter": 'userName eq "x"'})), 400, "invalidFilter")
 
 
+@pytest.mark.sqlite  # counts statements with a sqlite3 trace callback
 def test_groups_list_excluded_members_returns_no_members_and_never_reads_memberships(api, catalogue, sql) -> None:
     response = api.get(query("/Groups", {"excludedAttributes": "members"}))
     body = response.get_json()
@@ -202,6 +203,7 @@ def test_groups_list_excluded_members_returns_no_members_and_never_reads_members
     assert sql and not reads_membership(sql)
 
 
+@pytest.mark.sqlite  # counts statements with a sqlite3 trace callback
 def test_groups_get_excluded_members_never_reads_memberships(api, catalogue, sql) -> None:
     response = api.get(query(f"/Groups/{catalogue['eng']['id']}", {"excludedAttributes": "members"}))
     assert response.status_code == 200
@@ -210,6 +212,7 @@ def test_groups_get_excluded_members_never_reads_memberships(api, catalogue, sql
     assert sql and not reads_membership(sql)
 
 
+@pytest.mark.sqlite  # counts statements with a sqlite3 trace callback
 def test_groups_list_with_members_reads_memberships_once(api, catalogue, sql) -> None:
     response = api.get("/Groups")
     assert response.status_code == 200
@@ -587,3 +590,36 @@ def test_groups_user_groups_cannot_be_patched(api, people) -> None:
     response = api.ops(f"/Users/{people[0]['id']}", {"op": "add", "path": "groups", "value": [{"value": group["id"]}]})
     api.assert_error(response, 400, "mutability")
     assert "members" not in fetch(api, group["id"])
+
+
+# --- member types: this service's groups hold only Users (see /Schemas) -------------------
+
+
+@pytest.mark.parametrize("send", ["post", "put", "patch-path", "patch-pathless"])
+def test_groups_member_of_type_group_is_400_invalid_value(api, people, send) -> None:
+    group = api.create_group("Engineering", [people[0]["id"]])
+    # Even a value that is a User id: type "Group" says the client means something else.
+    member = {"value": people[1]["id"], "type": "Group"}
+    if send == "post":
+        response = api.post("/Groups", {"schemas": [GROUP], "displayName": "Other", "members": [member]})
+    elif send == "put":
+        response = api.put(f"/Groups/{group['id']}", {"displayName": "Engineering", "members": [member]})
+    elif send == "patch-path":
+        response = api.ops(f"/Groups/{group['id']}", {"op": "add", "path": "members", "value": [member]})
+    else:
+        response = api.ops(f"/Groups/{group['id']}", {"op": "add", "value": {"members": [member]}})
+    api.assert_error(response, 400, "invalidValue")
+    assert [m["value"] for m in fetch(api, group["id"])["members"]] == [people[0]["id"]]
+    listed = api.get("/Groups?" + urlencode({"filter": 'displayName eq "Other"'})).get_json()
+    assert listed["totalResults"] == 0
+
+
+@pytest.mark.parametrize("kind", ["User", "user", None])
+def test_groups_member_of_type_user_or_untyped_is_accepted(api, people, kind) -> None:
+    member = {"value": people[0]["id"], **({"type": kind} if kind else {})}
+    group = api.create_group("Engineering")
+    response = api.ops(f"/Groups/{group['id']}", {"op": "add", "path": "members", "value": [member]})
+    assert response.status_code == 200, response.get_json()
+    created = api.post("/Groups", {"schemas": [GROUP], "displayName": "Other", "members": [member]})
+    assert created.status_code == 201, created.get_json()
+    assert [m["type"] for m in created.get_json()["members"]] == ["User"]

@@ -243,7 +243,6 @@ def test_list_without_users_is_empty_list(api) -> None:
         '(userName eq "x"',
         'userName eq "x")',
         'emails[type eq "work"',
-        'emails[type eq "work"].value eq "x"',
         'active gt true',
         'active eq "maybe"',
         'meta.created gt "yesterday"',

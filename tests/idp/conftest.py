@@ -1,0 +1,92 @@
+"""Helpers for replaying identity-provider traffic against the real app.
+
+Each module in this folder sends requests exactly as one vendor documents them (method,
+path, raw query string, headers, body); these fixtures only keep the modules short.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+
+
+class Wire:
+    """Send one vendor's requests: raw path and query, its Content-Type, its headers."""
+
+    def __init__(self, api, content_type: str, headers: dict | None = None):
+        self.api = api
+        self.content_type = content_type
+        self.headers = headers or {}
+
+    def send(self, method: str, path: str, body=None, status: int | None = None):
+        """Send a request; with `status`, assert it and return the parsed body (or None)."""
+        data = None if body is None else json.dumps(body)
+        response = self.api.request(method, path, headers=self.headers, data=data,
+                                    content_type=self.content_type)
+        if status is None:
+            return response
+        parsed = response.get_json(force=True, silent=True)
+        assert response.status_code == status, parsed
+        if status != 204:
+            assert response.mimetype == "application/scim+json"
+        return parsed
+
+    def patch_ops(self, path: str, *operations, status: int = 200):
+        """PATCH a PatchOp with these operations and return the parsed body."""
+        body = {"schemas": [PATCH_OP], "Operations": list(operations)}
+        return self.send("PATCH", path, body, status)
+
+    def listing(self, path: str) -> dict:
+        """GET a list endpoint and check the ListResponse shape (RFC 7644 §3.4.2)."""
+        body = self.send("GET", path, status=200)
+        assert body["schemas"] == [LIST_RESPONSE]
+        for key in ("totalResults", "startIndex", "itemsPerPage"):
+            assert isinstance(body[key], int) and not isinstance(body[key], bool), body
+        assert isinstance(body["Resources"], list)
+        return body
+
+
+@pytest.fixture
+def okta(api) -> Wire:
+    return Wire(api, "application/json", {"User-Agent": "Okta SCIM Client 1.0.0"})
+
+
+@pytest.fixture
+def entra(api) -> Wire:
+    return Wire(api, "application/scim+json")
+
+
+@pytest.fixture
+def onelogin(api) -> Wire:
+    return Wire(api, "application/json")
+
+
+@pytest.fixture
+def map_role(cli):
+    """Map a pushed group to a dashboard role the way an admin does: `scim mappings add`."""
+
+    def add(group: str, role: str) -> None:
+        result = cli("mappings", "add", group, role)
+        assert result.exit_code == 0, result.output
+
+    return add
+
+
+@pytest.fixture
+def event_actions(cli):
+    """Return the actions `scim events list --json` shows, oldest first."""
+
+    def actions(**filters: str) -> list[str]:
+        args = [f"--{k}={v}" for k, v in filters.items()]
+        return [e["action"] for e in reversed(cli.json("events", "list", "--limit", "500", *args))]
+
+    return actions
+
