@@ -49,10 +49,12 @@ def generate(
         return
     expiry = output.when(made.token.expires_at)
     output.panel(
-        f"{made.value}\n\nName: {made.token.name}   Id: {made.token.id}   Expires: {expiry}\n"
-        "Copy it now into your identity provider: it will not be shown again.",
+        f"Name: {made.token.name}   Id: {made.token.id}   Expires: {expiry}\n"
+        "Copy the token below into your identity provider now: it will not be shown again.",
         title="New SCIM bearer token",
     )
+    # On a line of its own, outside the box, so a terminal copy gets exactly the value.
+    typer.echo(made.value)
 
 
 @app.command("list")

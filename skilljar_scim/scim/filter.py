@@ -177,6 +177,8 @@ def _read_string(text: str, pos: int) -> tuple[_Token, int]:
     # A lone surrogate (\ud800) decodes but cannot be stored or compared meaningfully.
     if any("\ud800" <= char <= "\udfff" for char in value):
         raise InvalidFilter(f"unpaired surrogate in the string at position {pos + 1}")
+    if "\x00" in value:  # no stored string holds one, and PostgreSQL refuses it as a parameter
+        raise InvalidFilter(f"NUL character in the string at position {pos + 1}")
     return _Token("string", value, pos), found.end()
 
 
@@ -510,9 +512,10 @@ def _datetime(value: object) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        # To UTC now: a moment at the calendar's edge (year 1 at +01:00) has no UTC form.
+        return parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    except (ValueError, OverflowError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 # --- Evaluation -------------------------------------------------------------------------

@@ -482,9 +482,15 @@ def check_search_request(body: object) -> dict:
     if not isinstance(declared, list) or SEARCH_REQUEST.lower() not in [str(s).lower() for s in declared]:
         raise InvalidValue(f"a SearchRequest must declare schemas [{SEARCH_REQUEST!r}]")
     for key in ("attributes", "excludedAttributes"):
-        value = body.get(key)
+        value = _member(body, key)
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise InvalidValue(f"{key} must be a list of attribute names")
-    if body.get("filter") is not None and not isinstance(body.get("filter"), str):
-        raise InvalidValue("filter must be a string")
+    for key in ("filter", "sortBy", "sortOrder"):
+        if not isinstance(_member(body, key), (str, type(None))):
+            raise InvalidValue(f"{key} must be a string")
     return body
+
+
+def _member(body: dict, name: str) -> object:
+    """Read a SearchRequest member as the views do: the first key matching in any case (RFC 7644 §3.10)."""
+    return next((v for k, v in body.items() if k.lower() == name.lower()), None)

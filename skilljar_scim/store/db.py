@@ -114,5 +114,5 @@ def write_transaction():
     """
     db = models.database.obj
     if isinstance(db, peewee.SqliteDatabase):
-        return db.atomic()
+        return db.atomic("IMMEDIATE")
     return models.database.atomic()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, g, request
 
-from skilljar_scim import tokens
-from skilljar_scim.errors import Unauthorized
+from skilljar_scim import ratelimit
 from skilljar_scim.events import Actor
 
 TOKEN_NAME_KEY = "skilljar_scim.token_name"  # read by the access log; never the value
@@ -13,15 +12,26 @@ REALM = "skilljar-scim"
 
 
 def authenticate() -> None:
-    """Check the Authorization header; remember the token for the view and the access log."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.strip().partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        raise Unauthorized("authentication required: send Authorization: Bearer <token>")
-    g.token_presented = True
-    token = tokens.authenticate(current_app.config["SKILLJAR_KEYS"], value.strip())
+    """Check the bearer token, within the failure rate limits; remember it for the view and log."""
+    value = _bearer_value()
+    g.token_presented = value is not None
+    security = current_app.config["SKILLJAR_SETTINGS"].security
+    token = ratelimit.authenticate(ratelimit.Policy.from_settings(security), current_app.config["SKILLJAR_KEYS"],
+                                   client_address(), value)
     g.token = token
     request.environ[TOKEN_NAME_KEY] = token.name
+
+
+def _bearer_value() -> str | None:
+    """Return the token of an `Authorization: Bearer <token>` header, or None (RFC 6750 §2.1)."""
+    scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def client_address() -> str:
+    """Return the client address failures count against (X-Forwarded-For only from trusted proxies)."""
+    trusted = current_app.config["SKILLJAR_SETTINGS"].security.trusted_proxies
+    return ratelimit.client_address(request.remote_addr, request.headers.getlist("X-Forwarded-For"), trusted)
 
 
 def actor() -> Actor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from flask import current_app, request
@@ -14,6 +15,9 @@ from skilljar_scim.scim.schemas import GROUP_TYPE, LIST_RESPONSE, ResourceType
 from skilljar_scim.search import Query
 
 SCIM_JSON = "application/scim+json"
+# SCIM messages nest a few levels (a BulkRequest holding a PATCH: about 8); deeper JSON is
+# refused before any code walks it recursively.
+MAX_JSON_DEPTH = 64
 
 
 def settings():
@@ -33,14 +37,49 @@ def body() -> Any:
     if not raw.strip():
         raise InvalidSyntax("the request body is empty: a JSON object is required")
     try:
-        return json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        data = json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_no_constant,
+                          parse_float=_finite)
     except (ValueError, RecursionError) as exc:
         raise InvalidSyntax(f"the request body is not valid JSON: {exc}") from None
+    _check_parsed(data)
+    return data
 
 
 def _no_constant(name: str) -> None:
     """Refuse NaN and Infinity, which Python accepts but JSON does not (RFC 8259 §6)."""
     raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    """Parse a JSON number with a fraction or exponent; refuse one too large for a double (RFC 8259 §6)."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"number {text[:40]!r} is too large")
+    return number
+
+
+def _check_parsed(data: Any) -> None:
+    """Refuse nesting deeper than MAX_JSON_DEPTH and strings that are not Unicode text."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            _check_text(value)
+        elif isinstance(value, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise InvalidSyntax(f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
+            for key in value if isinstance(value, dict) else ():
+                _check_text(key)
+            stack.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+
+
+def _check_text(text: str) -> None:
+    """Refuse a lone UTF-16 surrogate such as "\\ud800": it is not a character (RFC 8259 §8.2)."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidSyntax("the request body holds a string with an unpaired surrogate escape") from None
 
 
 def bulk_body() -> Any:

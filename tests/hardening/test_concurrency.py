@@ -68,13 +68,17 @@ def test_concurrency_member_adds_to_one_group_all_land(server) -> None:
     token = server.token()["token"]
     people = _create_users(server, token, 40, "member")
     group = _create_group(server, token, "Burst")
+    group_version = int(group["meta"]["version"][3:-1])
     ids = [p["id"] for p in people]
     # Every add twice: duplicates must neither fail nor count twice.
     calls = [lambda u=u: server.request("PATCH", f"/Groups/{group['id']}", token, _add_member(u)) for u in ids * 2]
     results = _burst(calls)
     _assert_clean(results)
     for (status, _, body), user_id in zip(results, ids * 2):
-        assert user_id in {m["value"] for m in body.get("members", [])}, "a response misses its own write"
+        members = {m["value"] for m in body.get("members", [])}
+        assert user_id in members, "a response misses its own write"
+        # Each add makes one new version: a response shows the members of exactly its version.
+        assert body["meta"]["version"] == f'W/"{group_version + len(members)}"', "a response mixes two states"
     status, _, final = server.request("GET", f"/Groups/{group['id']}", token)
     assert {m["value"] for m in final["members"]} == set(ids)
     with server.sqlite() as db:

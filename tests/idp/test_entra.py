@@ -186,24 +186,42 @@ def test_entra_add_a_single_valued_string(entra, user, op) -> None:
     assert body["nickName"] == "Babs"
 
 
-@pytest.mark.parametrize(("op", "path", "value", "check"), [
-    ("Add", 'phoneNumbers[type eq "mobile"].value', "+1 555 0100",
-     lambda b: b["phoneNumbers"] == [{"type": "mobile", "value": "+1 555 0100"}]),
-    ("Replace", 'phoneNumbers[type eq "mobile"].value', "555-0101",
-     lambda b: b["phoneNumbers"] == [{"type": "mobile", "value": "555-0101"}]),
-    ("Add", 'addresses[type eq "work"].formatted', "1 Main St, Springfield",
-     lambda b: b["addresses"] == [{"type": "work", "formatted": "1 Main St, Springfield"}]),
-    ("Replace", 'addresses[type eq "work"].postalCode', "98052",
-     lambda b: b["addresses"] == [{"type": "work", "postalCode": "98052"}]),
-    ("Add", 'emails[type eq "other"].value', "alias@testuser.com",
-     lambda b: {"type": "other", "value": "alias@testuser.com"} in b["emails"] and len(b["emails"]) == 2),
+@pytest.mark.parametrize("op", ["Add", "Replace", "add", "replace"])
+@pytest.mark.parametrize(("path", "value", "element"), [
+    ('emails[type eq "work"].value', "new@testuser.com", {"type": "work", "value": "new@testuser.com"}),
+    ('addresses[type eq "work"].formatted', "1 Main St, Springfield",
+     {"type": "work", "formatted": "1 Main St, Springfield"}),
+    ('phoneNumbers[type eq "mobile"].value', "+1 555 0100", {"type": "mobile", "value": "+1 555 0100"}),
 ])
-def test_entra_value_filtered_path_creates_the_missing_element(entra, user, op, path, value, check) -> None:
-    body = entra.patch_ops(f"/Users/{user['id']}", {"op": op, "path": path, "value": value})
-    assert check(body), body
+def test_entra_value_filtered_path_creates_the_missing_element(entra, api, op, path, value, element) -> None:
+    bare = api.create_user("bare@testuser.com")
+    attribute = path.split("[")[0]
+    body = entra.patch_ops(f"/Users/{bare['id']}", {"op": op, "path": path, "value": value})
+    assert body[attribute] == [element]
     # Sent again (Entra retries), it updates that element instead of adding another.
-    again = entra.patch_ops(f"/Users/{user['id']}", {"op": op, "path": path, "value": value})
-    assert again == {**body, "meta": again["meta"]}
+    again = entra.patch_ops(f"/Users/{bare['id']}", {"op": op, "path": path, "value": value})
+    assert again[attribute] == [element]
+    changed = entra.patch_ops(f"/Users/{bare['id']}", {"op": op, "path": path, "value": "changed"})
+    assert [e for e in changed[attribute] if e["type"] == element["type"]] == [
+        {**element, path.rsplit(".", 1)[1]: "changed"}]
+
+
+def test_entra_value_filtered_path_updates_the_matching_element_only(entra, user) -> None:
+    body = entra.patch_ops(f"/Users/{user['id']}",
+                           {"op": "Add", "path": 'emails[type eq "other"].value', "value": "alias@testuser.com"},
+                           {"op": "Replace", "path": 'addresses[type eq "work"].postalCode', "value": "98052"})
+    assert body["emails"] == [{"value": WORK_EMAIL, "type": "work", "primary": True},
+                              {"type": "other", "value": "alias@testuser.com"}]
+    assert body["addresses"] == [{"type": "work", "postalCode": "98052"}]
+
+
+def test_entra_null_and_empty_values_clear_attributes(entra, user) -> None:
+    path = f"/Users/{user['id']}"
+    entra.patch_ops(path, {"op": "Add", "value": {"title": "Boss", "nickName": "B", "preferredLanguage": "en"}})
+    body = entra.patch_ops(path, {"op": "Replace", "value": {"title": None}},
+                           {"op": "Replace", "path": "nickName", "value": ""},
+                           {"op": "Remove", "path": "preferredLanguage"})
+    assert not {"title", "nickName", "preferredLanguage"} & set(body)
 
 
 def test_entra_work_email_is_created_when_the_user_has_none(entra, api) -> None:

@@ -1,0 +1,665 @@
+#!/usr/bin/env python3
+"""Benchmark `scim serve` over real HTTP against a trivial Flask app on the same server.
+
+Starts `scim serve` on a temporary database, seeds it, and drives it with wrk (a C load
+generator that costs little CPU; install it with `apt-get install wrk` or `brew install wrk`).
+In the same run it measures the *ceiling*: a Flask app returning a fixed small JSON body
+under exactly the same gunicorn settings (scripts/bench/ceiling.py). Throughput is reported
+as a ratio to that ceiling, with p50/p99 latency and the server's peak RSS.
+
+Workloads: create (POST /Users, 8 clients), lookup (userName eq, at 5,000 and 50,000 users),
+page (startIndex near the start and the end), group (fill to 5,000 members by PATCHes of 50;
+single add/remove at 10 and 5,000 members; GET /Groups?excludedAttributes=members),
+deactivate (PATCH active=false), CLI start-up, and a workers x threads sweep on lookup.
+
+Only ever talks to 127.0.0.1; every loop is bounded in time and count. Run on demand,
+never in CI:  .venv/bin/python scripts/bench.py  (about 6 minutes; --quick: about 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LUA_DIR = ROOT / "scripts" / "bench"
+BASE = "/scim/v2"
+HOST = "127.0.0.1"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+GIVEN = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Dennis"]
+FAMILY = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton", "Ritchie"]
+DEPARTMENTS = ["Engineering", "Sales", "Support", "Marketing", "Finance"]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    create: int = 5_000
+    big: int = 50_000
+    group: int = 5_000
+    small_group: int = 10
+    patch_batch: int = 50
+    duration: float = 10.0
+    warmup: float = 1.0
+    cli_runs: int = 5
+
+
+QUICK = Sizes(create=500, big=5_000, group=500, duration=3.0, warmup=0.5, cli_runs=3)
+
+
+@dataclass
+class Result:
+    """One measured workload: throughput, latency, and what it cost the server."""
+
+    name: str
+    requests: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    server_cpu_ms_per_req: float | None = None
+    client_cpu_ms_per_req: float | None = None
+    ratio: float | None = None  # rps / ceiling rps
+    note: str = ""
+
+
+@dataclass
+class Report:
+    settings: dict = field(default_factory=dict)
+    results: dict = field(default_factory=dict)
+    cli: dict = field(default_factory=dict)
+    seeding: dict = field(default_factory=dict)
+    client_check: dict = field(default_factory=dict)
+    rss_mb: dict = field(default_factory=dict)
+    sweep: list = field(default_factory=list)
+    targets: list = field(default_factory=list)
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- processes ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+class Served:
+    """A gunicorn process group we started: `scim serve` or the ceiling app."""
+
+    def __init__(self, command: list[str], port: int, log_path: Path, ready_path: str):
+        self.port = port
+        with open(log_path, "ab") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=log_path.parent,
+                                            start_new_session=True)
+        self._wait_ready(ready_path, log_path)
+
+    def _wait_ready(self, path: str, log_path: Path) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"server exited early:\n{log_path.read_text()[-3000:]}")
+            try:
+                conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
+                conn.request("GET", path)
+                if conn.getresponse().status == 200:
+                    conn.close()
+                    time.sleep(0.5)  # let every worker finish booting
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise SystemExit("server did not come up within 60 s")
+
+    def pids(self) -> list[int]:
+        """Return the master and its workers (our process group)."""
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                fields = stat.rsplit(")", 1)[1].split()
+                if int(fields[2]) == self.process.pid:  # field 5: process group id
+                    found.append(int(entry))
+        return found
+
+    def cpu_seconds(self) -> float:
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+        return total / ticks
+
+    def memory_mb(self) -> dict:
+        """Sum VmHWM (peak) and VmRSS over the master and workers."""
+        peak = rss = 0
+        for pid in self.pids():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    peak += int(line.split()[1])
+                elif line.startswith("VmRSS:"):
+                    rss += int(line.split()[1])
+        return {"peak_mb": round(peak / 1024, 1), "current_mb": round(rss / 1024, 1), "processes": len(self.pids())}
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+class Store:
+    """The temporary installation: settings file, key, SQLite database, one token."""
+
+    def __init__(self, folder: Path, workers: int, threads: int):
+        self.folder = folder
+        self.port = free_port()
+        self.config = folder / "scim.toml"
+        self.db_path = folder / "scim.db"
+        self.configure(workers, threads)
+        self.cli("init")
+        self.token = json.loads(self.cli("token", "generate", "--name", "bench", "--expires", "1d", "--json"))["token"]
+
+    def configure(self, workers: int, threads: int) -> None:
+        self.workers, self.threads = workers, threads
+        self.config.write_text(
+            '[database]\nurl = "sqlite:///scim.db"\n[security]\nsecret_key_file = "scim.key"\n'
+            f'[server]\nhost = "{HOST}"\nport = {self.port}\nworkers = {workers}\nthreads = {threads}\n'
+            "graceful_timeout = 5\n"
+        )
+
+    def scim_command(self) -> list[str]:
+        script = Path(sys.executable).with_name("scim")
+        return [str(script)] if script.exists() else [sys.executable, "-m", "skilljar_scim"]
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run([*self.scim_command(), "--config", str(self.config), *args], cwd=self.folder,
+                              capture_output=True, text=True, timeout=300, env=clean_env())
+        if done.returncode != 0:
+            raise SystemExit(f"scim {' '.join(args)} failed: {done.stderr}")
+        return done.stdout
+
+    def serve(self) -> Served:
+        command = [*self.scim_command(), "--config", str(self.config), "serve", "--no-init"]
+        return Served(command, self.port, self.folder / "serve.log", "/healthz")
+
+    def ceiling(self) -> Served:
+        command = [sys.executable, str(LUA_DIR / "ceiling.py"), str(self.config)]
+        return Served(command, self.port, self.folder / "ceiling.log", "/")
+
+    def sql(self, query: str, *params) -> list[tuple]:
+        import sqlite3
+
+        with sqlite3.connect(self.db_path, timeout=30) as conn:
+            return conn.execute(query, params).fetchall()
+
+    def write_lines(self, name: str, lines: list[str]) -> Path:
+        path = self.folder / name
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+
+def clean_env() -> dict:
+    return {k: v for k, v in os.environ.items() if not k.startswith("SKILLJAR_SCIM_")}
+
+
+# --- load generation ----------------------------------------------------------------------
+
+
+def run_wrk(store: Store, script: str, path: str, args: list[str], duration: float, connections: int,
+            threads: int, server: Served | None = None) -> dict:
+    """Run wrk with one of scripts/bench/*.lua; return its summary and both sides' CPU time."""
+    out = store.folder / "wrk.out"
+    command = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(duration, 1):.0f}s", "--timeout", "10s",
+               "-H", f"Authorization: Bearer {store.token}", "-H", "Content-Type: application/scim+json",
+               "-s", str(LUA_DIR / script), f"http://{HOST}:{store.port}{path}", "--", *args]
+    before = server.cpu_seconds() if server else 0.0
+    with open(out, "wb") as stdout:
+        process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT, env={**os.environ, "BENCH_LUA_DIR": str(LUA_DIR)})
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    text = out.read_text()
+    line = next((l for l in text.splitlines() if l.startswith("BENCH_JSON ")), None)
+    if process.returncode != 0 or line is None:
+        raise SystemExit(f"wrk failed ({process.returncode}):\n{text[-2000:]}")
+    summary = json.loads(line.split(" ", 1)[1])
+    summary["client_cpu_s"] = usage.ru_utime + usage.ru_stime
+    summary["server_cpu_s"] = (server.cpu_seconds() - before) if server else None
+    return summary
+
+
+def result(name: str, summary: dict, note: str = "") -> Result:
+    seconds = summary["duration_us"] / 1e6
+    requests = summary["requests"]
+    errors = sum(summary[k] for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts"))
+    per = lambda cpu: round(cpu * 1000 / requests, 3) if cpu is not None and requests else None  # noqa: E731
+    return Result(name, requests, round(seconds, 2), round(requests / seconds, 1) if seconds else 0.0,
+                  round(summary["p50_us"] / 1000, 2), round(summary["p99_us"] / 1000, 2), errors,
+                  per(summary["server_cpu_s"]), per(summary["client_cpu_s"]), note=note)
+
+
+class Api:
+    """A small keep-alive JSON client for setting up workloads (not for timing load)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.conn = http.client.HTTPConnection(HOST, store.port, timeout=60)
+
+    def send(self, method: str, path: str, body: dict | None = None, expect: tuple = (200, 201, 204)) -> dict | None:
+        headers = {"Authorization": f"Bearer {self.store.token}", "Content-Type": "application/scim+json"}
+        self.conn.request(method, BASE + path, body=json.dumps(body) if body is not None else None, headers=headers)
+        response = self.conn.getresponse()
+        raw = response.read()
+        if response.status not in expect:
+            raise SystemExit(f"{method} {path} -> {response.status}: {raw[:500]!r}")
+        return json.loads(raw) if raw else None
+
+
+def user_body(tag: str, tid: int, n: int) -> dict:
+    """The same realistic user create.lua POSTs (Okta/Entra shape, enterprise extension)."""
+    g, f = GIVEN[n % len(GIVEN)], FAMILY[(n * 7) % len(FAMILY)]
+    name = f"{g.lower()}.{f.lower()}.{tag}-{tid}-{n}@example.com"
+    return {
+        "schemas": [USER_SCHEMA, ENTERPRISE], "userName": name, "externalId": f"ext-{tag}-{tid}-{n}", "active": True,
+        "displayName": f"{g} {f}", "name": {"givenName": g, "familyName": f, "formatted": f"{g} {f}"},
+        "emails": [{"value": name, "type": "work", "primary": True}], "title": "Staff", "locale": "en-US",
+        ENTERPRISE: {"department": DEPARTMENTS[n % len(DEPARTMENTS)], "employeeNumber": f"{tag}-{tid}-{n}"},
+    }
+
+
+# --- workloads ------------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, folder: Path):
+        self.args = args
+        self.sizes = QUICK if args.quick else Sizes()
+        if args.duration:
+            self.sizes = Sizes(**{**asdict(self.sizes), "duration": args.duration})
+        self.report = Report()
+        self.store = Store(folder, args.workers, args.threads)
+        self.server: Served | None = None
+
+    def wrk(self, name: str, script: str, path: str, args: list[str] = (), connections: int | None = None,
+            threads: int | None = None, duration: float | None = None, warm: bool = False, note: str = "") -> Result:
+        connections = connections or self.args.connections
+        threads = threads or min(self.args.wrk_threads, connections)
+        if warm and self.sizes.warmup:
+            run_wrk(self.store, script, path, list(args), self.sizes.warmup, connections, threads)
+        summary = run_wrk(self.store, script, path, list(args), duration or self.sizes.duration, connections, threads,
+                          self.server)
+        measured = result(name, summary, note)
+        self.report.results[name] = measured
+        log(f"{name}: {measured.rps} req/s, p50 {measured.p50_ms} ms, p99 {measured.p99_ms} ms, errors {measured.errors}")
+        return measured
+
+    def run(self) -> Report:
+        s = self.sizes
+        self.report.settings = {"workers": self.store.workers, "threads": self.store.threads, "worker_class": "gthread",
+                                "connections": self.args.connections, "wrk_threads": self.args.wrk_threads,
+                                "duration_s": s.duration, "quick": self.args.quick, "cpus": os.cpu_count(), **asdict(s)}
+        self.ceiling()
+        self.server = self.store.serve()
+        try:
+            self.create()
+            self.lookup(self.report.results["create"].requests, "lookup_small")
+            self.seed(s.big)
+            self.lookup(s.big, "lookup_big")
+            self.paging()
+            self.group()
+            self.deactivate()
+            self.report.rss_mb = self.server.memory_mb()
+            log(f"server memory after all workloads: {self.report.rss_mb}")
+        finally:
+            self.server.stop()
+            self.server = None
+        self.cli()
+        if self.args.sweep:
+            self.sweep()
+        self.ratios()
+        return self.report
+
+    def ceiling(self) -> None:
+        log(f"ceiling: trivial Flask app, gunicorn gthread {self.store.workers}x{self.store.threads}")
+        server = self.store.ceiling()
+        self.server = server
+        try:
+            self.wrk("ceiling", "static.lua", "/", warm=True)
+            if not self.args.skip_client_check:
+                self.client_check()
+        finally:
+            server.stop()
+            self.server = None
+
+    def client_check(self) -> None:
+        """Would a Python client have been the bottleneck? Drive the ceiling with http.client threads."""
+        seconds = min(self.sizes.duration, 5.0)
+        port, counts, stop_at = self.store.port, [0] * self.args.connections, time.monotonic() + seconds
+
+        def loop(slot: int) -> None:
+            conn = http.client.HTTPConnection(HOST, port, timeout=10)
+            while time.monotonic() < stop_at and counts[slot] < 10_000_000:
+                conn.request("GET", "/")
+                conn.getresponse().read()
+                counts[slot] += 1
+
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        workers = [threading.Thread(target=loop, args=(i,)) for i in range(len(counts))]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join(timeout=seconds + 30)
+        wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
+        ceiling = self.report.results["ceiling"]
+        rps = sum(counts) / wall
+        self.report.client_check = {
+            "python_client": "http.client, keep-alive, one thread per connection",
+            "connections": len(counts), "python_rps": round(rps, 1), "wrk_rps": ceiling.rps,
+            "python_over_wrk": round(rps / ceiling.rps, 2) if ceiling.rps else None,
+            "python_client_cpu_ms_per_req": round(cpu * 1000 / max(sum(counts), 1), 3),
+            "wrk_client_cpu_ms_per_req": ceiling.client_cpu_ms_per_req,
+        }
+        log(f"client check: {self.report.client_check}")
+
+    def create(self) -> None:
+        threads = self.args.wrk_threads
+        quota = -(-self.sizes.create // threads)
+        self.wrk("create", "create.lua", BASE + "/Users", [BASE, "http", str(quota)], duration=300,
+                 note=f"POST /Users, {self.args.connections} clients")
+
+    def names_file(self) -> Path:
+        names = [n for (n,) in self.store.sql('SELECT user_name FROM "user" WHERE deprovisioned_at IS NULL')]
+        return self.store.write_lines("names.txt", names)
+
+    def lookup(self, users: int, name: str) -> None:
+        self.wrk(name, "lookup.lua", BASE + "/Users", [BASE, str(self.names_file())], warm=True,
+                 note=f'userName eq "<random existing>" at {users:,} users')
+
+    def seed(self, total: int) -> None:
+        """Bring the store to `total` users through the domain layer, in batched transactions."""
+        from skilljar_scim import events, tokens, users
+        from skilljar_scim.store import db as store_db
+
+        have = self.store.sql('SELECT COUNT(*) FROM "user"')[0][0]
+        database = store_db.open_database(f"sqlite:///{self.store.db_path}", busy_timeout_ms=30_000)
+        started, n = time.perf_counter(), 0
+        try:
+            actor = events.Actor.for_token(tokens.find("bench"))
+            while have + n < total:
+                with store_db.write_transaction():
+                    for _ in range(min(1000, total - have - n)):
+                        n += 1
+                        users.create(actor, user_body("seed", 0, n))
+        finally:
+            database.close()
+        seconds = time.perf_counter() - started
+        self.report.seeding = {"users": n, "seconds": round(seconds, 1), "per_second": round(n / seconds, 1) if n else None,
+                               "how": "skilljar_scim.users.create with the bench token's Actor, 1,000 per transaction"}
+        log(f"seeded {n:,} users in {seconds:.1f} s ({self.report.seeding['per_second']}/s)")
+
+    def paging(self) -> None:
+        total = self.store.sql('SELECT COUNT(*) FROM "user" WHERE deprovisioned_at IS NULL')[0][0]
+        for name, start in (("page_start", 1), ("page_end", max(total - 99, 1))):
+            self.wrk(name, "static.lua", f"{BASE}/Users?startIndex={start}&count=100", warm=True,
+                     note=f"startIndex={start:,}&count=100 of {total:,}")
+
+    def group(self) -> None:
+        """One group: single add/remove and listings at 10 members, fill to N by 50s, the same at N."""
+        s, api = self.sizes, Api(self.store)
+        self.store.cli("mappings", "add", "Engineering", "api-admin")
+        ids = [i for (i,) in self.store.sql('SELECT id FROM "user" WHERE deprovisioned_at IS NULL ORDER BY id')]
+        if len(ids) < s.group + 2:
+            raise SystemExit(f"need {s.group + 2} users for the group workload, have {len(ids)}")
+        togglers, members = ids[:2], ids[2:s.group + 2]
+        toggle_file = self.store.write_lines("togglers.txt", togglers)
+        group = api.send("POST", "/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                             "displayName": "Engineering", "externalId": "eng-1",
+                                             "members": [{"value": m} for m in members[:s.small_group]]})
+        path = f"{BASE}/Groups/{group['id']}"
+        self.membership(path, toggle_file, s.small_group)
+        self.fill(api, group["id"], members[s.small_group:])
+        self.membership(path, toggle_file, s.group)
+
+    def membership(self, path: str, toggle_file: Path, size: int) -> None:
+        for suffix, query in (("", ""), ("_excluded", "?excludedAttributes=members")):
+            self.wrk(f"member_toggle{suffix}_{size}", "toggle.lua", path + query, [path + query, str(toggle_file)],
+                     connections=2, threads=2, warm=True,
+                     note=f"single add / remove members[value eq] at {size:,} members{query and ', ' + query[1:]}")
+        self.wrk(f"groups_excluded_{size}", "static.lua", f"{BASE}/Groups?excludedAttributes=members", warm=True,
+                 note=f"GET /Groups?excludedAttributes=members, group of {size:,}")
+
+    def fill(self, api: Api, group_id: str, members: list[str]) -> None:
+        batch, times = self.sizes.patch_batch, []
+        for start in range(0, len(members), batch):
+            ops = [{"op": "add", "path": "members", "value": [{"value": m} for m in members[start:start + batch]]}]
+            began = time.perf_counter()
+            api.send("PATCH", f"/Groups/{group_id}", {"schemas": [PATCH_OP], "Operations": ops})
+            times.append(time.perf_counter() - began)
+        total = sum(times)
+        self.report.results["group_fill"] = Result(
+            "group_fill", len(times), round(total, 2), round(len(times) / total, 1),
+            round(statistics.median(times) * 1000, 2), round(percentile(times, 99) * 1000, 2), 0,
+            note=f"{len(times)} PATCHes adding {batch} members each, one client, full response")
+        log(f"group fill: {len(times)} PATCHes in {total:.1f} s (p50 {statistics.median(times) * 1000:.1f} ms)")
+
+    def deactivate(self) -> None:
+        ids = [i for (i,) in self.store.sql('SELECT id FROM "user" WHERE active AND deprovisioned_at IS NULL')]
+        random.Random(7).shuffle(ids)
+        threads = self.args.wrk_threads
+        self.wrk("deactivate", "deactivate.lua", BASE + "/Users",
+                 [BASE, str(self.store.write_lines("active.txt", ids)), str(threads)],
+                 note='PATCH {"op":"replace","value":{"active":false}}, random users, each once')
+
+    def cli(self) -> None:
+        """Time CLI commands on the big store against the bare import line."""
+        commands = {
+            "bare_import": [sys.executable, "-c", "import typer, rich, peewee"],
+            "token_list": [*self.store.scim_command(), "--config", str(self.store.config), "token", "list"],
+            "users_list_json": [*self.store.scim_command(), "--config", str(self.store.config), "users", "list", "--json"],
+        }
+        for name, command in commands.items():
+            runs = []
+            for _ in range(self.sizes.cli_runs + 1):  # the first run warms the OS caches
+                began = time.perf_counter()
+                subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.store.folder,
+                               timeout=300, env=clean_env(), check=True)
+                runs.append(time.perf_counter() - began)
+            self.report.cli[name] = round(statistics.median(runs[1:]) * 1000, 1)
+        bare = self.report.cli["bare_import"]
+        self.report.cli["ratios"] = {k: round(v / bare, 2) for k, v in self.report.cli.items() if k != "bare_import"}
+        log(f"CLI (median ms): {self.report.cli}")
+
+    def sweep(self) -> None:
+        """Lookup at the big store under each workers x threads, each against its own ceiling."""
+        original = (self.store.workers, self.store.threads)
+        names = str(self.names_file())
+        for spec in self.args.sweep.split(","):
+            workers, threads = (int(x) for x in spec.lower().split("x"))
+            self.store.configure(workers, threads)
+            row = {"workers": workers, "threads": threads}
+            for kind in ("ceiling", "lookup"):
+                server = self.store.ceiling() if kind == "ceiling" else self.store.serve()
+                self.server = server
+                try:
+                    if kind == "ceiling":
+                        measured = self.wrk(f"sweep_{spec}_ceiling", "static.lua", "/", warm=True)
+                    else:
+                        measured = self.wrk(f"sweep_{spec}_lookup", "lookup.lua", BASE + "/Users", [BASE, names], warm=True)
+                        row["peak_rss_mb"] = server.memory_mb()["peak_mb"]
+                finally:
+                    server.stop()
+                    self.server = None
+                row[f"{kind}_rps"], row[f"{kind}_p99_ms"] = measured.rps, measured.p99_ms
+            row["ratio"] = round(row["lookup_rps"] / row["ceiling_rps"], 2)
+            self.report.sweep.append(row)
+            log(f"sweep {spec}: {row}")
+        self.store.configure(*original)
+
+    def ratios(self) -> None:
+        ceiling = self.report.results["ceiling"].rps
+        for measured in self.report.results.values():
+            if measured.name != "group_fill" and not measured.name.startswith("sweep_"):
+                measured.ratio = round(measured.rps / ceiling, 3) if ceiling else None
+        self.report.targets = targets(self.report)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+
+
+def cost_ratio(report: Report, large: str, small: str) -> float:
+    """How much more one request costs in `large` than in `small` (by throughput)."""
+    r = report.results
+    return round(r[small].rps / r[large].rps, 2)
+
+
+def targets(report: Report) -> list[dict]:
+    r, big = report.results, report.settings["group"]
+    small = report.settings["small_group"]
+    rows = [
+        ("lookup >= 0.6 x ceiling req/s (50k users)", r["lookup_big"].ratio, ">=", 0.6),
+        ("lookup at 50k <= 1.2 x cost at 5k", cost_ratio(report, "lookup_big", "lookup_small"), "<=", 1.2),
+        (f"single add/remove at {big:,} <= 1.2 x cost at {small} (as IdPs send it)",
+         cost_ratio(report, f"member_toggle_{big}", f"member_toggle_{small}"), "<=", 1.2),
+        (f"single add/remove at {big:,} <= 1.2 x cost at {small} (?excludedAttributes=members)",
+         cost_ratio(report, f"member_toggle_excluded_{big}", f"member_toggle_excluded_{small}"), "<=", 1.2),
+        (f"GET /Groups?excludedAttributes=members at {big:,} <= 1.2 x at {small}",
+         cost_ratio(report, f"groups_excluded_{big}", f"groups_excluded_{small}"), "<=", 1.2),
+        ("paging near the end <= 1.5 x near the start", cost_ratio(report, "page_end", "page_start"), "<=", 1.5),
+        ("create >= 0.3 x ceiling req/s", r["create"].ratio, ">=", 0.3),
+        ("deactivate >= 0.3 x ceiling req/s", r["deactivate"].ratio, ">=", 0.3),
+        ("scim token list <= 1.5 x bare import", report.cli["ratios"]["token_list"], "<=", 1.5),
+        ("scim users list --json (all users) <= 1.5 x bare import", report.cli["ratios"]["users_list_json"], "<=", 1.5),
+        ("server peak RSS <= 150 MB (sum of VmHWM)", report.rss_mb.get("peak_mb"), "<=", 150),
+    ]
+    checked = []
+    for name, value, op, limit in rows:
+        met = value is not None and (value >= limit if op == ">=" else value <= limit)
+        checked.append({"target": name, "measured": value, "limit": f"{op} {limit}", "met": met})
+    return checked
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def markdown(report: Report) -> str:
+    s = report.settings
+    lines = [
+        f"gunicorn gthread {s['workers']} workers x {s['threads']} threads; wrk {s['wrk_threads']} threads, "
+        f"{s['connections']} connections, {s['duration_s']:.0f} s per workload; {s['cpus']} CPUs.",
+        "",
+        "| workload | req/s | x ceiling | p50 ms | p99 ms | server CPU ms/req | errors | detail |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in report.results.values():
+        if r.name.startswith("sweep_"):
+            continue
+        ratio = f"{r.ratio:.2f}" if r.ratio is not None else "-"
+        cpu = f"{r.server_cpu_ms_per_req:.2f}" if r.server_cpu_ms_per_req is not None else "-"
+        lines.append(f"| {r.name} | {r.rps:,.0f} | {ratio} | {r.p50_ms} | {r.p99_ms} | {cpu} | {r.errors} | {r.note} |")
+    lines += ["", "| target | measured | limit | met |", "|---|---:|---|---|"]
+    lines += [f"| {t['target']} | {t['measured']} | {t['limit']} | {'yes' if t['met'] else 'NO'} |" for t in report.targets]
+    c = report.cli
+    lines += ["", f"CLI median wall time: bare `import typer, rich, peewee` {c['bare_import']} ms; "
+              f"`scim token list` {c['token_list']} ms; `scim users list --json` {c['users_list_json']} ms."]
+    if report.rss_mb:
+        lines.append(f"Server memory after all workloads: peak {report.rss_mb['peak_mb']} MB, now "
+                     f"{report.rss_mb['current_mb']} MB over {report.rss_mb['processes']} processes.")
+    if report.seeding:
+        lines.append(f"Seeded {report.seeding['users']:,} users through the domain layer in {report.seeding['seconds']} s.")
+    if report.client_check:
+        cc = report.client_check
+        lines.append(f"Client check on the ceiling: Python http.client ({cc['connections']} threads) reached "
+                     f"{cc['python_rps']:,.0f} req/s = {cc['python_over_wrk']} x wrk's {cc['wrk_rps']:,.0f}; client CPU per "
+                     f"request: Python {cc['python_client_cpu_ms_per_req']} ms, wrk {cc['wrk_client_cpu_ms_per_req']} ms.")
+    if report.sweep:
+        lines += ["", "| workers x threads | ceiling req/s | lookup req/s | lookup / ceiling | lookup p99 ms | peak RSS MB |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {w['workers']} x {w['threads']} | {w['ceiling_rps']:,.0f} | {w['lookup_rps']:,.0f} | {w['ratio']} | "
+                  f"{w['lookup_p99_ms']} | {w.get('peak_rss_mb')} |" for w in report.sweep]
+    return "\n".join(lines)
+
+
+def as_json(report: Report) -> str:
+    data = asdict(report)
+    data["results"] = {k: asdict(v) for k, v in report.results.items()}
+    return json.dumps(data, indent=2)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from skilljar_scim.config import ServerSettings
+
+    defaults = ServerSettings()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Install wrk: apt-get install wrk")
+    parser.add_argument("--quick", action="store_true", help="Small sizes and 3 s runs: a smoke run (about 1 minute).")
+    parser.add_argument("--json", action="store_true", help="Print the results as JSON on stdout (stable keys).")
+    parser.add_argument("--duration", type=float, default=None, help="Seconds per timed workload (default 10; quick 3).")
+    parser.add_argument("--workers", type=int, default=defaults.workers, help="gunicorn workers (default: scim's).")
+    parser.add_argument("--threads", type=int, default=defaults.threads, help="Threads per worker (default: scim's).")
+    parser.add_argument("--connections", type=int, default=8, help="Concurrent connections (default 8).")
+    parser.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (default 2).")
+    parser.add_argument("--sweep", default="1x8,2x4,4x2",
+                        help='workers x threads settings to try on lookup ("" to skip; default 1x8,2x4,4x2).')
+    parser.add_argument("--skip-client-check", action="store_true", help="Do not compare a Python client with wrk.")
+    parser.add_argument("--keep", action="store_true", help="Keep the temporary folder (database, logs).")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(ROOT))
+    args = parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("Error: wrk is not installed: apt-get install wrk (Debian/Ubuntu) or brew install wrk", file=sys.stderr)
+        return 2
+    folder = Path(tempfile.mkdtemp(prefix="scim-bench-"))
+    started = time.monotonic()
+    try:
+        report = Bench(args, folder).run()
+    finally:
+        if args.keep:
+            log(f"kept {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+    report.settings["total_seconds"] = round(time.monotonic() - started, 1)
+    print(as_json(report) if args.json else markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())
