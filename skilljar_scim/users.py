@@ -314,16 +314,20 @@ def _source(base_url: str) -> Source:
 
 
 
+def ensure_purgeable(user: User) -> User:
+    """Raise Conflict unless the user is deprovisioned (check before asking for confirmation)."""
+    if user.deprovisioned_at is None:
+        state = "active" if user.active else "deactivated"
+        raise Conflict(f"user {user.user_name!r} is {state}: only a deprovisioned user (DELETE) can be purged")
+    return user
+
+
 def purge(actor: Actor, user: User) -> None:
     """Remove a deprovisioned person for good; their past events stay, anonymised."""
-    from skilljar_scim.errors import Conflict as _Conflict
     from skilljar_scim.store.models import Event
 
     with write_transaction():
-        user = User.get_by_id(user.id)
-        if user.deprovisioned_at is None:
-            state = "active" if user.active else "deactivated"
-            raise _Conflict(f"user {user.user_name!r} is {state}: only a deprovisioned user (DELETE) can be purged")
+        user = ensure_purgeable(User.get_by_id(user.id))
         for secret in {user.id, user.user_name, user.external_id, user.primary_email} - {None}:
             Event.update(summary=peewee.fn.REPLACE(Event.summary, secret, "(purged)")).execute()
         Event.update(resource_id=None).where(Event.resource_id == user.id).execute()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,6 +13,11 @@ from skilljar_scim.cli.context import app_context
 from skilljar_scim.cli.options import JsonFlag, wants_json
 
 app = typer.Typer(help="Map identity-provider groups to dashboard roles.", no_args_is_help=True)
+
+class Action(str, Enum):
+    add = "add"
+    remove = "remove"
+
 
 GroupArg = Annotated[str, typer.Argument(help="Group displayName as the IdP pushes it (case-insensitive).")]
 RoleArg = Annotated[str, typer.Argument(help="Dashboard role (see `scim roles list`).")]
@@ -81,20 +87,17 @@ def list_(ctx: typer.Context, json_flag: JsonFlag = False) -> None:
 @app.command()
 def plan(
     ctx: typer.Context,
-    action: Annotated[str, typer.Argument(help="add or remove.")],
+    action: Annotated[Action, typer.Argument(help="add or remove.")],
     group: GroupArg,
     role: RoleArg,
     json_flag: JsonFlag = False,
 ) -> None:
     """Preview who would gain or lose which role, without changing anything."""
     from skilljar_scim import events, roles
-    from skilljar_scim.errors import InvalidValue
 
     actx = app_context(ctx)
     actx.open_store()
-    if action not in ("add", "remove"):
-        raise InvalidValue(f"action must be add or remove, not {action!r}")
-    if action == "add":
+    if action is Action.add:
         outcome = roles.add_mapping(events.CLI, group, role, actx.settings().roles.catalog, preview=True)
     else:
         outcome = roles.remove_mapping(events.CLI, group, role, preview=True)

@@ -103,10 +103,20 @@ class ErrorTranslatingGroup(TyperGroup):
             fail(exc.detail, exc.exit_code)
         except typer.Abort:
             fail("aborted: nothing was changed", ExitCode.ABORTED)
-        except (typer.Exit, typer.exceptions.TyperException):
+        except typer.Exit:
             raise
+        except typer.exceptions.TyperException as exc:
+            fail(*_usage(exc))
         except Exception as exc:  # noqa: BLE001 - last line of defence: no tracebacks for users
             fail(*_unexpected(exc))
+
+
+def _usage(exc: Exception) -> tuple[str, int]:
+    """Turn a usage error (bad flag or argument) into one line that names the help to read."""
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    context = getattr(exc, "ctx", None)
+    hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+    return message + hint, getattr(exc, "exit_code", ExitCode.USAGE)
 
 
 def _unexpected(exc: Exception) -> tuple[str, int]:

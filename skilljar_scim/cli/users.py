@@ -96,12 +96,9 @@ def purge(
 ) -> None:
     """Remove a deprovisioned user for good (their past events stay, anonymised)."""
     from skilljar_scim import directory, events, users
-    from skilljar_scim.errors import Conflict
 
     app_context(ctx).open_store()
-    user = directory.find_user(ref)
-    if user.deprovisioned_at is None:
-        raise Conflict(f"user {user.user_name!r} is {directory.status(user)}: only a deprovisioned user can be purged")
+    user = users.ensure_purgeable(directory.find_user(ref))
     output.info(f"User {user.user_name!r} (id {user.id}, deprovisioned {output.when(user.deprovisioned_at)})")
     output.confirm("Purge this user for good? This cannot be undone.", yes)
     users.purge(events.CLI, user)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask
+from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
 from skilljar_scim import keyfile
 from skilljar_scim.config import Settings
-from skilljar_scim.errors import RateLimited, SkilljarError, Unauthorized
+from skilljar_scim.errors import NotFound, RateLimited, SkilljarError, Unauthorized
 from skilljar_scim.scim.errors import error_body
 from skilljar_scim.store import db as store_db
 from skilljar_scim.store import models
@@ -29,6 +29,7 @@ def create_app(settings: Settings) -> Flask:
     )
     database = store_db.open_database(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms)
     database.close()
+    app.before_request(_refuse_nul)
     app.before_request(_connect)
     app.teardown_request(_disconnect)
     # Before any rule is added: a rule takes the map's setting when it is bound.
@@ -37,6 +38,12 @@ def create_app(settings: Settings) -> Flask:
     app.add_url_rule("/healthz", "healthz", views.healthz)
     _register_errors(app)
     return app
+
+
+def _refuse_nul() -> None:
+    """Answer 404 for a path holding NUL: no id has one, and PostgreSQL refuses it as a parameter."""
+    if "\x00" in request.path:
+        raise NotFound("no such resource")
 
 
 def _connect() -> None:

@@ -59,7 +59,7 @@ def _finite(text: str) -> float:
 
 
 def _check_parsed(data: Any) -> None:
-    """Refuse nesting deeper than MAX_JSON_DEPTH and strings that are not Unicode text."""
+    """Refuse nesting deeper than MAX_JSON_DEPTH and strings no SCIM value can hold."""
     stack = [(data, 1)]
     while stack:
         value, depth = stack.pop()
@@ -74,7 +74,9 @@ def _check_parsed(data: Any) -> None:
 
 
 def _check_text(text: str) -> None:
-    """Refuse a lone UTF-16 surrogate such as "\\ud800": it is not a character (RFC 8259 §8.2)."""
+    """Refuse a NUL character (no stored value may hold one) or a lone surrogate such as "\\ud800" (RFC 8259 §8.2)."""
+    if "\x00" in text:
+        raise InvalidValue("a string in the request body contains a NUL character")
     if not text.isascii():
         try:
             text.encode("utf-8")

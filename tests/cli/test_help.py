@@ -35,3 +35,11 @@ def test_help_runs_without_configuration(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0 and "token" in result.stdout
+
+
+def test_help_usage_errors_are_one_line(initialised) -> None:
+    for args in (["token", "generate", "--name", "x"], ["mappings", "plan", "frob", "g", "r"], ["users", "list", "--limit", "x"]):
+        result = initialised(*args)
+        assert result.exit_code == 2
+        assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
+        assert "--help" in result.stderr
