@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -54,12 +55,13 @@ class Sizes:
     group: int = 5_000
     small_group: int = 10
     patch_batch: int = 50
+    deactivate: int = 5_000
     duration: float = 10.0
     warmup: float = 1.0
     cli_runs: int = 5
 
 
-QUICK = Sizes(create=500, big=5_000, group=500, duration=3.0, warmup=0.5, cli_runs=3)
+QUICK = Sizes(create=500, big=5_000, group=500, deactivate=500, duration=3.0, warmup=0.5, cli_runs=3)
 
 
 @dataclass
@@ -87,6 +89,8 @@ class Report:
     seeding: dict = field(default_factory=dict)
     client_check: dict = field(default_factory=dict)
     rss_mb: dict = field(default_factory=dict)
+    disk: dict = field(default_factory=dict)
+    load: dict = field(default_factory=dict)
     sweep: list = field(default_factory=list)
     targets: list = field(default_factory=list)
 
@@ -242,24 +246,47 @@ def clean_env() -> dict:
 
 def run_wrk(store: Store, script: str, path: str, args: list[str], duration: float, connections: int,
             threads: int, server: Served | None = None) -> dict:
-    """Run wrk with one of scripts/bench/*.lua; return its summary and both sides' CPU time."""
-    out = store.folder / "wrk.out"
+    """Run wrk with one of scripts/bench/*.lua; return its summary and both sides' CPU time.
+
+    A script with a request quota drops one marker file per thread when done; wrk is then
+    interrupted (it prints its summary on SIGINT) instead of sleeping out its duration.
+    """
+    out, done_dir = store.folder / "wrk.out", Path(tempfile.mkdtemp(dir=store.folder))
     command = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(duration, 1):.0f}s", "--timeout", "10s",
                "-H", f"Authorization: Bearer {store.token}", "-H", "Content-Type: application/scim+json",
                "-s", str(LUA_DIR / script), f"http://{HOST}:{store.port}{path}", "--", *args]
+    env = {**os.environ, "BENCH_LUA_DIR": str(LUA_DIR), "BENCH_DONE_DIR": str(done_dir)}
     before = server.cpu_seconds() if server else 0.0
     with open(out, "wb") as stdout:
-        process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT, env={**os.environ, "BENCH_LUA_DIR": str(LUA_DIR)})
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
+        process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT, env=env)
+        status, usage, interrupted = _wait_wrk(process, done_dir, threads, duration + 30)
+    after = server.cpu_seconds() if server else 0.0
     text = out.read_text()
     line = next((l for l in text.splitlines() if l.startswith("BENCH_JSON ")), None)
-    if process.returncode != 0 or line is None:
-        raise SystemExit(f"wrk failed ({process.returncode}):\n{text[-2000:]}")
+    if os.waitstatus_to_exitcode(status) != 0 or line is None:
+        raise SystemExit(f"wrk failed ({status}):\n{text[-2000:]}")
     summary = json.loads(line.split(" ", 1)[1])
+    if interrupted and summary["window_us"] > 0:
+        summary["duration_us"] = summary["window_us"]  # the requests' own window, not wrk's sleep
     summary["client_cpu_s"] = usage.ru_utime + usage.ru_stime
-    summary["server_cpu_s"] = (server.cpu_seconds() - before) if server else None
+    summary["server_cpu_s"] = (after - before) if server else None
+    shutil.rmtree(done_dir, ignore_errors=True)
     return summary
+
+
+def _wait_wrk(process: subprocess.Popen, done_dir: Path, threads: int, limit: float):
+    """Wait for wrk; interrupt it once every thread has met its quota (or after `limit` s)."""
+    deadline, interrupted = time.monotonic() + limit, False
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            process.returncode = os.waitstatus_to_exitcode(status)
+            return status, usage, interrupted
+        finished = len(list(done_dir.glob("done.*"))) >= threads
+        if (finished or time.monotonic() > deadline) and not interrupted:
+            process.send_signal(signal.SIGINT)
+            interrupted = True
+        time.sleep(0.05)
 
 
 def result(name: str, summary: dict, note: str = "") -> Result:
@@ -281,8 +308,17 @@ class Api:
 
     def send(self, method: str, path: str, body: dict | None = None, expect: tuple = (200, 201, 204)) -> dict | None:
         headers = {"Authorization": f"Bearer {self.store.token}", "Content-Type": "application/scim+json"}
-        self.conn.request(method, BASE + path, body=json.dumps(body) if body is not None else None, headers=headers)
-        response = self.conn.getresponse()
+        data = json.dumps(body) if body is not None else None
+        for attempt in (1, 2):  # the server closes idle keep-alive connections: reconnect once
+            try:
+                self.conn.request(method, BASE + path, body=data, headers=headers)
+                response = self.conn.getresponse()
+                break
+            except (ConnectionError, http.client.HTTPException):
+                self.conn.close()
+                self.conn = http.client.HTTPConnection(HOST, self.store.port, timeout=60)
+                if attempt == 2:
+                    raise
         raw = response.read()
         if response.status not in expect:
             raise SystemExit(f"{method} {path} -> {response.status}: {raw[:500]!r}")
@@ -301,6 +337,51 @@ def user_body(tag: str, tid: int, n: int) -> dict:
     }
 
 
+def seed_rows(body: dict, actor, now) -> tuple[dict, list[dict], dict]:
+    """Return the user, email-index and event rows users.create writes for a new user."""
+    from skilljar_scim import users
+    from skilljar_scim.scim import resources
+    from skilljar_scim.scim.schemas import USER_TYPE
+    from skilljar_scim.store.filter_sql import casefold
+
+    data = resources.normalise(USER_TYPE, body, context="create")
+    data.setdefault("active", True)
+    user_id = str(uuid.uuid4())
+    user = {"id": user_id, "user_name": data["userName"], "user_name_key": casefold(data["userName"]),
+            "external_id": data.get("externalId"), "active": bool(data["active"]), "deprovisioned_at": None,
+            "display_name": users._display_name(data), "primary_email": users._primary_email(data),
+            "attributes": json.dumps(data, ensure_ascii=False, sort_keys=True), "password_hash": None, "version": 1,
+            "created_at": now, "updated_at": now}
+    keys = sorted({casefold(e["value"]) for e in data.get("emails", []) if e.get("value")})
+    emails = [{"user": user_id, "value_key": key} for key in keys]
+    event = {"at": now, "actor": actor.label, "token_id": actor.token_id, "action": "user.created", "resource_type": "User",
+             "resource_id": user_id, "summary": json.dumps({"userName": data["userName"]}, sort_keys=True, ensure_ascii=False)}
+    return user, emails, event
+
+
+def check_seed_rows(actor) -> None:
+    """Refuse to seed unless seed_rows() writes what users.create writes (compared, then rolled back)."""
+    from skilljar_scim import users
+    from skilljar_scim.store import models
+    from skilljar_scim.store.models import Event, User, UserEmail
+
+    body = user_body("check", 0, 1)
+    with models.database.atomic() as transaction:
+        created = users.create(actor, body).user
+        user, emails, event = seed_rows(body, actor, created.created_at)
+        got_user = User.select().where(User.id == created.id).dicts().get()
+        got_emails = list(UserEmail.select(UserEmail.user, UserEmail.value_key).where(UserEmail.user == created.id).dicts())
+        got_event = Event.select().where(Event.resource_id == created.id).dicts().get()
+        transaction.rollback()
+    user["id"], event["resource_id"] = created.id, created.id
+    emails = [{**e, "user": created.id} for e in emails]
+    got_event.pop("id")
+    got_user["updated_at"], got_event["at"] = user["updated_at"], event["at"]  # the same second or the next
+    if (got_user, sorted(got_emails, key=str), got_event) != (user, sorted(emails, key=str), event):
+        raise SystemExit(f"scripts/bench.py seed_rows() no longer matches users.create: update it.\n"
+                         f"users.create: {got_user} {got_emails} {got_event}\nseed_rows:    {user} {emails} {event}")
+
+
 # --- workloads ------------------------------------------------------------------------------
 
 
@@ -311,6 +392,7 @@ class Bench:
         if args.duration:
             self.sizes = Sizes(**{**asdict(self.sizes), "duration": args.duration})
         self.report = Report()
+        self.load_before = round(os.getloadavg()[0], 2)  # other work on the box skews every figure
         self.store = Store(folder, args.workers, args.threads)
         self.server: Served | None = None
 
@@ -332,6 +414,7 @@ class Bench:
         self.report.settings = {"workers": self.store.workers, "threads": self.store.threads, "worker_class": "gthread",
                                 "connections": self.args.connections, "wrk_threads": self.args.wrk_threads,
                                 "duration_s": s.duration, "quick": self.args.quick, "cpus": os.cpu_count(), **asdict(s)}
+        self.disk()
         self.ceiling()
         self.server = self.store.serve()
         try:
@@ -351,7 +434,25 @@ class Bench:
         if self.args.sweep:
             self.sweep()
         self.ratios()
+        self.report.load = {"before": self.load_before, "after": round(os.getloadavg()[0], 2)}
         return self.report
+
+    def disk(self) -> None:
+        """Time a 4 KiB write + fsync in the store's folder: every committed write pays one (synchronous=FULL)."""
+        path, times = self.store.folder / "fsync.probe", []
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            for _ in range(50):
+                began = time.perf_counter()
+                os.write(fd, b"x" * 4096)
+                os.fsync(fd)
+                times.append(time.perf_counter() - began)
+        finally:
+            os.close(fd)
+            path.unlink()
+        self.report.disk = {"fsync_p50_ms": round(statistics.median(times) * 1000, 2),
+                            "fsync_p99_ms": round(percentile(times, 99) * 1000, 2)}
+        log(f"disk: {self.report.disk}")
 
     def ceiling(self) -> None:
         log(f"ceiling: trivial Flask app, gunicorn gthread {self.store.workers}x{self.store.threads}")
@@ -412,26 +513,36 @@ class Bench:
                  note=f'userName eq "<random existing>" at {users:,} users')
 
     def seed(self, total: int) -> None:
-        """Bring the store to `total` users through the domain layer, in batched transactions."""
-        from skilljar_scim import events, tokens, users
+        """Bring the store to `total` users with exactly the rows users.create writes, in bulk.
+
+        users.create costs a few ms a user (seven statements); 45,000 of them would take
+        minutes. seed_rows() builds the same rows and check_seed_rows() proves it first.
+        """
+        from skilljar_scim import clock, events, tokens
         from skilljar_scim.store import db as store_db
+        from skilljar_scim.store.models import Event, User, UserEmail
 
         have = self.store.sql('SELECT COUNT(*) FROM "user"')[0][0]
         database = store_db.open_database(f"sqlite:///{self.store.db_path}", busy_timeout_ms=30_000)
-        started, n = time.perf_counter(), 0
+        started, made = time.perf_counter(), 0
         try:
             actor = events.Actor.for_token(tokens.find("bench"))
-            while have + n < total:
+            check_seed_rows(actor)
+            while have + made < total:
+                batch = [seed_rows(user_body(f"seed{have}", 0, made + i + 1), actor, clock.utcnow())
+                         for i in range(min(5_000, total - have - made))]
                 with store_db.write_transaction():
-                    for _ in range(min(1000, total - have - n)):
-                        n += 1
-                        users.create(actor, user_body("seed", 0, n))
+                    for model, rows in ((User, [b[0] for b in batch]), (UserEmail, [e for b in batch for e in b[1]]),
+                                        (Event, [b[2] for b in batch])):
+                        for start in range(0, len(rows), 500):
+                            model.insert_many(rows[start:start + 500]).execute()
+                made += len(batch)
         finally:
             database.close()
         seconds = time.perf_counter() - started
-        self.report.seeding = {"users": n, "seconds": round(seconds, 1), "per_second": round(n / seconds, 1) if n else None,
-                               "how": "skilljar_scim.users.create with the bench token's Actor, 1,000 per transaction"}
-        log(f"seeded {n:,} users in {seconds:.1f} s ({self.report.seeding['per_second']}/s)")
+        self.report.seeding = {"users": made, "seconds": round(seconds, 1),
+                               "how": "bulk inserts of the rows users.create writes (checked against it first)"}
+        log(f"seeded {made:,} users in {seconds:.1f} s")
 
     def paging(self) -> None:
         total = self.store.sql('SELECT COUNT(*) FROM "user" WHERE deprovisioned_at IS NULL')[0][0]
@@ -482,8 +593,9 @@ class Bench:
         ids = [i for (i,) in self.store.sql('SELECT id FROM "user" WHERE active AND deprovisioned_at IS NULL')]
         random.Random(7).shuffle(ids)
         threads = self.args.wrk_threads
+        quota = -(-self.sizes.deactivate // threads)
         self.wrk("deactivate", "deactivate.lua", BASE + "/Users",
-                 [BASE, str(self.store.write_lines("active.txt", ids)), str(threads)],
+                 [BASE, str(self.store.write_lines("active.txt", ids)), str(threads), str(quota)], duration=300,
                  note='PATCH {"op":"replace","value":{"active":false}}, random users, each once')
 
     def cli(self) -> None:
@@ -602,8 +714,13 @@ def markdown(report: Report) -> str:
     if report.rss_mb:
         lines.append(f"Server memory after all workloads: peak {report.rss_mb['peak_mb']} MB, now "
                      f"{report.rss_mb['current_mb']} MB over {report.rss_mb['processes']} processes.")
+    if report.disk:
+        lines.append(f"Disk: a 4 KiB write + fsync takes {report.disk['fsync_p50_ms']} ms (p50), "
+                     f"{report.disk['fsync_p99_ms']} ms (p99); every committed write pays at least one.")
+    if report.load:
+        lines.append(f"Load average (1 min) before / after the run: {report.load['before']} / {report.load['after']}.")
     if report.seeding:
-        lines.append(f"Seeded {report.seeding['users']:,} users through the domain layer in {report.seeding['seconds']} s.")
+        lines.append(f"Seeded {report.seeding['users']:,} users in {report.seeding['seconds']} s ({report.seeding['how']}).")
     if report.client_check:
         cc = report.client_check
         lines.append(f"Client check on the ceiling: Python http.client ({cc['connections']} threads) reached "

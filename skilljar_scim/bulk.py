@@ -94,7 +94,7 @@ def _dispatch(actor: Actor, method: str | None, operation: dict, target: tuple[s
               ids: dict[str, str], base_url: str, limits) -> tuple[int, dict | None]:
     """Call the domain function the method names on the target (RFC 7644 §3.7)."""
     (kind, resource_id), service = target, _services(base_url)[target[0]]
-    data, version = _resolve(operation.get("data"), ids), operation.get("version")
+    data, version = _resolve(operation.get("data"), ids), _version(operation.get("version"))
     if method == "POST" and resource_id is None:
         bulk_id = _new_bulk_id(operation.get("bulkId"), ids)
         created = service["create"](actor, data, limits)
@@ -107,6 +107,13 @@ def _dispatch(actor: Actor, method: str | None, operation: dict, target: tuple[s
         return 204, None
     changed = service[method.lower()](actor, resource_id, data, version, limits)
     return 200, service["render"](changed)
+
+
+def _version(version: Any) -> str | None:
+    """Check an operation's `version`: an ETag string, used as If-Match (RFC 7644 §3.7, §3.14)."""
+    if version is not None and not isinstance(version, str):
+        raise InvalidValue("a bulk operation's version must be an ETag string such as W/\"3\"")
+    return version
 
 
 def _new_bulk_id(bulk_id: Any, ids: dict[str, str]) -> str:

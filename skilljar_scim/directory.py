@@ -56,6 +56,12 @@ def user_query(state: str | None = None, role: str | None = None, group: str | N
     return query.order_by(User.user_name_key, User.id)
 
 
+def listing(query: peewee.ModelSelect) -> peewee.ModelSelect:
+    """Narrow a user query to what a listing shows, as light rows (no SCIM document, no models)."""
+    return query.select(User.id, User.user_name, User.display_name, User.primary_email, User.external_id,
+                        User.active, User.deprovisioned_at, User.created_at, User.updated_at).namedtuples()
+
+
 def _status_clause(state: str):
     if state not in STATUSES:
         raise InvalidValue(f"status must be one of {', '.join(STATUSES)}")

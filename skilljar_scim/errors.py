@@ -43,6 +43,19 @@ class DatabaseError(SkilljarError):
     exit_code = ExitCode.DATABASE
 
 
+class StoreBusy(DatabaseError):
+    """Other writes held the store's write lock for longer than busy_timeout: retry shortly."""
+
+    status = 503
+    retry_after = 1
+
+
+class Unsupported(SkilljarError):
+    """The command does not apply to this kind of database (e.g. `scim db backup` on PostgreSQL)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class Aborted(SkilljarError):
     exit_code = ExitCode.ABORTED
 

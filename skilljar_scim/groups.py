@@ -36,7 +36,7 @@ def get(group_id: str) -> Group:
 
 def create(actor: Actor, body: object, max_members: int = 1000) -> Group:
     """Create a group with its initial members (RFC 7644 §3.3)."""
-    data = resources.normalise(GROUP_TYPE, body, context="create")
+    data = _normalise(body, "create")
     members = _ids(body, data.pop("members", []))
     _check_count(len(members), max_members)
     with write_transaction():
@@ -49,7 +49,7 @@ def create(actor: Actor, body: object, max_members: int = 1000) -> Group:
 def replace(actor: Actor, group_id: str, body: object, if_match: str | None = None, max_members: int = 1000) -> Group:
     """Replace a group's attributes and members with the body (RFC 7644 §3.5.1)."""
     _check_body_id(body, group_id)
-    data = resources.normalise(GROUP_TYPE, body, context="replace")
+    data = _normalise(body, "replace")
     members = _ids(body, data.pop("members", []))
     _check_count(len(members), max_members)
     with write_transaction():
@@ -70,10 +70,18 @@ def patch(actor: Actor, group_id: str, body: object, if_match: str | None = None
         changed = False
         if rest:
             current = {**_document(group), "id": group.id}
-            data = resources.normalise(GROUP_TYPE, _strip(scim_patch.apply(current, rest, GROUP_TYPE)), context="replace")
+            data = _normalise(_strip(scim_patch.apply(current, rest, GROUP_TYPE)), "replace")
             changed = _update(actor, group, data)
         changed |= _apply_members(actor, group, member_changes)
         return _bump(group) if changed else group
+
+
+def _normalise(body: object, context: str) -> dict:
+    """Validate a body into canonical form; refuse indexed values too long to index."""
+    data = resources.normalise(GROUP_TYPE, body, context=context)
+    filter_sql.check_indexable("displayName", data["displayName"])
+    filter_sql.check_indexable("externalId", data.get("externalId"))
+    return data
 
 
 def delete(actor: Actor, group_id: str, if_match: str | None = None) -> None:
@@ -124,7 +132,8 @@ def render_many(groups: list[Group], base_url: str, with_members: bool = True) -
 
 
 def _render(group: Group, members: list[dict], base_url: str) -> dict:
-    doc = {"id": group.id, **_document(group)}
+    # `schemas` too, so a filter on it sees what the response shows (RFC 7643 §3).
+    doc = {"id": group.id, "schemas": [GROUP_SCHEMA.id], **_document(group)}
     if members:
         doc["members"] = members
     doc["meta"] = {

@@ -86,6 +86,11 @@ def _order(source: Source, query: Query) -> list | None:
 
 
 def _sql_page(select, query: Query, source: Source) -> Page:
+    if query.count and query.start_index == 1:
+        # An IdP's lookup: a first page shorter than `count` is every match, so no COUNT is needed.
+        rows = list(select.limit(query.count))
+        total = len(rows) if len(rows) < query.count else select.count()
+        return Page(total, 1, source.render(rows))
     total = select.count()
     if query.count == 0 or query.start_index > total:  # also keeps a huge OFFSET out of SQL
         return Page(total, query.start_index, [])

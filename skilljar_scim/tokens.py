@@ -20,7 +20,7 @@ import peewee
 
 from skilljar_scim import clock, events
 from skilljar_scim.errors import Conflict, InvalidValue, NotFound, TokenRefused, Unauthorized
-from skilljar_scim.store.db import write_transaction
+from skilljar_scim.store.db import best_effort_write, write_transaction
 from skilljar_scim.store.models import Token
 
 PREFIX = "sjscim_"
@@ -161,7 +161,8 @@ def authenticate(keys: list[str], value: str, now: datetime | None = None,
     now = now or clock.utcnow()
     state = status(token, now)
     if state != "active":
-        Token.update(refused_count=Token.refused_count + 1).where(Token.id == token.id).execute()
+        with best_effort_write():
+            Token.update(refused_count=Token.refused_count + 1).where(Token.id == token.id).execute()
         raise TokenRefused(f"the bearer token is {state}", token.id)
     _touch(token, now)
     return token
@@ -192,7 +193,8 @@ def _touch(token: Token, now: datetime) -> None:
     if token.last_used_at is not None and now - token.last_used_at < LAST_USED_INTERVAL:
         return
     stale = peewee.fn.COALESCE(Token.last_used_at, datetime(1970, 1, 1)) <= now - LAST_USED_INTERVAL
-    Token.update(last_used_at=now).where(Token.id == token.id, stale).execute()
+    with best_effort_write():  # a busy store must not fail (or slow) the request it authenticates
+        Token.update(last_used_at=now).where(Token.id == token.id, stale).execute()
     token.last_used_at = now
 
 

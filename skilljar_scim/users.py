@@ -24,7 +24,7 @@ from skilljar_scim.scim.schemas import USER_TYPE
 from skilljar_scim.search import Page, Query, Source, run
 from skilljar_scim.store import filter_sql
 from skilljar_scim.store.db import write_transaction
-from skilljar_scim.store.models import Group, Membership, User, UserEmail
+from skilljar_scim.store.models import Group, Membership, RoleMapping, User, UserEmail
 from skilljar_scim.versions import check_if_match, etag
 
 # Never stored: computed from memberships, or server-assigned.
@@ -49,7 +49,7 @@ def get(user_id: str) -> User:
 
 def create(actor: Actor, body: object) -> Created:
     """Create a user; a returning person's old account is brought back instead (RFC 7644 §3.3)."""
-    data = resources.normalise(USER_TYPE, body, context="create")
+    data = _normalise(body, "create")
     with write_transaction():
         existing = _returning(data)
         if existing is None:
@@ -63,11 +63,23 @@ def create(actor: Actor, body: object) -> Created:
         return Created(user, True)
 
 
+def _normalise(body: object, context: str) -> dict:
+    """Validate a body into canonical form; refuse indexed values too long to index."""
+    data = resources.normalise(USER_TYPE, body, context=context)
+    filter_sql.check_indexable("userName", data["userName"])
+    filter_sql.check_indexable("externalId", data.get("externalId"))
+    for email in data.get("emails", []):
+        filter_sql.check_indexable("emails.value", email.get("value"))
+    return data
+
+
 def _returning(data: dict) -> User | None:
     """Find the account a POST refers to: none, or an inactive one to bring back (else 409)."""
-    by_name = User.get_or_none(User.user_name_key == filter_sql.casefold(data["userName"]))
-    external = data.get("externalId")
-    by_external = User.get_or_none(User.external_id == external) if external else None
+    key, external = filter_sql.casefold(data["userName"]), data.get("externalId")
+    match = (User.user_name_key == key) | (User.external_id == external) if external else User.user_name_key == key
+    found = list(User.select().where(match))  # one query for both unique keys
+    by_name = next((u for u in found if u.user_name_key == key), None)
+    by_external = next((u for u in found if external and u.external_id == external), None)
     if by_name and by_external and by_name.id != by_external.id:
         raise Conflict(
             f"userName {data['userName']!r} belongs to user {by_name.id} but externalId "
@@ -83,7 +95,7 @@ def _returning(data: dict) -> User | None:
 def replace(actor: Actor, user_id: str, body: object, if_match: str | None = None) -> User:
     """Replace a user's attributes with the body (RFC 7644 §3.5.1)."""
     _check_body_id(body, user_id)
-    data = resources.normalise(USER_TYPE, body, context="replace")
+    data = _normalise(body, "replace")
     with write_transaction():
         user = check_if_match(get(user_id), if_match)
         data.setdefault("active", _document(user).get("active", True))
@@ -97,7 +109,7 @@ def patch(actor: Actor, user_id: str, body: object, if_match: str | None = None,
         user = check_if_match(get(user_id), if_match)
         current = {**_document(user), "id": user.id}
         changed = scim_patch.apply(current, ops, USER_TYPE)
-        data = resources.normalise(USER_TYPE, _strip(changed), context="replace")
+        data = _normalise(_strip(changed), "replace")
         return _update(actor, user, data)
 
 
@@ -124,10 +136,36 @@ def render(user: User, base_url: str) -> dict:
 
 
 def render_many(users: list[User], base_url: str) -> list[dict]:
-    """Render users with their groups and roles, in three queries whatever their number."""
-    ids = [u.id for u in users]
-    groups, held = _groups_of(ids), roles.roles_by_user(ids)
+    """Render users with their groups and roles, in one query whatever their number."""
+    groups, held = _groups_and_roles(users)
     return [_render(u, groups.get(u.id, []), held.get(u.id, []), base_url) for u in users]
+
+
+def _groups_and_roles(users: list[User]) -> tuple[dict[str, list[tuple[str, str]]], dict[str, list[str]]]:
+    """Return each user's groups (by name) and sorted roles, as roles.roles_by_user counts them.
+
+    Roles are the mapped roles of the user's groups, for active provisioned users only.
+    """
+    if not users:
+        return {}, {}
+    rows = (
+        Membership.select(Membership.user, Group.id, Group.display_name, RoleMapping.role)
+        .join(Group)
+        .join(RoleMapping, peewee.JOIN.LEFT_OUTER, on=(RoleMapping.group_key == Group.display_name_key))
+        .where(Membership.user.in_([u.id for u in users]))
+        .order_by(Group.display_name_key)
+        .tuples()
+    )
+    entitled = {u.id for u in users if u.active and u.deprovisioned_at is None}
+    groups: dict[str, list[tuple[str, str]]] = {}
+    held: dict[str, set[str]] = {}
+    for user_id, group_id, name, role in rows:
+        listed = groups.setdefault(user_id, [])
+        if not listed or listed[-1][0] != group_id:  # one row per mapped role of a group
+            listed.append((group_id, name))
+        if role is not None and user_id in entitled:
+            held.setdefault(user_id, set()).add(role)
+    return groups, {user_id: sorted(found) for user_id, found in held.items()}
 
 
 def _render(user: User, groups: list[tuple[str, str]], held: list[str], base_url: str) -> dict:
@@ -232,7 +270,7 @@ def _write(user: User, data: dict, is_new: bool, reactivate: bool = False) -> Us
     user.version += 1
     user.updated_at = now
     _save(user, is_new)
-    _index_emails(user, data)
+    _index_emails(user, data, is_new)
     return user
 
 
@@ -244,8 +282,9 @@ def _save(user: User, is_new: bool) -> None:
         raise Conflict(f"userName {user.user_name!r} or externalId {user.external_id!r} is already taken") from None
 
 
-def _index_emails(user: User, data: dict) -> None:
-    UserEmail.delete().where(UserEmail.user == user.id).execute()
+def _index_emails(user: User, data: dict, is_new: bool = False) -> None:
+    if not is_new:  # a new user has no rows yet
+        UserEmail.delete().where(UserEmail.user == user.id).execute()
     values = {filter_sql.casefold(e["value"]) for e in data.get("emails", []) if e.get("value")}
     if values:
         UserEmail.insert_many([{"user": user.id, "value_key": v} for v in sorted(values)]).execute()

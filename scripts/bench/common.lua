@@ -3,11 +3,45 @@
 -- wrk runs one Lua state per thread; setup() runs in the main state once per thread.
 
 local M = {}
-local next_id = 0
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clock, bench_timespec *ts);
+]]
+local now_ts = ffi.new("bench_timespec")
+local threads, next_id = {}, 0
 
 function setup(thread)
    thread:set("tid", next_id)
+   threads[#threads + 1] = thread
    next_id = next_id + 1
+end
+
+-- Monotonic microseconds.
+function M.now()
+   ffi.C.clock_gettime(1, now_ts)
+   return tonumber(now_ts.tv_sec) * 1e6 + tonumber(now_ts.tv_nsec) / 1e3
+end
+
+-- For a workload of a fixed number of requests: count answers, remember when the thread
+-- started and finished, and once `quota` answers are in, stop the thread and drop a
+-- marker file so scripts/bench.py can end wrk (which otherwise sleeps out its -d).
+function M.mark_start()
+   if first_at == nil then first_at = M.now() end
+end
+
+function M.quota_response(quota)
+   local answered = 0
+   return function(status, headers, body)
+      answered = answered + 1
+      if answered == quota then
+         last_at, finished = M.now(), answered
+         local marker = io.open(os.getenv("BENCH_DONE_DIR") .. "/done." .. tid, "w")
+         marker:write(tostring(answered))
+         marker:close()
+         wrk.thread:stop()
+      end
+   end
 end
 
 function M.lines(path)
@@ -30,13 +64,21 @@ end
 
 function done(summary, latency, requests)
    local e = summary.errors
+   -- Quota runs: the window from the first answer to the last thread's last one.
+   local window, first, last = 0, nil, nil
+   for _, t in ipairs(threads) do
+      local a, b = t:get("first_at"), t:get("last_at")
+      if a and (first == nil or a < first) then first = a end
+      if b and (last == nil or b > last) then last = b end
+   end
+   if first and last then window = last - first end
    io.write(string.format(
       'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"connect_errors":%d,' ..
       '"read_errors":%d,"write_errors":%d,"status_errors":%d,"timeouts":%d,' ..
-      '"p50_us":%d,"p90_us":%d,"p99_us":%d,"mean_us":%.1f,"max_us":%d}\n',
+      '"p50_us":%d,"p90_us":%d,"p99_us":%d,"mean_us":%.1f,"max_us":%d,"window_us":%d}\n',
       summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write,
       e.status, e.timeout, latency:percentile(50), latency:percentile(90),
-      latency:percentile(99), latency.mean, latency.max))
+      latency:percentile(99), latency.mean, latency.max, window))
 end
 
 return M

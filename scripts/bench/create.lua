@@ -4,14 +4,16 @@ local C = dofile(os.getenv("BENCH_LUA_DIR") .. "/common.lua")
 local given = {"Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Dennis"}
 local family = {"Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton", "Ritchie"}
 local departments = {"Engineering", "Sales", "Support", "Marketing", "Finance"}
-local path, tag, quota
-local sent, answered = 0, 0
+local path, tag
+local sent = 0
 
 function init(args)
-   path, tag, quota = args[1] .. "/Users", args[2], tonumber(args[3])
+   path, tag = args[1] .. "/Users", args[2]
+   response = C.quota_response(tonumber(args[3]))
 end
 
 function request()
+   C.mark_start()
    sent = sent + 1
    local n = sent
    local g, f = given[n % #given + 1], family[(n * 7) % #family + 1]
@@ -25,9 +27,4 @@ function request()
       '"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"%s","employeeNumber":"%s-%d-%d"}}',
       name, tag, tid, n, g, f, g, f, g, f, name, departments[n % #departments + 1], tag, tid, n)
    return wrk.format("POST", path, nil, body)
-end
-
-function response(status, headers, body)
-   answered = answered + 1
-   if answered >= quota then wrk.thread:stop() end
 end

@@ -7,8 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from skilljar_scim.cli import events, groups, mappings, output, roles, tokens, users
+from skilljar_scim.cli import db, events, fastparams, groups, mappings, output, roles, tokens, users
 from skilljar_scim.cli.context import AppContext, app_context
+
+fastparams.install()  # plain options skip pydantic: ~0.3 s off every command (README "Performance")
 
 app = typer.Typer(
     cls=output.ErrorTranslatingGroup,
@@ -24,6 +26,7 @@ app.add_typer(groups.app, name="groups")
 app.add_typer(roles.app, name="roles")
 app.add_typer(mappings.app, name="mappings")
 app.add_typer(events.app, name="events")
+app.add_typer(db.app, name="db")
 
 
 @app.callback()

@@ -15,10 +15,15 @@ from typing import Callable
 import peewee
 
 from skilljar_scim import clock
+from skilljar_scim.errors import InvalidValue
 from skilljar_scim.scim import filter as scim_filter
 from skilljar_scim.scim.schemas import Resolved
 
 Key = tuple[str, str | None]  # (attribute name, sub-attribute name), lowercase
+# PostgreSQL cannot put a value of much over 2,700 bytes in a B-tree index, and NFKC can
+# make a key longer than its value; no real userName, externalId, email or group name
+# comes near this bound, so longer ones are refused instead of failing the write.
+MAX_INDEXED_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,14 @@ def casefold(value: object) -> object:
     import unicodedata
 
     return unicodedata.normalize("NFKC", str(value)).casefold()
+
+
+def check_indexable(name: str, value: object) -> None:
+    """Raise invalidValue when a value stored in an index, or its key, is over MAX_INDEXED_BYTES."""
+    if not isinstance(value, str):
+        return
+    if max(len(value.encode("utf-8")), len(casefold(value).encode("utf-8"))) > MAX_INDEXED_BYTES:
+        raise InvalidValue(f"{name} must be at most {MAX_INDEXED_BYTES} bytes long (UTF-8)")
 
 
 def exact(value: object) -> object:

@@ -59,6 +59,7 @@ class User(BaseModel):
     version = IntegerField(default=1)
     created_at = DateTimeField()
     updated_at = DateTimeField(index=True)
+    # Also indexed: (deprovisioned_at, created_at, id), /Users' default order (schema 3, store/db.py).
 
 
 class UserEmail(BaseModel):

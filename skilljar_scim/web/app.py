@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
 from skilljar_scim import keyfile
 from skilljar_scim.config import Settings
-from skilljar_scim.errors import NotFound, RateLimited, SkilljarError, Unauthorized
+from skilljar_scim.errors import NotFound, RateLimited, SkilljarError, StoreBusy, Unauthorized
 from skilljar_scim.scim.errors import error_body
 from skilljar_scim.store import db as store_db
 from skilljar_scim.store import models
@@ -17,18 +19,23 @@ from skilljar_scim.store import models
 log = logging.getLogger("skilljar_scim.web")
 
 
-def create_app(settings: Settings) -> Flask:
-    """Build the app: load keys, open (and migrate) the store, register views and handlers."""
+def create_app(settings: Settings, reuse_connections: bool = False) -> Flask:
+    """Build the app: load keys, open (and migrate) the store, register views and handlers.
+
+    `reuse_connections` (what `scim serve` uses) pools SQLite connections across requests.
+    """
     from skilljar_scim.web import views
 
-    app = Flask("skilljar_scim")
+    app = _App("skilljar_scim")
+    app.wsgi_app = _merged_slashes(app.wsgi_app)
     app.config.update(
         SKILLJAR_SETTINGS=settings,
         SKILLJAR_KEYS=keyfile.load(settings.key_path),
         MAX_CONTENT_LENGTH=settings.server.max_body_bytes,
     )
-    database = store_db.open_database(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms)
-    database.close()
+    database = store_db.open_database(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms,
+                                      reuse_connections=reuse_connections)
+    store_db.close_all(database)
     app.before_request(_refuse_nul)
     app.before_request(_connect)
     app.teardown_request(_disconnect)
@@ -38,6 +45,43 @@ def create_app(settings: Settings) -> Flask:
     app.add_url_rule("/healthz", "healthz", views.healthz)
     _register_errors(app)
     return app
+
+
+def _merged_slashes(wsgi_app):
+    """Serve `/scim/v2//Users` as `/scim/v2/Users`, not as a 308 redirect.
+
+    An IdP base URL entered with a trailing slash (OneLogin's and Okta's own examples have
+    one) yields such paths, and a redirected POST or PATCH may not be followed.
+    """
+
+    def merged(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if "//" in path:
+            environ["PATH_INFO"] = re.sub("/{2,}", "/", path)
+        return wsgi_app(environ, start_response)
+
+    return merged
+
+
+class _App(Flask):
+    """Flask whose views run in one transaction each, so a response shows one state of the store."""
+
+    def dispatch_request(self):
+        with _transaction():
+            return super().dispatch_request()
+
+
+def _transaction():
+    """A write holds the write lock while it reads, writes and renders its answer; reads see one snapshot.
+
+    Without it a PATCH's answer could pair its own version with members a later PATCH added.
+    A Bulk request runs each operation in its own transaction (RFC 7644 §3.7), so others interleave.
+    """
+    if request.method in ("GET", "HEAD") or request.path.endswith("/.search"):
+        return store_db.read_transaction()
+    if request.path.endswith("/Bulk"):
+        return contextlib.nullcontext()
+    return store_db.write_transaction()
 
 
 def _refuse_nul() -> None:
@@ -72,7 +116,7 @@ def scim_error(exc: SkilljarError):
     headers = {}
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = challenge()
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, (RateLimited, StoreBusy)):
         headers["Retry-After"] = str(exc.retry_after)
     return respond(error_body(exc.status, exc.detail, exc.scim_type), exc.status, headers)
 

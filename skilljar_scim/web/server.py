@@ -61,12 +61,13 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 def serve(settings: Settings) -> None:
     """Build the app (failing fast on bad settings, keys or database) and run gunicorn."""
+    from skilljar_scim.store import db as store_db
     from skilljar_scim.store import models
     from skilljar_scim.web.app import create_app
 
     configure_logging()
-    app = AccessLog(create_app(settings))
-    models.database.close()  # no connection may cross the fork into the workers
+    app = AccessLog(create_app(settings, reuse_connections=True))
+    store_db.close_all(models.database.obj)  # no connection may cross the fork into the workers
     server = settings.server
     logging.getLogger("skilljar_scim.server").info("serving SCIM at http://%s:%s%s", server.host, server.port, server.base_path)
     run_gunicorn(app, server)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+from contextlib import closing
 import urllib.request
 from pathlib import Path
 
@@ -25,15 +26,16 @@ def free_port() -> int:
 class Server:
     """`scim serve` (2 workers x 4 threads by default) in its own session, on its own files."""
 
-    def __init__(self, folder: Path, workers: int = 2, threads: int = 4):
+    def __init__(self, folder: Path, workers: int = 2, threads: int = 4, database_url: str = "sqlite:///scim.db"):
         self.folder = folder
+        self.database_url = database_url
         folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.config = folder / "scim.toml"
         self.db_path = folder / "scim.db"
         self.key_path = folder / "scim.key"
         self.config.write_text(
-            '[database]\nurl = "sqlite:///scim.db"\n[security]\nsecret_key_file = "scim.key"\n'
+            f'[database]\nurl = "{database_url}"\n[security]\nsecret_key_file = "scim.key"\n'
             f"[server]\nport = {self.port}\nworkers = {workers}\nthreads = {threads}\ngraceful_timeout = 10\n"
         )
         self.log = folder / "serve.log"
@@ -117,6 +119,17 @@ class Server:
         """Open the server's database file directly (read what the store really holds)."""
         return sqlite3.connect(self.db_path, timeout=30)
 
+    def query(self, sql: str, *params) -> list[tuple]:
+        """Run one SELECT on the server's database, SQLite or PostgreSQL, bypassing the app."""
+        if not self.database_url.startswith("postgresql"):
+            with closing(self.sqlite()) as db:
+                return db.execute(sql, params).fetchall()
+        import psycopg2
+
+        with closing(psycopg2.connect(self.database_url)) as db, db.cursor() as cursor:
+            cursor.execute(sql.replace("?", "%s"), params)
+            return cursor.fetchall()
+
 
 def _parse(raw: bytes) -> object:
     if not raw:
@@ -136,7 +149,7 @@ def clean_env():
 
 @pytest.fixture
 def make_server(tmp_path: Path, clean_env):
-    """Build servers on demand (each in its own folder); every one is stopped at the end."""
+    """Build servers on demand (each in its own folder, on SQLite); every one is stopped at the end."""
     made: list[Server] = []
 
     def factory(name: str = "server", start: bool = True, **kwargs) -> Server:
@@ -153,6 +166,6 @@ def make_server(tmp_path: Path, clean_env):
 
 
 @pytest.fixture
-def server(make_server) -> Server:
-    """A running `scim serve` with 2 workers x 4 threads on a fresh SQLite database."""
-    return make_server()
+def server(make_server, database_url: str) -> Server:
+    """A running `scim serve` with 2 workers x 4 threads on a fresh database (the suite's: SQLite or PostgreSQL)."""
+    return make_server(database_url=database_url)

@@ -1,4 +1,6 @@
-"""Bursts of concurrent writes against a real `scim serve` (2 workers x 4 threads) on SQLite.
+"""Bursts of concurrent writes against a real `scim serve` (2 workers x 4 threads).
+
+On the SQLite default (and on PostgreSQL when the suite runs there).
 
 No `database is locked` reaches a client, no update is lost, If-Match detects stale
 writes, and afterwards every resource the API serves matches what the store holds.
@@ -15,7 +17,6 @@ USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
-pytestmark = [pytest.mark.e2e, pytest.mark.sqlite]
 
 CLIENTS = 24
 
@@ -64,6 +65,7 @@ def _remove_member(user_id: str) -> dict:
     return patch_body({"op": "remove", "path": f'members[value eq "{user_id}"]'})
 
 
+@pytest.mark.e2e
 def test_concurrency_member_adds_to_one_group_all_land(server) -> None:
     token = server.token()["token"]
     people = _create_users(server, token, 40, "member")
@@ -72,22 +74,25 @@ def test_concurrency_member_adds_to_one_group_all_land(server) -> None:
     ids = [p["id"] for p in people]
     # Every add twice: duplicates must neither fail nor count twice.
     calls = [lambda u=u: server.request("PATCH", f"/Groups/{group['id']}", token, _add_member(u)) for u in ids * 2]
-    results = _burst(calls)
+    reads = [lambda: server.request("GET", f"/Groups/{group['id']}", token) for _ in range(len(ids))]
+    results = _burst([call for pair in zip(calls, reads + reads) for call in pair])
     _assert_clean(results)
-    for (status, _, body), user_id in zip(results, ids * 2):
-        members = {m["value"] for m in body.get("members", [])}
-        assert user_id in members, "a response misses its own write"
-        # Each add makes one new version: a response shows the members of exactly its version.
-        assert body["meta"]["version"] == f'W/"{group_version + len(members)}"', "a response mixes two states"
+    writes = results[0::2]
+    for (status, _, body), user_id in zip(writes, ids * 2):
+        assert user_id in {m["value"] for m in body.get("members", [])}, "a response misses its own write"
+    for status, _, body in results:
+        # Each add makes one new version: an answer shows the members of exactly its version.
+        members = body.get("members", [])
+        assert body["meta"]["version"] == f'W/"{group_version + len(members)}"', "an answer mixes two states"
     status, _, final = server.request("GET", f"/Groups/{group['id']}", token)
     assert {m["value"] for m in final["members"]} == set(ids)
-    with server.sqlite() as db:
-        stored = {u for (u,) in db.execute("SELECT user_id FROM membership WHERE group_id = ?", (group["id"],))}
-        added = db.execute("SELECT COUNT(*) FROM event WHERE action = 'membership.added' AND resource_id = ?",
-                           (group["id"],)).fetchone()[0]
+    stored = {u for (u,) in server.query("SELECT user_id FROM membership WHERE group_id = ?", group["id"])}
+    [(added,)] = server.query("SELECT COUNT(*) FROM event WHERE action = 'membership.added' AND resource_id = ?",
+                              group["id"])
     assert stored == set(ids) and added == len(ids)
 
 
+@pytest.mark.e2e
 def test_concurrency_adds_and_removes_on_shared_groups_leave_the_store_consistent(server) -> None:
     token = server.token()["token"]
     people = _create_users(server, token, 24, "mixed")
@@ -114,6 +119,7 @@ def test_concurrency_adds_and_removes_on_shared_groups_leave_the_store_consisten
     assert {m["value"] for m in beta["members"]} == set(keep)
 
 
+@pytest.mark.e2e
 def test_concurrency_if_match_lets_exactly_one_stale_writer_win(server) -> None:
     token = server.token()["token"]
     (person,) = _create_users(server, token, 1, "etag")
@@ -137,16 +143,17 @@ def test_concurrency_if_match_lets_exactly_one_stale_writer_win(server) -> None:
         assert headers["ETag"] != version
 
 
+@pytest.mark.e2e
 def test_concurrency_same_username_created_once(server) -> None:
     token = server.token()["token"]
     calls = [lambda: server.request("POST", "/Users", token, _user("twin@example.com")) for _ in range(16)]
     results = _burst(calls)
     _assert_clean(results, allowed=(409,))
     assert sorted(status for status, _, _ in results) == [201] + [409] * 15
-    with server.sqlite() as db:
-        assert db.execute("SELECT COUNT(*) FROM user WHERE user_name_key = 'twin@example.com'").fetchone()[0] == 1
+    assert server.query("""SELECT COUNT(*) FROM "user" WHERE user_name_key = 'twin@example.com'""") == [(1,)]
 
 
+@pytest.mark.e2e
 def test_concurrency_cli_writes_during_a_burst_do_not_lock(server) -> None:
     token = server.token()["token"]
     people = _create_users(server, token, 16, "cli")
@@ -163,14 +170,13 @@ def test_concurrency_cli_writes_during_a_burst_do_not_lock(server) -> None:
 
 
 def _assert_api_matches_store(server, token: str) -> None:
-    """GET every user and group; compare with the rows in the SQLite file."""
-    with server.sqlite() as db:
-        users = {row[0]: row[1:] for row in db.execute(
-            "SELECT id, user_name, version, attributes FROM user WHERE deprovisioned_at IS NULL")}
-        groups = {row[0]: row[1:] for row in db.execute("SELECT id, display_name, version FROM \"group\"")}
-        members: dict[str, set[str]] = {g: set() for g in groups}
-        for group_id, user_id in db.execute("SELECT group_id, user_id FROM membership"):
-            members[group_id].add(user_id)
+    """GET every user and group; compare with the rows in the database itself."""
+    users = {row[0]: row[1:] for row in server.query(
+        'SELECT id, user_name, version, attributes FROM "user" WHERE deprovisioned_at IS NULL')}
+    groups = {row[0]: row[1:] for row in server.query('SELECT id, display_name, version FROM "group"')}
+    members: dict[str, set[str]] = {g: set() for g in groups}
+    for group_id, user_id in server.query("SELECT group_id, user_id FROM membership"):
+        members[group_id].add(user_id)
     for user_id, (user_name, version, attributes) in users.items():
         status, headers, body = server.request("GET", f"/Users/{user_id}", token)
         assert status == 200 and body["userName"] == user_name
@@ -182,3 +188,42 @@ def _assert_api_matches_store(server, token: str) -> None:
         status, headers, body = server.request("GET", f"/Groups/{group_id}", token)
         assert status == 200 and body["displayName"] == name and body["meta"]["version"] == f'W/"{version}"'
         assert {m["value"] for m in body.get("members", [])} == members[group_id]
+
+
+@pytest.mark.sqlite
+def test_concurrency_write_lock_held_too_long_is_a_clean_503_not_locked(config_file, tmp_path) -> None:
+    """Past busy_timeout a writer gets 503 + Retry-After (IdPs retry it), never 500 "database is locked"."""
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from skilljar_scim import config, keyfile, tokens
+    from skilljar_scim.cli.main import app as cli_app
+    from skilljar_scim.errors import ExitCode
+    from skilljar_scim.store import db as store_db
+    from skilljar_scim.web.app import create_app
+
+    settings = config.load(config_file, env={}, overrides={"database.busy_timeout_ms": 100})
+    keyfile.create(settings.key_path)
+    store_db.open_database(settings.database.url, create=True).close()
+    store_db.open_database(settings.database.url)
+    value = tokens.generate(keyfile.load(settings.key_path), "IdP", None).value
+    client = create_app(settings).test_client()
+    headers = {"Authorization": f"Bearer {value}", "Content-Type": "application/scim+json"}
+    other = sqlite3.connect(settings.sqlite_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        refused = client.post("/scim/v2/Users", headers=headers, data=json.dumps(_user("late@example.com")))
+        assert client.get("/scim/v2/Users", headers=headers).status_code == 200  # readers are never blocked
+        cli = CliRunner().invoke(cli_app, ["--config", str(config_file), "--db", settings.database.url,
+                                           "token", "generate", "--name", "cli", "--expires", "1d"],
+                                 env={"SKILLJAR_SCIM_DATABASE_BUSY_TIMEOUT_MS": "100"})
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    body = refused.get_json(force=True)
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1", body
+    assert body["status"] == "503" and "busy" in body["detail"] and "locked" not in json.dumps(body)
+    assert cli.exit_code == ExitCode.DATABASE and "busy" in cli.stderr and "locked" not in cli.stderr
+    created = client.post("/scim/v2/Users", headers=headers, data=json.dumps(_user("late@example.com")))
+    assert created.status_code == 201

@@ -10,12 +10,8 @@ import json
 
 import pytest
 
-USER = "urn:ietf:params:scim:schemas:core:2.0:User"
-ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
-ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 
 
 class Wire:
@@ -90,3 +86,28 @@ def event_actions(cli):
 
     return actions
 
+
+
+@pytest.fixture
+def check_guide():
+    """Check a setup guide: linked from README.md, and every `scim ...` line in it is a real command."""
+    from pathlib import Path
+
+    import typer.main
+
+    from skilljar_scim.cli.main import app
+
+    root = Path(__file__).resolve().parents[2]
+
+    def check(file_name: str) -> None:
+        assert f"(docs/idp/{file_name})" in (root / "README.md").read_text()
+        text = (root / "docs" / "idp" / file_name).read_text()
+        lines = [line.strip() for line in text.splitlines() if line.strip().startswith("scim ")]
+        assert lines, "the guide shows no scim commands"
+        for line in lines:
+            group, words = typer.main.get_command(app), line.split()[1:]
+            while hasattr(group, "commands") and words and words[0] in group.commands:
+                group, words = group.commands[words[0]], words[1:]
+            assert not hasattr(group, "commands"), f"{line!r} names no command"
+
+    return check

@@ -368,3 +368,7 @@ def test_entra_group_membership_grants_the_mapped_role(entra, map_role, event_ac
     entra.patch_ops(f"/Groups/{group['id']}", {"op": "Remove", "path": "members", "value": [{"value": user["id"]}]})
     assert "roles" not in entra.send("GET", f"/Users/{user['id']}", status=200)
     assert event_actions(group=group["id"])[:3] == ["group.created", "membership.added", "membership.removed"]
+
+
+def test_entra_setup_guide_is_linked_and_its_commands_exist(check_guide) -> None:
+    check_guide("entra-id.md")

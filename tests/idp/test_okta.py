@@ -270,3 +270,7 @@ def test_okta_pushed_group_grants_its_mapped_role(okta, map_role, event_actions,
     actions = event_actions(user=created["id"])
     assert actions[:1] == ["user.created"] and "user.deactivated" in actions
     assert {"role.granted", "role.revoked"} <= set(event_actions())
+
+
+def test_okta_setup_guide_is_linked_and_its_commands_exist(check_guide) -> None:
+    check_guide("okta.md")

@@ -20,7 +20,8 @@ Request shapes are written from OneLogin's own pages:
 
 Not shown in those pages, so modelled conservatively: Suspend is a PUT of the template
 with `active: false`; Patch Group uses RFC 7644 member operations; the Update User PUT
-may reach `/Users/{id}?` with an empty query string.
+may reach `/Users/{id}?` with an empty query string; a SCIM Base URL entered with a
+trailing slash (as in OneLogin's examples) gives paths such as `/scim/v2//Users`.
 """
 
 from __future__ import annotations
@@ -165,6 +166,15 @@ def test_onelogin_query_string_variants_find_the_user(onelogin, provisioned, que
     assert [u["id"] for u in onelogin.listing(f"/Users?{query}")["Resources"]] == [provisioned["id"]]
 
 
+def test_onelogin_base_url_entered_with_a_trailing_slash_still_works(onelogin, group) -> None:
+    """OneLogin's examples show the SCIM Base URL as `https://host/scim/v2/`: paths get `//`."""
+    assert onelogin.listing("//Users?filter=userName%20eq%20%22jane.doe%40example.com%22")["totalResults"] == 0
+    made = onelogin.send("POST", "//Users", _template(), 201)
+    assert onelogin.send("PUT", f"//Users/{made['id']}?", _template(title="CEO"), 200)["title"] == "CEO"
+    onelogin.patch_ops(f"//Groups/{group['id']}", {"op": "add", "path": "members", "value": [{"value": made["id"]}]})
+    assert onelogin.send("DELETE", f"//Users/{made['id']}", status=204) is None
+
+
 # --- groups ----------------------------------------------------------------------------------
 
 
@@ -203,3 +213,7 @@ def test_onelogin_group_rule_grants_the_mapped_role(onelogin, map_role, event_ac
     actions = event_actions(user=provisioned["id"])
     assert actions[0] == "user.created" and actions[-1] in ("user.deprovisioned", "role.revoked")
     assert {"membership.added", "role.granted", "membership.removed", "role.revoked"} <= set(actions)
+
+
+def test_onelogin_setup_guide_is_linked_and_its_commands_exist(check_guide) -> None:
+    check_guide("onelogin.md")

@@ -1,0 +1,53 @@
+"""`scim db`: back up the database while the server runs, and check its integrity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from skilljar_scim.cli import output
+from skilljar_scim.cli.context import app_context
+from skilljar_scim.cli.options import JsonFlag, wants_json
+
+app = typer.Typer(help="Back up and check the database.", no_args_is_help=True)
+
+
+@app.command()
+def backup(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="File to write the copy to (mode 600).")],
+    force: Annotated[bool, typer.Option("--force", help="Replace PATH if it exists.")] = False,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Copy the SQLite database to PATH, consistently, while the server keeps running."""
+    from skilljar_scim import backup as maintenance
+
+    settings = app_context(ctx).settings()
+    report = maintenance.backup(settings.database.url, path, force, settings.database.busy_timeout_ms)
+    if wants_json(ctx, json_flag):
+        output.emit_json(report.as_dict())
+        return
+    output.details("Backup written", [
+        ("path", report.path), ("bytes", report.bytes), ("schema version", report.schema_version), ("integrity", report.integrity),
+        *report.counts.items(),
+    ])
+
+
+@app.command()
+def check(ctx: typer.Context, json_flag: JsonFlag = False) -> None:
+    """Verify the database's integrity and that its schema version matches this scim."""
+    from skilljar_scim import backup as maintenance
+
+    settings = app_context(ctx).settings()
+    report = maintenance.check(settings.database.url, settings.database.busy_timeout_ms)
+    if wants_json(ctx, json_flag):
+        output.emit_json(report.as_dict())
+    else:
+        output.details(f"Database check: {'ok' if report.ok else 'FAILED'}", [
+            ("database", report.database), ("schema version", report.schema_version),
+            ("expected schema version", report.expected_schema_version), ("integrity", report.integrity),
+            ("foreign key violations", report.foreign_key_violations),
+        ])
+    report.raise_for_problems()
