@@ -93,7 +93,8 @@ def _run_one(actor: Actor, operation: Any, ids: dict[str, str], base_url: str, l
 def _dispatch(actor: Actor, method: str | None, operation: dict, target: tuple[str, str | None],
               ids: dict[str, str], base_url: str, limits) -> tuple[int, dict | None]:
     """Call the domain function the method names on the target (RFC 7644 §3.7)."""
-    (kind, resource_id), service = target, _services(base_url)[target[0]]
+    (kind, resource_id) = target
+    service = _services(base_url)[kind]
     data, version = _resolve(operation.get("data"), ids), _version(operation.get("version"))
     if method == "POST" and resource_id is None:
         bulk_id = _new_bulk_id(operation.get("bulkId"), ids)

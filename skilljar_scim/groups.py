@@ -8,8 +8,8 @@ import uuid
 
 import peewee
 
-from skilljar_scim import clock, events, roles
-from skilljar_scim.errors import Conflict, InvalidValue, Mutability, NotFound, TooMany
+from skilljar_scim import clock, documents, events, roles
+from skilljar_scim.errors import Conflict, InvalidValue, NotFound, TooMany
 from skilljar_scim.events import Actor
 from skilljar_scim.scim import filter as scim_filter
 from skilljar_scim.scim import patch as scim_patch
@@ -48,7 +48,7 @@ def create(actor: Actor, body: object, max_members: int = 1000) -> Group:
 
 def replace(actor: Actor, group_id: str, body: object, if_match: str | None = None, max_members: int = 1000) -> Group:
     """Replace a group's attributes and members with the body (RFC 7644 §3.5.1)."""
-    _check_body_id(body, group_id)
+    documents.check_body_id(body, group_id)
     data = _normalise(body, "replace")
     members = _ids(body, data.pop("members", []))
     _check_count(len(members), max_members)
@@ -69,8 +69,8 @@ def patch(actor: Actor, group_id: str, body: object, if_match: str | None = None
         group = check_if_match(get(group_id), if_match)
         changed = False
         if rest:
-            current = {**_document(group), "id": group.id}
-            data = _normalise(_strip(scim_patch.apply(current, rest, GROUP_TYPE)), "replace")
+            current = {**documents.load(group), "id": group.id}
+            data = _normalise(documents.strip(scim_patch.apply(current, rest, GROUP_TYPE), COMPUTED), "replace")
             changed = _update(actor, group, data)
         changed |= _apply_members(actor, group, member_changes)
         return _bump(group) if changed else group
@@ -133,7 +133,7 @@ def render_many(groups: list[Group], base_url: str, with_members: bool = True) -
 
 def _render(group: Group, members: list[dict], base_url: str) -> dict:
     # `schemas` too, so a filter on it sees what the response shows (RFC 7643 §3).
-    doc = {"id": group.id, "schemas": [GROUP_SCHEMA.id], **_document(group)}
+    doc = {"id": group.id, "schemas": [GROUP_SCHEMA.id], **documents.load(group)}
     if members:
         doc["members"] = members
     doc["meta"] = {
@@ -163,19 +163,7 @@ def _members_of(group_ids: list[str], base_url: str) -> dict[str, list[dict]]:
     return found
 
 
-def _document(group: Group) -> dict:
-    return json.loads(group.attributes or "{}")
 
-
-def _strip(resource: dict) -> dict:
-    return {k: v for k, v in resource.items() if k not in COMPUTED}
-
-
-def _check_body_id(body: object, group_id: str) -> None:
-    if isinstance(body, dict):
-        sent = next((v for k, v in body.items() if k.lower() == "id"), None)
-        if sent not in (None, "", group_id):
-            raise Mutability(f"id is read-only: the body says {sent!r} but the URL says {group_id!r}")
 
 
 def _check_count(count: int, limit: int) -> None:
@@ -195,7 +183,7 @@ def _ids(body: dict, members: list[dict]) -> list[str]:
 
 
 def _update(actor: Actor, group: Group, data: dict) -> bool:
-    before = _document(group)
+    before = documents.load(group)
     if data == before:
         return False
     if data["displayName"] == group.display_name:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import peewee
 
-from skilljar_scim import clock, events, roles
-from skilljar_scim.errors import Conflict, Mutability, NotFound
+from skilljar_scim import clock, documents, events, roles
+from skilljar_scim.errors import Conflict, NotFound
 from skilljar_scim.events import Actor
 from skilljar_scim.scim import patch as scim_patch
 from skilljar_scim.scim import resources
@@ -94,11 +94,11 @@ def _returning(data: dict) -> User | None:
 
 def replace(actor: Actor, user_id: str, body: object, if_match: str | None = None) -> User:
     """Replace a user's attributes with the body (RFC 7644 §3.5.1)."""
-    _check_body_id(body, user_id)
+    documents.check_body_id(body, user_id)
     data = _normalise(body, "replace")
     with write_transaction():
         user = check_if_match(get(user_id), if_match)
-        data.setdefault("active", _document(user).get("active", True))
+        data.setdefault("active", documents.load(user).get("active", True))
         return _update(actor, user, data)
 
 
@@ -107,9 +107,9 @@ def patch(actor: Actor, user_id: str, body: object, if_match: str | None = None,
     ops = scim_patch.parse(body, USER_TYPE, max_operations=max_operations)
     with write_transaction():
         user = check_if_match(get(user_id), if_match)
-        current = {**_document(user), "id": user.id}
+        current = {**documents.load(user), "id": user.id}
         changed = scim_patch.apply(current, ops, USER_TYPE)
-        data = _normalise(_strip(changed), "replace")
+        data = _normalise(documents.strip(changed, COMPUTED), "replace")
         return _update(actor, user, data)
 
 
@@ -120,7 +120,7 @@ def delete(actor: Actor, user_id: str, if_match: str | None = None) -> None:
         before = roles.snapshot([user.id])
         groups = _drop_memberships(actor, user)
         user.deprovisioned_at = clock.utcnow()
-        _write(user, {**_document(user), "active": False}, False)
+        _write(user, {**documents.load(user), "active": False}, False)
         events.record(actor, "user.deprovisioned", "User", user.id, {"userName": user.user_name, "groups": groups})
         roles.record_changes(actor, before, "deprovisioned")
 
@@ -170,7 +170,7 @@ def _groups_and_roles(users: list[User]) -> tuple[dict[str, list[tuple[str, str]
 
 def _render(user: User, groups: list[tuple[str, str]], held: list[str], base_url: str) -> dict:
     """Build the canonical resource; `schemas` lists the extensions it has (RFC 7643 §3)."""
-    doc = {"id": user.id, **_document(user)}
+    doc = {"id": user.id, **documents.load(user)}
     doc["schemas"] = [s.id for s in USER_TYPE.schemas if s is USER_TYPE.schema or s.id in doc]
     if groups:
         doc["groups"] = [
@@ -206,24 +206,12 @@ def _groups_of(user_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
     return found
 
 
-def _document(user: User) -> dict:
-    return json.loads(user.attributes or "{}")
 
-
-def _strip(resource: dict) -> dict:
-    return {k: v for k, v in resource.items() if k not in COMPUTED}
-
-
-def _check_body_id(body: object, user_id: str) -> None:
-    if isinstance(body, dict):
-        sent = next((v for k, v in body.items() if k.lower() == "id"), None)
-        if sent not in (None, "", user_id):
-            raise Mutability(f"id is read-only: the body says {sent!r} but the URL says {user_id!r}")
 
 
 def _update(actor: Actor, user: User, data: dict) -> User:
     """Write `data` over `user` when it differs; record what kind of change it was."""
-    before = _document(user)
+    before = documents.load(user)
     if {k: v for k, v in data.items() if k != "password"} == before and not data.get("password"):
         return user  # nothing changes: keep the version (IdPs resend unchanged values)
     was_active = user.active
