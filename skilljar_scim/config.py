@@ -47,8 +47,8 @@ class ServerSettings:
     port: int = 8080
     base_path: str = "/scim/v2"
     public_base_url: str = ""
-    workers: int = 2
-    threads: int = 4
+    workers: int = 1  # chosen by scripts/bench.py: README "Performance"
+    threads: int = 8
     graceful_timeout: int = 30
     max_body_bytes: int = 1_048_576
 

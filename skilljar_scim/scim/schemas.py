@@ -8,6 +8,7 @@ PATCH and resource code consult it for types, mutability and case-exactness.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -42,8 +43,15 @@ class Attribute:
 
     def sub(self, name: str) -> "Attribute | None":
         """Return the sub-attribute called `name` (case-insensitive, RFC 7643 §2.1)."""
-        wanted = name.lower()
-        return next((a for a in self.sub_attributes if a.name.lower() == wanted), None)
+        return self._subs_by_name.get(name.lower())
+
+    @cached_property
+    def _subs_by_name(self) -> dict[str, "Attribute"]:
+        # Rendering a group asks this for every key of every member: keep it a dict lookup.
+        found: dict[str, Attribute] = {}
+        for attribute in self.sub_attributes:
+            found.setdefault(attribute.name.lower(), attribute)
+        return found
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,7 @@ def migrate(db: peewee.Database) -> int:
     current = schema_version(db)
     if current == SCHEMA_VERSION:
         return current
-    with _write_transaction(db):
+    with _WriteTransaction(db):
         current = schema_version(db)  # again, under the write lock: another process may have migrated
         if current > SCHEMA_VERSION:
             raise DatabaseError(
@@ -152,7 +152,7 @@ def write_transaction():
     order, so a read-check-write (If-Match, uniqueness) cannot interleave with another.
     Nested, it is a savepoint of the outer transaction.
     """
-    return _write_transaction(models.database.obj)
+    return _WriteTransaction(models.database.obj)
 
 
 @contextlib.contextmanager
@@ -194,7 +194,9 @@ def read_transaction():
 _PG_WRITE_LOCK = 0x5C1A_0001
 
 
-class _write_transaction:
+class _WriteTransaction:
+    """write_transaction() for a given database (migrate() runs before the models are bound)."""
+
     def __init__(self, db: peewee.Database):
         self.db = db
         self.outermost = db.transaction_depth() == 0

@@ -77,9 +77,10 @@ def _transaction():
     Without it a PATCH's answer could pair its own version with members a later PATCH added.
     A Bulk request runs each operation in its own transaction (RFC 7644 §3.7), so others interleave.
     """
-    if request.method in ("GET", "HEAD") or request.path.endswith("/.search"):
+    path = request.path.rstrip("/")
+    if request.method not in ("POST", "PUT", "PATCH", "DELETE") or path.endswith("/.search"):
         return store_db.read_transaction()
-    if request.path.endswith("/Bulk"):
+    if path.endswith("/Bulk"):
         return contextlib.nullcontext()
     return store_db.write_transaction()
 

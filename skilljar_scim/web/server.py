@@ -1,9 +1,9 @@
 """Production HTTP server: gunicorn (gthread workers) around the app, with an access log.
 
-gunicorn was chosen by measurement (README "Performance"): on a 2-core box two worker
-processes with threads served a trivial Flask app ~1.75x faster than waitress's single
-process, and gunicorn's SIGTERM handling stops accepting, lets requests in flight finish
-(graceful_timeout) and then exits.
+gunicorn and its default of one worker with eight threads were chosen by measurement
+(scripts/bench.py, README "Performance"): on a 2-core box one worker served SCIM lookups as
+fast as two or four, in about half the memory, and faster than waitress; and gunicorn's
+SIGTERM handling stops accepting, lets requests in flight finish (graceful_timeout), then exits.
 """
 
 from __future__ import annotations

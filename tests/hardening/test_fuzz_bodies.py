@@ -62,7 +62,7 @@ def alice(api) -> str:
 # --- any JSON, any bytes -------------------------------------------------------------------------
 
 
-@FUZZ
+@settings(FUZZ, max_examples=25)  # seven requests per example
 @given(body=st.one_of(json_values(), st.builds(lambda rest, name: {**rest, "userName": name},
                                                st.dictionaries(st.sampled_from(KEYS), json_values(4), max_size=4),
                                                json_values(2))))
@@ -76,7 +76,7 @@ def test_fuzz_bodies_any_json_to_every_write_endpoint(api, alice, body) -> None:
             assert api.get(f"/Users/{created['id']}").get_json() == created
 
 
-@FUZZ
+@settings(FUZZ, max_examples=30)  # four requests per example
 @given(raw=st.one_of(st.binary(max_size=60),
                      st.text(st.characters(exclude_categories=()), max_size=30).map(
                          lambda t: t.encode("utf-8", "surrogatepass")),

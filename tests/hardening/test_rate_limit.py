@@ -7,7 +7,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 
@@ -350,14 +350,15 @@ def test_rate_limit_migrates_a_version_1_database(settings, monkeypatch) -> None
 
     keyfile.create(settings.key_path)
     keys = keyfile.load(settings.key_path)
+    current = store_db.SCHEMA_VERSION
     monkeypatch.setattr(store_db, "SCHEMA_VERSION", 1)
     database = store_db.open_database(settings.database.url, create=True)
     made = tokens.generate(keys, "From v1", None)
     assert not database.table_exists("auth_failure") and store_db.schema_version(database) == 1
     database.close()
-    monkeypatch.setattr(store_db, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(store_db, "SCHEMA_VERSION", current)
     database = store_db.open_database(settings.database.url)
-    assert store_db.schema_version(database) == 2 and database.table_exists("auth_failure")
+    assert store_db.schema_version(database) == current >= 2 and database.table_exists("auth_failure")
     assert tokens.authenticate(keys, made.value).id == made.token.id  # data kept
     assert ratelimit.record("address", "192.0.2.1", WINDOW) == 1
     database.close()
