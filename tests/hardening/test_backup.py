@@ -201,8 +201,7 @@ def test_check_detects_schema_version_mismatch_without_migrating(initialised, se
         database.close()
 
 
+@pytest.mark.sqlite  # on PostgreSQL there is no file to be missing
 def test_check_missing_database_says_init(cli, settings) -> None:
-    if settings.sqlite_path is None:
-        pytest.skip("PostgreSQL: there is no file to be missing")
     result = cli("db", "check")
     assert result.exit_code == ExitCode.NOT_INITIALISED and "scim init" in result.stderr
