@@ -186,3 +186,21 @@ def api(app, keys) -> Api:
 
     made = tokens.generate(keys, "Test IdP", None)
     return Api(app, made.value)
+
+
+@pytest.fixture
+def sql(api, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every SQL statement (SQLite trace) run on the connections the app opens from now on."""
+    from skilljar_scim.store import models
+
+    seen: list[str] = []
+    database = models.database.obj
+    original = database._add_conn_hooks
+
+    def traced(conn) -> None:
+        original(conn)
+        conn.set_trace_callback(seen.append)
+
+    database.close()  # the next request opens a new, traced connection
+    monkeypatch.setattr(database, "_add_conn_hooks", traced)
+    return seen

@@ -14,28 +14,11 @@ import pytest
 
 from skilljar_scim import clock
 from skilljar_scim.store import models
-from skilljar_scim.store.filter_sql import casefold
 
 # Statements are counted with sqlite3 trace callbacks; the design holds on PostgreSQL too.
 pytestmark = pytest.mark.sqlite
 
 SIZES = (10, 1000)
-
-
-@pytest.fixture
-def sql(api, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record every SQL statement run on the connections the app opens from now on."""
-    seen: list[str] = []
-    database = models.database.obj
-    original = database._add_conn_hooks
-
-    def traced(conn) -> None:
-        original(conn)
-        conn.set_trace_callback(seen.append)
-
-    database.close()  # the next request opens a new, traced connection
-    monkeypatch.setattr(database, "_add_conn_hooks", traced)
-    return seen
 
 
 def make_users(count: int, prefix: str) -> list[str]:

@@ -6,7 +6,6 @@ from urllib.parse import urlencode
 
 import pytest
 
-from skilljar_scim.store import models
 
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -14,22 +13,6 @@ LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def sql(api, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record every SQL statement run on the connections the app opens from now on."""
-    seen: list[str] = []
-    database = models.database.obj
-    original = database._add_conn_hooks
-
-    def traced(conn) -> None:
-        original(conn)
-        conn.set_trace_callback(seen.append)
-
-    database.close()  # the next request opens a new, traced connection
-    monkeypatch.setattr(database, "_add_conn_hooks", traced)
-    return seen
 
 
 @pytest.fixture
