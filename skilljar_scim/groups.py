@@ -299,7 +299,9 @@ def _source(base_url: str, with_members: bool) -> Source:
         ("meta", "created"): filter_sql.Column(Group.created_at, filter_sql.moment),
         ("meta", "lastmodified"): filter_sql.Column(Group.updated_at, filter_sql.moment),
     }
-    member_match = lambda v: Group.id.in_(Membership.select(Membership.group).where(Membership.user == v))  # noqa: E731
+    member_match = filter_sql.Subquery(
+        lambda user: Group.id.in_(Membership.select(Membership.group).where(Membership.user == user)), filter_sql.exact
+    )
     return Source(
         rtype=GROUP_TYPE,
         base=lambda: Group.select(),

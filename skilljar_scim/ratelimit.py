@@ -27,6 +27,7 @@ from functools import reduce
 
 from skilljar_scim import tokens
 from skilljar_scim.errors import RateLimited, TokenRefused, Unauthorized
+from skilljar_scim.store import prepared
 from skilljar_scim.store.db import write_transaction
 from skilljar_scim.store.models import AuthFailure, Token
 
@@ -107,16 +108,23 @@ def retry_after(window: int, now: float) -> int:
 
 def _counts(policy: Policy, window: int, address: str, token_id: str | None) -> dict:
     """Read this window's failures of the address and the claimed token, in one query."""
-    wanted = []
+    wanted = {}
     if policy.address_limit > 0:
-        wanted.append((AuthFailure.kind == ADDRESS) & (AuthFailure.subject == address[:MAX_SUBJECT]))
+        wanted[ADDRESS] = address[:MAX_SUBJECT]
     if policy.token_limit > 0 and token_id is not None:
-        wanted.append((AuthFailure.kind == TOKEN) & (AuthFailure.subject == token_id[:MAX_SUBJECT]))
+        wanted[TOKEN] = token_id[:MAX_SUBJECT]
     if not wanted:
         return {}
-    rows = (AuthFailure.select(AuthFailure.kind, AuthFailure.subject, AuthFailure.failures)
-            .where(AuthFailure.window_start == window, reduce(operator.or_, wanted)).tuples())
+    kinds = tuple(wanted)
+    rows = prepared.execute(("auth_failures", kinds), lambda: _counts_query(kinds), [window, *wanted.values()])
     return {(kind, subject): failures for kind, subject, failures in rows}
+
+
+def _counts_query(kinds: tuple[str, ...]):
+    """Failures in the window (value 0) of each kind's subject (values 1..n)."""
+    wanted = [(AuthFailure.kind == kind) & (AuthFailure.subject == prepared.param(i + 1)) for i, kind in enumerate(kinds)]
+    return (AuthFailure.select(AuthFailure.kind, AuthFailure.subject, AuthFailure.failures)
+            .where(AuthFailure.window_start == prepared.param(0), reduce(operator.or_, wanted)).tuples())
 
 
 def _refuse_over(limit: int, failures: int, window: int, now: float) -> None:

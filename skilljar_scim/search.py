@@ -10,7 +10,7 @@ import peewee
 from skilljar_scim.errors import InvalidValue
 from skilljar_scim.scim import filter as scim_filter
 from skilljar_scim.scim.schemas import Resolved, ResourceType, parse_attr_path
-from skilljar_scim.store import filter_sql
+from skilljar_scim.store import filter_sql, prepared
 
 BATCH = 500
 
@@ -46,17 +46,36 @@ class Source:
     render: Callable[[list], list[dict]]  # rows -> canonical resources, in order
 
 
+@dataclass(frozen=True)
+class _Select:
+    """The SQL part of a list request: its query (literals as params), their values, its shape."""
+
+    query: peewee.ModelSelect
+    values: tuple
+    shape: tuple  # with a suffix naming the statement, it keys the compiled SQL (store/prepared.py)
+
+    def rows(self, name: str, build: Callable[[peewee.ModelSelect, int], peewee.Query], *more) -> list:
+        """Run `build(query, first extra param index)`, binding this select's values then `more`."""
+        return prepared.execute((*self.shape, name), lambda: build(self.query, len(self.values)), (*self.values, *more))
+
+    def count(self) -> int:
+        return prepared.scalar((*self.shape, "count"), lambda: prepared.count_of(self.query), self.values)
+
+
 def run(source: Source, query: Query, max_filter_length: int, max_filter_depth: int) -> Page:
     """Return the page of resources `query` asks for, with the total number of matches."""
     node = _parse(source.rtype, query.filter, max_filter_length, max_filter_depth)
-    sql, exact = filter_sql.split(node, source.columns, source.subqueries) if node else (None, True)
+    values = filter_sql.Values()
+    sql, exact = filter_sql.split(node, source.columns, source.subqueries, values) if node else (None, True)
     select = source.base()
     if sql is not None:
         select = select.where(sql)
     order = _order(source, query)
+    shape = (source.rtype.name, filter_sql.shape(node) if node else None, exact,
+             (query.sort_by or "").lower() if order is not None else None, query.descending)
     if exact and order is not None:
-        return _sql_page(select.order_by(*order), query, source)
-    return _python_page(select, node, query, source, order)
+        return _sql_page(_Select(select.order_by(*order), tuple(values), shape), query, source)
+    return _python_page(_Select(select, tuple(values), shape), node, query, source, order)
 
 
 def _parse(rtype: ResourceType, text: str | None, max_length: int, max_depth: int):
@@ -85,22 +104,31 @@ def _order(source: Source, query: Query) -> list | None:
     return [ordering, source.tiebreak]
 
 
-def _sql_page(select, query: Query, source: Source) -> Page:
+def _sql_page(select: _Select, query: Query, source: Source) -> Page:
     if query.count and query.start_index == 1:
         # An IdP's lookup: a first page shorter than `count` is every match, so no COUNT is needed.
-        rows = list(select.limit(query.count))
+        rows = select.rows("first", _first, query.count)
         total = len(rows) if len(rows) < query.count else select.count()
         return Page(total, 1, source.render(rows))
     total = select.count()
     if query.count == 0 or query.start_index > total:  # also keeps a huge OFFSET out of SQL
         return Page(total, query.start_index, [])
-    rows = list(select.offset(query.start_index - 1).limit(query.count))
+    rows = select.rows("page", _window, query.start_index - 1, query.count)
     return Page(total, query.start_index, source.render(rows))
 
 
-def _python_page(select, node, query: Query, source: Source, order: list | None) -> Page:
+def _first(query: peewee.ModelSelect, at: int) -> peewee.ModelSelect:
+    return query.limit(prepared.param(at))
+
+
+def _window(query: peewee.ModelSelect, at: int) -> peewee.ModelSelect:
+    return query.offset(prepared.param(at)).limit(prepared.param(at + 1))
+
+
+def _python_page(select: _Select, node, query: Query, source: Source, order: list | None) -> Page:
     """Filter (and, when needed, sort) in Python over the SQL candidates, in batches."""
-    candidates = _stream(select.order_by(*(order or [source.tiebreak])), source)
+    ordered = _Select(select.query.order_by(*(order or [source.tiebreak])), select.values, select.shape)
+    candidates = _stream(ordered, source)
     matched = (r for r in candidates if not node or scim_filter.matches(node, r))
     if order is None:
         matched = iter(_python_sorted(list(matched), source.rtype, query))
@@ -112,10 +140,10 @@ def _python_page(select, node, query: Query, source: Source, order: list | None)
     return Page(total, query.start_index, page)
 
 
-def _stream(select, source: Source) -> Iterator[dict]:
+def _stream(select: _Select, source: Source) -> Iterator[dict]:
     offset = 0
     while True:
-        rows = list(select.offset(offset).limit(BATCH))
+        rows = select.rows("page", _window, offset, BATCH)
         yield from source.render(rows)
         if len(rows) < BATCH:
             return

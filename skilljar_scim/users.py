@@ -22,7 +22,7 @@ from skilljar_scim.scim import patch as scim_patch
 from skilljar_scim.scim import resources
 from skilljar_scim.scim.schemas import USER_TYPE
 from skilljar_scim.search import Page, Query, Source, run
-from skilljar_scim.store import filter_sql
+from skilljar_scim.store import filter_sql, prepared
 from skilljar_scim.store.db import write_transaction
 from skilljar_scim.store.models import Group, Membership, RoleMapping, User, UserEmail
 from skilljar_scim.versions import check_if_match, etag
@@ -41,7 +41,8 @@ class Created:
 
 def get(user_id: str) -> User:
     """Return a user SCIM can see (not deprovisioned), or raise NotFound."""
-    user = User.get_or_none((User.id == user_id) & User.deprovisioned_at.is_null())
+    user = prepared.first("user.visible", lambda: User.select().where(
+        (User.id == prepared.param(0)) & User.deprovisioned_at.is_null()), [user_id])
     if user is None:
         raise NotFound(f"User {user_id} not found")
     return user
@@ -148,14 +149,8 @@ def _groups_and_roles(users: list[User]) -> tuple[dict[str, list[tuple[str, str]
     """
     if not users:
         return {}, {}
-    rows = (
-        Membership.select(Membership.user, Group.id, Group.display_name, RoleMapping.role)
-        .join(Group)
-        .join(RoleMapping, peewee.JOIN.LEFT_OUTER, on=(RoleMapping.group_key == Group.display_name_key))
-        .where(Membership.user.in_([u.id for u in users]))
-        .order_by(Group.display_name_key)
-        .tuples()
-    )
+    rows = prepared.execute(("user.groups_and_roles", len(users)), lambda: _groups_and_roles_query(len(users)),
+                            [u.id for u in users])
     entitled = {u.id for u in users if u.active and u.deprovisioned_at is None}
     groups: dict[str, list[tuple[str, str]]] = {}
     held: dict[str, set[str]] = {}
@@ -166,6 +161,17 @@ def _groups_and_roles(users: list[User]) -> tuple[dict[str, list[tuple[str, str]
         if role is not None and user_id in entitled:
             held.setdefault(user_id, set()).add(role)
     return groups, {user_id: sorted(found) for user_id, found in held.items()}
+
+
+def _groups_and_roles_query(count: int) -> peewee.Query:
+    return (
+        Membership.select(Membership.user, Group.id, Group.display_name, RoleMapping.role)
+        .join(Group)
+        .join(RoleMapping, peewee.JOIN.LEFT_OUTER, on=(RoleMapping.group_key == Group.display_name_key))
+        .where(Membership.user.in_(prepared.params(0, count)))
+        .order_by(Group.display_name_key)
+        .tuples()
+    )
 
 
 def _render(user: User, groups: list[tuple[str, str]], held: list[str], base_url: str) -> dict:
@@ -318,8 +324,8 @@ def _source(base_url: str) -> Source:
         ("meta", "created"): filter_sql.Column(User.created_at, filter_sql.moment),
         ("meta", "lastmodified"): filter_sql.Column(User.updated_at, filter_sql.moment),
     }
-    email_match = lambda v: User.id.in_(  # noqa: E731
-        UserEmail.select(UserEmail.user).where(UserEmail.value_key == filter_sql.casefold(v))
+    email_match = filter_sql.Subquery(
+        lambda key: User.id.in_(UserEmail.select(UserEmail.user).where(UserEmail.value_key == key)), filter_sql.casefold
     )
     return Source(
         rtype=USER_TYPE,

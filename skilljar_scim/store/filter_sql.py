@@ -18,6 +18,7 @@ from skilljar_scim import clock
 from skilljar_scim.errors import InvalidValue
 from skilljar_scim.scim import filter as scim_filter
 from skilljar_scim.scim.schemas import Resolved
+from skilljar_scim.store import prepared
 
 Key = tuple[str, str | None]  # (attribute name, sub-attribute name), lowercase
 # PostgreSQL cannot put a value of much over 2,700 bytes in a B-tree index, and NFKC can
@@ -34,6 +35,39 @@ class Column:
     convert: Callable[[object], object]
 
 
+@dataclass(frozen=True)
+class Subquery:
+    """An attribute kept in a side table: `build(placeholder)` selects the owners of a stored value."""
+
+    build: Callable[[peewee.Node], peewee.Expression]
+    convert: Callable[[object], object]
+
+
+class Values(list):
+    """The values a translated filter binds, in the order of its `prepared.param`s."""
+
+    def bind(self, value: object) -> peewee.Value:
+        self.append(value)
+        return prepared.param(len(self) - 1)
+
+
+def shape(node: scim_filter.Node) -> tuple:
+    """Return what a filter's SQL depends on: its structure, attributes and operators, no literal.
+
+    Two filters of one shape translate to the same SQL text with other values bound, so the
+    shape keys the compiled statement (store/prepared.py).
+    """
+    if isinstance(node, (scim_filter.And, scim_filter.Or)):
+        return (type(node).__name__, shape(node.left), shape(node.right))
+    if isinstance(node, scim_filter.Not):
+        return ("not", shape(node.inner))
+    if isinstance(node, scim_filter.ValuePath):
+        return ("[]", key_of(node.path), shape(node.filter))
+    if isinstance(node, scim_filter.Compare):
+        return ("cmp", key_of(node.path), node.op, node.value is None)
+    return ("pr", key_of(node.path))
+
+
 def key_of(path: Resolved) -> Key:
     """Return the lookup key of a resolved path (extension attributes are not columns)."""
     if path.is_extension:
@@ -41,59 +75,78 @@ def key_of(path: Resolved) -> Key:
     return (path.attribute.name.lower(), path.sub.name.lower() if path.sub else None)
 
 
-def split(node: scim_filter.Node, columns: dict[Key, Column], subqueries: dict[Key, Callable]) -> tuple:
-    """Return (sql or None, exact): SQL that selects a superset, exact when it selects just the matches."""
-    sql = translate(node, columns, subqueries)
+def split(node: scim_filter.Node, columns: dict[Key, Column], subqueries: dict[Key, Subquery],
+          values: Values | None = None) -> tuple:
+    """Return (sql or None, exact): SQL that selects a superset, exact when it selects just the matches.
+
+    The SQL's literals are params; `values` receives what they bind, in order.
+    """
+    values = Values() if values is None else values
+    sql = translate(node, columns, subqueries, values)
     if sql is not None:
         return sql, True
+    del values[:]  # the parts below bind afresh
     if isinstance(node, scim_filter.And):
-        parts = [translate(n, columns, subqueries) for n in _conjuncts(node)]
+        parts = [translate(n, columns, subqueries, values) for n in _conjuncts(node)]
         usable = [p for p in parts if p is not None]
         if usable:
             return _all(usable), False
     return None, False
 
 
-def translate(node, columns: dict[Key, Column], subqueries: dict[Key, Callable]):
-    """Translate `node` into an exact SQL expression, or return None."""
+def translate(node, columns: dict[Key, Column], subqueries: dict[Key, Subquery], values: Values):
+    """Translate `node` into an exact SQL expression, or return None (binding nothing then)."""
+    mark = len(values)
+    sql = _translate(node, columns, subqueries, values)
+    if sql is None:
+        del values[mark:]
+    return sql
+
+
+def _translate(node, columns: dict[Key, Column], subqueries: dict[Key, Subquery], values: Values):
     if isinstance(node, scim_filter.And):
-        return _both(node, columns, subqueries, lambda a, b: a & b)
+        return _both(node, columns, subqueries, values, lambda a, b: a & b)
     if isinstance(node, scim_filter.Or):
-        return _both(node, columns, subqueries, lambda a, b: a | b)
+        return _both(node, columns, subqueries, values, lambda a, b: a | b)
     if isinstance(node, scim_filter.Compare):
-        return _compare(node, columns, subqueries)
+        return _compare(node, columns, subqueries, values)
     if isinstance(node, scim_filter.Present):
         column = columns.get(key_of(node.path))
         return column.field.is_null(False) if column else None
     if isinstance(node, scim_filter.ValuePath):
-        return _value_path(node, subqueries)
+        return _value_path(node, subqueries, values)
     return None  # `not` is left to Python: SQL's NULL logic differs from SCIM's
 
 
-def _both(node, columns, subqueries, combine):
-    left = translate(node.left, columns, subqueries)
-    right = translate(node.right, columns, subqueries)
+def _both(node, columns, subqueries, values: Values, combine):
+    left = _translate(node.left, columns, subqueries, values)
+    right = _translate(node.right, columns, subqueries, values) if left is not None else None
     return combine(left, right) if left is not None and right is not None else None
 
 
-def _compare(node: scim_filter.Compare, columns: dict[Key, Column], subqueries: dict[Key, Callable]):
+def _compare(node: scim_filter.Compare, columns: dict[Key, Column], subqueries: dict[Key, Subquery], values: Values):
     key = key_of(node.path)
     if key in subqueries and node.op == "eq" and node.value is not None:
-        return subqueries[key](node.value)
+        return _subquery(subqueries[key], node.value, values)
     column = columns.get(key)
     if column is None:
         return None
     if node.value is None:
         return column.field.is_null(node.op == "eq")
-    value = column.convert(node.value)
-    return _OPERATORS[node.op](column.field, value) if node.op in _OPERATORS else None
+    if node.op not in _OPERATORS:
+        return None
+    return _OPERATORS[node.op](column.field, values.bind(column.field.db_value(column.convert(node.value))))
 
 
-def _value_path(node: scim_filter.ValuePath, subqueries: dict[Key, Callable]):
+def _subquery(subquery: Subquery, value: object, values: Values):
+    return subquery.build(values.bind(subquery.convert(value)))
+
+
+def _value_path(node: scim_filter.ValuePath, subqueries: dict[Key, Subquery], values: Values):
     inner = node.filter
     if isinstance(inner, scim_filter.Compare) and inner.op == "eq" and inner.value is not None:
         handler = subqueries.get(key_of(inner.path))
-        return handler(inner.value) if handler else None
+        return _subquery(handler, inner.value, values) if handler else None
     return None
 
 

@@ -6,7 +6,7 @@ import json
 import math
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from skilljar_scim.errors import InvalidSyntax, InvalidValue, PayloadTooLarge
@@ -26,9 +26,12 @@ def settings():
 
 def base_url() -> str:
     """Return the absolute SCIM base URL: the configured public one, else from the Host header."""
-    server = settings().server
-    root = server.public_base_url.rstrip("/") or request.host_url.rstrip("/")
-    return root + server.base_path.rstrip("/")
+    found = g.get("scim_base_url")
+    if found is None:  # once a request: werkzeug builds host_url anew on every read
+        server = settings().server
+        root = server.public_base_url.rstrip("/") or request.host_url.rstrip("/")
+        found = g.scim_base_url = root + server.base_path.rstrip("/")
+    return found
 
 
 def body() -> Any:
@@ -104,10 +107,20 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
 
 
 def arg(name: str, source: dict | None = None) -> Any:
-    """Return a query (or search-body) parameter, matching its name case-insensitively."""
-    items = source.items() if source is not None else request.args.items()
-    wanted = name.lower()
-    return next((v for k, v in items if k.lower() == wanted), None)
+    """Return a query (or search-body) parameter, matching its name case-insensitively (the first given)."""
+    if source is not None:
+        return _first_by_lowercase(source.items()).get(name.lower())
+    found = g.get("scim_args")
+    if found is None:
+        found = g.scim_args = _first_by_lowercase(request.args.items())
+    return found.get(name.lower())
+
+
+def _first_by_lowercase(items) -> dict:
+    found: dict = {}
+    for key, value in items:
+        found.setdefault(key.lower(), value)
+    return found
 
 
 def list_query(source: dict | None = None) -> Query:

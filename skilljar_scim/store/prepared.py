@@ -1,0 +1,150 @@
+"""Queries compiled to SQL once, then run with new values (the request hot path).
+
+Peewee turns a query into SQL text anew on every execution, and for the few statements
+every SCIM request runs (rate-limit counters, the token, the user lookup, a user's groups
+and roles) that compilation costs several times what SQLite takes to answer. A query is
+built here with `param(i)` standing for its i-th value; the first execution compiles it,
+later ones under the same key only bind values. The SQL text depends on the query's shape
+and the database's dialect, never on a value, so the key names the shape and the cache is
+per database class.
+
+Values given for params are bound as they are: convert them to their stored form first
+(peewee's field converters are skipped for params, as for any value marked converter=False).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any, Callable, Hashable, NamedTuple, Sequence
+
+import peewee
+
+from skilljar_scim.store import models
+
+MAX_CACHED = 512  # shapes; filters come from clients, so their variety is bounded here
+
+
+class Slot:
+    """Where the i-th value of an execution goes (not a tuple: peewee would expand one)."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int):
+        self.index = index
+
+
+def param(index: int) -> peewee.Value:
+    """Stand for the `index`-th value passed at execution."""
+    return peewee.Value(Slot(index), converter=False)
+
+
+def params(start: int, count: int) -> list[peewee.Value]:
+    """Stand for `count` values from `start` on (an IN list)."""
+    return [param(start + i) for i in range(count)]
+
+
+class _Compiled(NamedTuple):
+    query: peewee.BaseQuery
+    sql: str
+    template: tuple  # parameters, Slot where a value is bound
+    decode: Callable[[Any], list]  # cursor -> rows, as peewee would give them
+
+
+def _decoder(query: peewee.BaseQuery) -> Callable[[Any], list]:
+    """Return how to turn a cursor into the query's rows, with peewee's converters.
+
+    Peewee's own cursor wrapper works out the columns again for every cursor (as long as a
+    lookup); a statement's columns never change, so for the two row types the hot path uses
+    (whole models of one table, and tuples) that work is done once here.
+    """
+    columns = getattr(query, "_returning", None) or []
+    row_type = getattr(query, "_row_type", None) or getattr(query, "default_row_type", None)
+    converters = [c.python_value if isinstance(c, peewee.Field) else None for c in columns]
+    if row_type == peewee.ROW.TUPLE and isinstance(query, peewee.ModelSelect):
+        return lambda cursor: [tuple(_converted(converters, row)) for row in cursor.fetchall()]
+    model = getattr(query, "model", None)
+    whole_model = (row_type == peewee.ROW.MODEL and not query._joins and query._from_list == [model]
+                   and all(isinstance(c, peewee.Field) and c.model is model for c in columns))
+    if whole_model:
+        names = [c.name for c in columns]
+        return lambda cursor: [_instance(model, names, _converted(converters, row)) for row in cursor.fetchall()]
+    return lambda cursor: list(query._get_cursor_wrapper(cursor))
+
+
+def _converted(converters: list, row: tuple):
+    return (v if c is None or v is None else c(v) for c, v in zip(converters, row))
+
+
+def _instance(model, names: list[str], values) -> peewee.Model:
+    instance = model(__no_default__=1, **dict(zip(names, values)))
+    instance._dirty.clear()  # as loaded, nothing to save
+    return instance
+
+
+class _Cache:
+    """A bounded, thread-safe map of compiled statements, least recently used out first."""
+
+    def __init__(self, size: int = MAX_CACHED):
+        self.size = size
+        self.entries: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: Hashable, build: Callable[[], peewee.BaseQuery], db: peewee.Database) -> _Compiled:
+        full = (type(db), key)
+        with self.lock:
+            found = self.entries.get(full)
+            if found is not None:
+                self.entries.move_to_end(full)
+                return found
+        query = build()
+        sql, parameters = query.sql()
+        compiled = _Compiled(query, sql, tuple(parameters), _decoder(query))
+        with self.lock:
+            self.entries[full] = compiled
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+        return compiled
+
+
+_cache = _Cache()
+
+
+def _bind(template: tuple, values: Sequence[Any]) -> list:
+    return [values[p.index] if type(p) is Slot else p for p in template]
+
+
+def execute(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any] = ()) -> list:
+    """Run the query `build` returns (built once per key) with `values`; return its rows.
+
+    Rows come as the query would give them: model instances, tuples or dicts.
+    """
+    db = models.database.obj
+    compiled = _cache.get(key, build, db)
+    return compiled.decode(db.execute_sql(compiled.sql, _bind(compiled.template, values)))
+
+
+def first(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any] = ()) -> Any:
+    """Return the first row of execute(), or None."""
+    rows = execute(key, build, values)
+    return rows[0] if rows else None
+
+
+def scalar(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any] = ()) -> Any:
+    """Return the first column of the first row (a COUNT), or None."""
+    db = models.database.obj
+    compiled = _cache.get(key, build, db)
+    row = db.execute_sql(compiled.sql, _bind(compiled.template, values)).fetchone()
+    return row[0] if row else None
+
+
+def count_of(select: peewee.Select) -> peewee.Select:
+    """Return the query counting the rows `select` gives (no grouping or DISTINCT: one row each)."""
+    wrapped = select.order_by().select(peewee.SQL("1")).alias("_wrapped")
+    return peewee.Select([wrapped], [peewee.fn.COUNT(peewee.SQL("1"))])
+
+
+def clear() -> None:
+    """Forget every compiled statement (tests that redefine a model's table use it)."""
+    with _cache.lock:
+        _cache.entries.clear()
