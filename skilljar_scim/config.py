@@ -51,6 +51,8 @@ class ServerSettings:
     threads: int = 8
     graceful_timeout: int = 30
     max_body_bytes: int = 1_048_576
+    # RFC 7644 §3.5.2: a PATCH answers 200 with the whole resource, or 204 with no body.
+    group_patch_response: str = field(default="no-content", metadata={"choices": ("no-content", "resource")})
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,9 @@ def _check(spec, value: Any, name: str, source: str, base: Path) -> Any:
     """Coerce environment strings, check the type, resolve relative paths."""
     kind = type(spec.default) if spec.default is not MISSING else type(spec.default_factory())
     value = _CHECKS[kind](value, name, source)
+    choices = spec.metadata.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"{source}: '{name}' must be one of {', '.join(choices)}, got {value!r}")
     return _resolve_path(value, base) if spec.metadata.get("path") else value
 
 

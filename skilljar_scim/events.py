@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from skilljar_scim import clock
+from skilljar_scim.store import prepared
 from skilljar_scim.store.models import Event, Token
 
 
@@ -33,13 +34,12 @@ def record(
     resource_id: str | None,
     summary: dict[str, Any] | str = "",
     now: datetime | None = None,
-) -> Event:
+) -> None:
     """Append one event; call inside the transaction that made the change."""
     text = summary if isinstance(summary, str) else json.dumps(summary, sort_keys=True, ensure_ascii=False)
-    return Event.create(
-        at=now or clock.utcnow(), actor=actor.label, token_id=actor.token_id, action=action,
-        resource_type=resource_type, resource_id=resource_id, summary=text,
-    )
+    prepared.insert(Event, [{"at": now or clock.utcnow(), "actor": actor.label, "token_id": actor.token_id,
+                             "action": action, "resource_type": resource_type, "resource_id": resource_id,
+                             "summary": text}])
 
 
 def record_many(actor: Actor, action: str, resource_type: str, changes: list[tuple[str, dict[str, Any]]]) -> None:

@@ -16,7 +16,7 @@ from typing import Iterable
 from skilljar_scim import clock, events
 from skilljar_scim.errors import InvalidValue, NotFound
 from skilljar_scim.events import Actor
-from skilljar_scim.store import filter_sql
+from skilljar_scim.store import filter_sql, prepared
 from skilljar_scim.store.db import write_transaction
 from skilljar_scim.store.models import Group, Membership, RoleMapping, User
 
@@ -75,6 +75,16 @@ def check_group_name(name: str) -> str:
 
 def grants(user_ids: Iterable[str] | None = None) -> list[Grant]:
     """Return every grant of active, provisioned users (of `user_ids` when given)."""
+    if user_ids is None:
+        return [Grant(*row) for row in _grants_query().tuples()]
+    ids = list(user_ids)
+    if len(ids) > prepared.MAX_LISTED:
+        return [Grant(*row) for row in _grants_query(ids).tuples()]
+    rows = prepared.execute(("grants", len(ids)), lambda: _grants_query(prepared.params(0, len(ids))).tuples(), ids)
+    return [Grant(*row) for row in rows]
+
+
+def _grants_query(user_ids: list | None = None):
     query = (
         Membership.select(Membership.user, RoleMapping.role, Group.id, Group.display_name, RoleMapping.id)
         .join(Group)
@@ -84,9 +94,7 @@ def grants(user_ids: Iterable[str] | None = None) -> list[Grant]:
         .where(User.active == True, User.deprovisioned_at.is_null())  # noqa: E712
         .order_by(Membership.user, RoleMapping.role, Group.display_name_key)
     )
-    if user_ids is not None:
-        query = query.where(Membership.user.in_(list(user_ids)))
-    return [Grant(*row) for row in query.tuples()]
+    return query if user_ids is None else query.where(Membership.user.in_(user_ids))
 
 
 def roles_by_user(user_ids: Iterable[str]) -> dict[str, list[str]]:
@@ -130,7 +138,10 @@ def _user_names(user_ids: Iterable[str]) -> dict[str, str]:
     ids = list(user_ids)
     if not ids:
         return {}
-    return dict(User.select(User.id, User.user_name).where(User.id.in_(ids)).tuples())
+    if len(ids) > prepared.MAX_LISTED:
+        return dict(User.select(User.id, User.user_name).where(User.id.in_(ids)).tuples())
+    return dict(prepared.execute(("user_names", len(ids)), lambda: User.select(User.id, User.user_name)
+                                 .where(User.id.in_(prepared.params(0, len(ids)))).tuples(), ids))
 
 
 def members_of_name(group_key: str) -> list[str]:

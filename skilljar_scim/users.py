@@ -77,8 +77,7 @@ def _normalise(body: object, context: str) -> dict:
 def _returning(data: dict) -> User | None:
     """Find the account a POST refers to: none, or an inactive one to bring back (else 409)."""
     key, external = filter_sql.casefold(data["userName"]), data.get("externalId")
-    match = (User.user_name_key == key) | (User.external_id == external) if external else User.user_name_key == key
-    found = list(User.select().where(match))  # one query for both unique keys
+    found = _with_keys(key, external)  # one query for both unique keys
     by_name = next((u for u in found if u.user_name_key == key), None)
     by_external = next((u for u in found if external and u.external_id == external), None)
     if by_name and by_external and by_name.id != by_external.id:
@@ -91,6 +90,15 @@ def _returning(data: dict) -> User | None:
         field = "userName" if by_name else "externalId"
         raise Conflict(f"a user with this {field} already exists: {existing.id}")
     return existing
+
+
+def _with_keys(key: str, external: str | None) -> list[User]:
+    """Return the users (in any state) holding this userName key or, when one is given, this externalId."""
+    if not external:
+        return prepared.execute("user.by_name_key", lambda: User.select().where(User.user_name_key == prepared.param(0)),
+                                [key])
+    return prepared.execute("user.by_keys", lambda: User.select().where(
+        (User.user_name_key == prepared.param(0)) | (User.external_id == prepared.param(1))), [key, external])
 
 
 def replace(actor: Actor, user_id: str, body: object, if_match: str | None = None) -> User:
@@ -149,8 +157,12 @@ def _groups_and_roles(users: list[User]) -> tuple[dict[str, list[tuple[str, str]
     """
     if not users:
         return {}, {}
-    rows = prepared.execute(("user.groups_and_roles", len(users)), lambda: _groups_and_roles_query(len(users)),
-                            [u.id for u in users])
+    ids = [u.id for u in users]
+    if len(ids) > prepared.MAX_LISTED:
+        rows = _groups_and_roles_query(ids)
+    else:
+        rows = prepared.execute(("user.groups_and_roles", len(ids)),
+                                lambda: _groups_and_roles_query(prepared.params(0, len(ids))), ids)
     entitled = {u.id for u in users if u.active and u.deprovisioned_at is None}
     groups: dict[str, list[tuple[str, str]]] = {}
     held: dict[str, set[str]] = {}
@@ -163,12 +175,12 @@ def _groups_and_roles(users: list[User]) -> tuple[dict[str, list[tuple[str, str]
     return groups, {user_id: sorted(found) for user_id, found in held.items()}
 
 
-def _groups_and_roles_query(count: int) -> peewee.Query:
+def _groups_and_roles_query(user_ids: list) -> peewee.Query:
     return (
         Membership.select(Membership.user, Group.id, Group.display_name, RoleMapping.role)
         .join(Group)
         .join(RoleMapping, peewee.JOIN.LEFT_OUTER, on=(RoleMapping.group_key == Group.display_name_key))
-        .where(Membership.user.in_(prepared.params(0, count)))
+        .where(Membership.user.in_(user_ids))
         .order_by(Group.display_name_key)
         .tuples()
     )
@@ -271,17 +283,16 @@ def _write(user: User, data: dict, is_new: bool, reactivate: bool = False) -> Us
 def _save(user: User, is_new: bool) -> None:
     try:
         with User._meta.database.atomic():
-            user.save(force_insert=is_new)
+            prepared.save(user, is_new)
     except peewee.IntegrityError:
         raise Conflict(f"userName {user.user_name!r} or externalId {user.external_id!r} is already taken") from None
 
 
 def _index_emails(user: User, data: dict, is_new: bool = False) -> None:
     if not is_new:  # a new user has no rows yet
-        UserEmail.delete().where(UserEmail.user == user.id).execute()
+        prepared.run("user_email.delete", lambda: UserEmail.delete().where(UserEmail.user == prepared.param(0)), [user.id])
     values = {filter_sql.casefold(e["value"]) for e in data.get("emails", []) if e.get("value")}
-    if values:
-        UserEmail.insert_many([{"user": user.id, "value_key": v} for v in sorted(values)]).execute()
+    prepared.insert(UserEmail, [{"user": user.id, "value_key": v} for v in sorted(values)])
 
 
 def _display_name(data: dict) -> str | None:

@@ -23,6 +23,7 @@ import peewee
 from skilljar_scim.store import models
 
 MAX_CACHED = 512  # shapes; filters come from clients, so their variety is bounded here
+MAX_LISTED = 500  # longest IN list worth a statement of its own; longer ones compile each time
 
 
 class Slot:
@@ -58,12 +59,14 @@ def _decoder(query: peewee.BaseQuery) -> Callable[[Any], list]:
     lookup); a statement's columns never change, so for the two row types the hot path uses
     (whole models of one table, and tuples) that work is done once here.
     """
-    columns = getattr(query, "_returning", None) or []
-    row_type = getattr(query, "_row_type", None) or getattr(query, "default_row_type", None)
+    if not isinstance(query, peewee.ModelSelect):
+        return lambda cursor: list(query._get_cursor_wrapper(cursor))
+    columns = query._returning or []
+    row_type = query._row_type or query.default_row_type
     converters = [c.python_value if isinstance(c, peewee.Field) else None for c in columns]
-    if row_type == peewee.ROW.TUPLE and isinstance(query, peewee.ModelSelect):
+    if row_type == peewee.ROW.TUPLE:
         return lambda cursor: [tuple(_converted(converters, row)) for row in cursor.fetchall()]
-    model = getattr(query, "model", None)
+    model = query.model
     whole_model = (row_type == peewee.ROW.MODEL and not query._joins and query._from_list == [model]
                    and all(isinstance(c, peewee.Field) and c.model is model for c in columns))
     if whole_model:
@@ -136,6 +139,42 @@ def scalar(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequenc
     compiled = _cache.get(key, build, db)
     row = db.execute_sql(compiled.sql, _bind(compiled.template, values)).fetchone()
     return row[0] if row else None
+
+
+def run(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any] = ()) -> int:
+    """Run a write statement (built once per key) with `values`; return the rows it changed."""
+    db = models.database.obj
+    compiled = _cache.get(key, build, db)
+    return db.execute_sql(compiled.sql, _bind(compiled.template, values)).rowcount
+
+
+def insert(model: type[peewee.Model], rows: list[dict]) -> None:
+    """Insert rows that all name the same fields, in one statement compiled once per shape."""
+    if not rows:
+        return
+    names = tuple(rows[0])
+    fields = [model._meta.fields[name] for name in names]
+    width = len(fields)
+
+    def build():
+        return model.insert_many([{f: param(i * width + j) for j, f in enumerate(fields)} for i in range(len(rows))])
+
+    run(("insert", model.__name__, names, len(rows)), build,
+        [f.db_value(row[name]) for row in rows for f, name in zip(fields, names)])
+
+
+def save(instance: peewee.Model, is_new: bool) -> None:
+    """Write every field of a model instance: an INSERT when new, else an UPDATE by primary key."""
+    model, meta = type(instance), instance._meta
+    data = {f.name: instance.__data__.get(f.name) for f in meta.sorted_fields}
+    if is_new:
+        insert(model, [data])
+        return
+    key = meta.primary_key
+    fields = [f for f in meta.sorted_fields if f is not key]
+    values = [f.db_value(data[f.name]) for f in fields] + [key.db_value(data[key.name])]
+    run(("update", model.__name__), lambda: model.update({f: param(i) for i, f in enumerate(fields)})
+        .where(key == param(len(fields))), values)
 
 
 def count_of(select: peewee.Select) -> peewee.Select:

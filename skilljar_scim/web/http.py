@@ -168,10 +168,12 @@ def render(resource: dict, rtype: ResourceType, source: dict | None = None) -> d
 
 
 def respond(data: Any, status: int = 200, headers: dict | None = None):
-    """Return a SCIM JSON response."""
-    response = current_app.response_class(
-        json.dumps(data, ensure_ascii=False, separators=(",", ":")), status=status, mimetype=SCIM_JSON
-    )
+    """Return a SCIM JSON response; None is no body at all (204, 304)."""
+    if data is None:
+        response = current_app.response_class(status=status)
+    else:
+        body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        response = current_app.response_class(body, status=status, mimetype=SCIM_JSON)
     response.headers.update(headers or {})
     return response
 

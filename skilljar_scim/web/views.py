@@ -65,7 +65,7 @@ def create_user():
 def get_user(user_id: str):
     user = users.get(user_id)
     if matches(request.headers.get("If-None-Match"), user):
-        return http.respond("", 304, {"ETag": etag(user)})  # RFC 7232 §4.1
+        return http.respond(None, 304, {"ETag": etag(user)})  # RFC 7232 §4.1
     return http.resource_response(users.render(user, http.base_url()), USER_TYPE)
 
 
@@ -81,7 +81,7 @@ def patch_user(user_id: str):
 
 def delete_user(user_id: str):
     users.delete(actor(), user_id, request.headers.get("If-Match"))
-    return http.respond("", 204)
+    return http.respond(None, 204)
 
 
 # --- Groups ------------------------------------------------------------------------
@@ -119,7 +119,7 @@ def create_group():
 def get_group(group_id: str):
     group = groups.get(group_id)
     if matches(request.headers.get("If-None-Match"), group):
-        return http.respond("", 304)
+        return http.respond(None, 304)
     return _group_response(group)
 
 
@@ -133,12 +133,20 @@ def patch_group(group_id: str):
     limits = _limits()
     group = groups.patch(actor(), group_id, http.body(), request.headers.get("If-Match"),
                          limits.max_patch_operations, limits.max_members_per_patch)
+    if _patch_answers_no_content():
+        return http.respond(None, 204, {"ETag": etag(group)})
     return _group_response(group)
+
+
+def _patch_answers_no_content() -> bool:
+    """Say whether a Group PATCH answers 204 (RFC 7644 §3.5.2: never when attributes are selected)."""
+    attributes, excluded = http.selection()
+    return http.settings().server.group_patch_response == "no-content" and attributes is None and excluded is None
 
 
 def delete_group(group_id: str):
     groups.delete(actor(), group_id, request.headers.get("If-Match"))
-    return http.respond("", 204)
+    return http.respond(None, 204)
 
 
 # --- Search across types, Bulk -----------------------------------------------------
