@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from skilljar_scim.cli import db, events, fastparams, groups, mappings, output, roles, tokens, users
+from skilljar_scim.cli import fastparams, output
 from skilljar_scim.cli.context import AppContext, app_context
 
 fastparams.install()  # plain options skip pydantic: ~0.3 s off every command (README "Performance")
 
-app = typer.Typer(
+# Command groups: name -> module holding its Typer `app`. Each is imported only when needed.
+GROUPS = {
+    "token": "skilljar_scim.cli.tokens",
+    "users": "skilljar_scim.cli.users",
+    "groups": "skilljar_scim.cli.groups",
+    "roles": "skilljar_scim.cli.roles",
+    "mappings": "skilljar_scim.cli.mappings",
+    "events": "skilljar_scim.cli.events",
+    "db": "skilljar_scim.cli.db",
+}
+ROOT_OPTIONS_WITH_VALUES = ("--config", "-c", "--db")
+
+root_app = typer.Typer(
     cls=output.ErrorTranslatingGroup,
     help="skilljar-scim: SCIM 2.0 provisioning for dashboard accounts and roles.",
     no_args_is_help=True,
@@ -20,16 +34,7 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(tokens.app, name="token")
-app.add_typer(users.app, name="users")
-app.add_typer(groups.app, name="groups")
-app.add_typer(roles.app, name="roles")
-app.add_typer(mappings.app, name="mappings")
-app.add_typer(events.app, name="events")
-app.add_typer(db.app, name="db")
-
-
-@app.callback()
+@root_app.callback()
 def root(
     ctx: typer.Context,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Settings file (default: $SKILLJAR_SCIM_CONFIG or ./scim.toml).")] = None,
@@ -40,7 +45,7 @@ def root(
     ctx.obj = AppContext(config_flag=config, db_url=db, json=json_out, root=ctx)
 
 
-@app.command()
+@root_app.command()
 def init(
     ctx: typer.Context,
     force: Annotated[bool, typer.Option("--force", help="Replace the secret key (invalidates every token).")] = False,
@@ -57,7 +62,7 @@ def init(
     output.info("Initialised." if report.changed else "Already initialised: nothing changed.")
 
 
-@app.command()
+@root_app.command()
 def serve(
     ctx: typer.Context,
     host: Annotated[Optional[str], typer.Option("--host", help="Interface to listen on (server.host).")] = None,
@@ -78,6 +83,34 @@ def serve(
     server.serve(app_ctx.settings())
 
 
+def add_groups(names) -> typer.Typer:
+    """Add these command groups to the root command (once each); return it."""
+    added = {info.name for info in root_app.registered_groups}
+    for name in names:
+        if name not in added:
+            root_app.add_typer(importlib.import_module(GROUPS[name]).app, name=name)
+    return root_app
+
+
+def invoked_group(argv: list[str]) -> str | None:
+    """Return the command group `argv` invokes, or None (a root command, help, or a mistake)."""
+    words = iter(argv)
+    for word in words:
+        if word in ROOT_OPTIONS_WITH_VALUES:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word if word in GROUPS else None
+    return None
+
+
 def run() -> None:
-    """Entry point of the `scim` console script."""
-    app()
+    """Entry point of the `scim` console script: builds only the group it runs (start-up time)."""
+    wanted = invoked_group(sys.argv[1:])
+    add_groups([wanted] if wanted else GROUPS)()
+
+
+def __getattr__(name: str):
+    """`app` for importers (tests, `python -m`): the root command with every group."""
+    if name == "app":
+        return add_groups(GROUPS)
+    raise AttributeError(name)
