@@ -18,6 +18,15 @@ def iso(moment: datetime | None) -> str | None:
     return moment.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
+def iso_stored(value: datetime | str | None) -> str | None:
+    """Format a time as the driver returned it (SQLite: "YYYY-MM-DD HH:MM:SS" text) like iso()."""
+    if isinstance(value, str):
+        if len(value) == 19 and value[10] == " ":  # how utcnow() times are stored: no parsing needed
+            return value[:10] + "T" + value[11:] + "Z"
+        return iso(parse_iso(value))
+    return iso(value)
+
+
 def parse_iso(text: str) -> datetime:
     """Parse an ISO 8601 date or datetime into naive UTC; raise ValueError if it is not one."""
     moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))

@@ -6,6 +6,7 @@ from typing import Iterator
 
 import peewee
 
+from skilljar_scim import clock
 from skilljar_scim.errors import InvalidValue, NotFound
 from skilljar_scim.store import filter_sql
 from skilljar_scim.store.models import Group, Membership, RoleMapping, User
@@ -56,10 +57,36 @@ def user_query(state: str | None = None, role: str | None = None, group: str | N
     return query.order_by(User.user_name_key, User.id)
 
 
-def listing(query: peewee.ModelSelect) -> peewee.ModelSelect:
-    """Narrow a user query to what a listing shows, as light rows (no SCIM document, no models)."""
-    return query.select(User.id, User.user_name, User.display_name, User.primary_email, User.external_id,
-                        User.active, User.deprovisioned_at, User.created_at, User.updated_at).namedtuples()
+# What a user listing shows; the first two are its order (user_query), kept for paging by keyset.
+_LISTED = (User.user_name_key, User.id, User.user_name, User.display_name, User.primary_email, User.external_id,
+           User.active, User.deprovisioned_at, User.created_at, User.updated_at)
+
+
+def user_rows(query: peewee.ModelSelect, limit: int | None = None) -> Iterator[dict]:
+    """Yield the listing of a user_query() (stable --json keys), BATCH rows a statement.
+
+    Each batch starts after the last row of the one before (keyset paging on the listing's
+    order), so the last batch of a 50,000-user store costs what the first does; rows come
+    raw from the driver, with no model or converter work per value.
+    """
+    select, after, remaining = query.select(*_LISTED), None, limit
+    while remaining is None or remaining > 0:
+        size = BATCH if remaining is None else min(BATCH, remaining)
+        page = select if after is None else select.where(peewee.Tuple(User.user_name_key, User.id) > peewee.Tuple(*after))
+        rows = User._meta.database.execute_sql(*page.limit(size).sql()).fetchall()
+        yield from (_listed(row) for row in rows)
+        if len(rows) < size:
+            return
+        after = rows[-1][:2]
+        remaining = None if remaining is None else remaining - size
+
+
+def _listed(row: tuple) -> dict:
+    _key, user_id, user_name, display_name, email, external_id, active, deprovisioned_at, created, updated = row
+    state = "deprovisioned" if deprovisioned_at is not None else ("active" if active else "inactive")
+    return {"id": user_id, "userName": user_name, "displayName": display_name, "email": email,
+            "externalId": external_id, "status": state, "created_at": clock.iso_stored(created),
+            "updated_at": clock.iso_stored(updated)}
 
 
 def _status_clause(state: str):

@@ -135,9 +135,10 @@ def emit_json_lines(items) -> None:
     Items go out 500 at a time: one echo (a write and a flush) per item cost more than the
     rest of `scim users list --json` on a large store (README "Performance").
     """
+    encode = json.JSONEncoder(ensure_ascii=False, default=_json_default).encode
     chunk = ["["]
     for index, item in enumerate(items):
-        chunk.append(("," if index else "") + "\n  " + json.dumps(item, ensure_ascii=False, default=_json_default))
+        chunk.append(("," if index else "") + "\n  " + encode(item))
         if len(chunk) >= 500:
             typer.echo("".join(chunk), nl=False)
             chunk = []

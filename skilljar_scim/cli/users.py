@@ -48,10 +48,10 @@ def list_(
         raise InvalidValue("choose at most one of --active, --inactive, --deprovisioned")
     query = directory.user_query(states[0] if states else None, role, group, search)
     if wants_json(ctx, json_flag):
-        output.emit_json_lines(summary(u) for u in directory.stream(directory.listing(query), limit))
+        output.emit_json_lines(directory.user_rows(query, limit))
         return
     shown = limit if limit is not None else 100
-    rows = [summary(u) for u in directory.stream(directory.listing(query), shown)]
+    rows = list(directory.user_rows(query, shown))
     output.table("Users", ("id", "userName", "name", "email", "status"),
                  ([r["id"], r["userName"], r["displayName"], r["email"], r["status"]] for r in rows))
     total = query.count()
