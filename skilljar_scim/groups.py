@@ -17,7 +17,7 @@ from skilljar_scim.scim import resources
 from skilljar_scim.scim.patch import MemberChange
 from skilljar_scim.scim.schemas import GROUP_SCHEMA, GROUP_TYPE
 from skilljar_scim.search import Page, Query, Source, run
-from skilljar_scim.store import filter_sql
+from skilljar_scim.store import filter_sql, prepared
 from skilljar_scim.store.db import write_transaction
 from skilljar_scim.store.models import Group, Membership, RoleMapping, User
 from skilljar_scim.versions import check_if_match, etag
@@ -28,7 +28,7 @@ _MEMBER_KEYS = ("members", f"{GROUP_SCHEMA.id}:members".lower())
 
 def get(group_id: str) -> Group:
     """Return a group, or raise NotFound."""
-    group = Group.get_or_none(Group.id == group_id)
+    group = prepared.first("group.by_id", lambda: Group.select().where(Group.id == prepared.param(0)), [group_id])
     if group is None:
         raise NotFound(f"Group {group_id} not found")
     return group
@@ -215,7 +215,8 @@ def _write(group: Group, data: dict, is_new: bool) -> Group:
 def _bump(group: Group) -> Group:
     """Give the group a new version: its attributes or members changed."""
     now = clock.utcnow()
-    Group.update(version=Group.version + 1, updated_at=now).where(Group.id == group.id).execute()
+    prepared.run("group.bump", lambda: Group.update(version=Group.version + 1, updated_at=prepared.param(0))
+                 .where(Group.id == prepared.param(1)), [Group.updated_at.db_value(now), group.id])
     group.version += 1
     group.updated_at = now
     return group
@@ -237,36 +238,43 @@ def _add(actor: Actor, group: Group, ids: list[str]) -> bool:
     """Add users by id; ids already members are skipped; unknown ids are 400 invalidValue."""
     if not ids:
         return False
-    known = {u for (u,) in User.select(User.id).where(User.id.in_(ids), User.deprovisioned_at.is_null()).tuples()}
+    known = {u for (u,) in prepared.listed("group.known_users", lambda _, listed: User.select(User.id).where(
+        User.id.in_(listed), User.deprovisioned_at.is_null()).tuples(), ids)}
     unknown = [i for i in ids if i not in known]
     if unknown:
         raise InvalidValue(f"no such User for member value(s): {', '.join(unknown[:10])}")
-    present = Membership.select(Membership.user).where(Membership.group == group.id, Membership.user.in_(ids))
-    already = {u for (u,) in present.tuples()}
+    already = {u for (u,) in _members_among(group, ids)}
     new = [i for i in ids if i not in already]
     if new:
         now = clock.utcnow()
         rows = [{"group": group.id, "user": i, "created_at": now} for i in new]
         # A concurrent add of the same member (PostgreSQL, READ COMMITTED) must not fail the request.
-        insert = Membership.insert_many(rows).on_conflict_ignore()
-        _changing_members(actor, new, "membership", insert.execute)
+        insert = lambda: [prepared.insert(Membership, rows[i:i + 100], ignore_conflicts=True)  # noqa: E731
+                          for i in range(0, len(rows), 100)]
+        _changing_members(actor, new, "membership", insert)
         _record_members(actor, "membership.added", group, new)
     return bool(new)
 
 
 def _remove(actor: Actor, group: Group, ids: list[str] | None, keep: tuple[str, ...] = ()) -> bool:
     """Remove the given members (absent ones are ignored), or all but `keep` when ids is None."""
-    query = Membership.select(Membership.user).where(Membership.group == group.id)
     if ids is not None:
-        query = query.where(Membership.user.in_(ids))
-    elif keep:
-        query = query.where(Membership.user.not_in(list(keep)))
-    gone = [u for (u,) in query.tuples()]
+        gone = [u for (u,) in _members_among(group, ids)]
+    else:
+        query = Membership.select(Membership.user).where(Membership.group == group.id)
+        gone = [u for (u,) in (query.where(Membership.user.not_in(list(keep))) if keep else query).tuples()]
     if gone:
-        delete = Membership.delete().where(Membership.group == group.id, Membership.user.in_(gone))
-        _changing_members(actor, gone, "membership", delete.execute)
+        delete = lambda: prepared.listed("group.delete_members", lambda fixed, listed: Membership.delete().where(  # noqa: E731
+            Membership.group == fixed[0], Membership.user.in_(listed)), gone, [group.id], write=True)
+        _changing_members(actor, gone, "membership", delete)
         _record_members(actor, "membership.removed", group, gone)
     return bool(gone)
+
+
+def _members_among(group: Group, ids: list[str]) -> list[tuple]:
+    """Return (user id,) of those of `ids` who are members of `group`."""
+    return prepared.listed("group.members_among", lambda fixed, listed: Membership.select(Membership.user).where(
+        Membership.group == fixed[0], Membership.user.in_(listed)).tuples(), ids, [group.id])
 
 
 def _changing_members(actor: Actor, user_ids: list[str], reason: str, change) -> None:

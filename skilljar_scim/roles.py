@@ -131,7 +131,8 @@ def touch_users(user_ids: Iterable[str]) -> None:
     """Give users a new version: their computed `groups` or `roles` changed (RFC 7644 §3.14)."""
     ids = list(user_ids)
     if ids:
-        User.update(version=User.version + 1, updated_at=clock.utcnow()).where(User.id.in_(ids)).execute()
+        prepared.listed("users.touch", lambda fixed, listed: User.update(version=User.version + 1, updated_at=fixed[0])
+                        .where(User.id.in_(listed)), ids, [User.updated_at.db_value(clock.utcnow())], write=True)
 
 
 def _user_names(user_ids: Iterable[str]) -> dict[str, str]:

@@ -148,8 +148,11 @@ def run(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[A
     return db.execute_sql(compiled.sql, _bind(compiled.template, values)).rowcount
 
 
-def insert(model: type[peewee.Model], rows: list[dict]) -> None:
-    """Insert rows that all name the same fields, in one statement compiled once per shape."""
+def insert(model: type[peewee.Model], rows: list[dict], ignore_conflicts: bool = False) -> None:
+    """Insert rows that all name the same fields, in one statement compiled once per shape.
+
+    With `ignore_conflicts`, a row that would break a unique constraint is skipped.
+    """
     if not rows:
         return
     names = tuple(rows[0])
@@ -157,10 +160,27 @@ def insert(model: type[peewee.Model], rows: list[dict]) -> None:
     width = len(fields)
 
     def build():
-        return model.insert_many([{f: param(i * width + j) for j, f in enumerate(fields)} for i in range(len(rows))])
+        query = model.insert_many([{f: param(i * width + j) for j, f in enumerate(fields)} for i in range(len(rows))])
+        return query.on_conflict_ignore() if ignore_conflicts else query
 
-    run(("insert", model.__name__, names, len(rows)), build,
+    run(("insert", model.__name__, names, len(rows), ignore_conflicts), build,
         [f.db_value(row[name]) for row in rows for f, name in zip(fields, names)])
+
+
+def listed(key: Hashable, build: Callable[[list, list], peewee.BaseQuery], items: Sequence[Any],
+           fixed: Sequence[Any] = (), write: bool = False):
+    """Run a query over a list of values (an IN list): rows of a select, or the rows a write changed.
+
+    `build(fixed_params, item_params)` makes the query. It is compiled once per list length
+    up to MAX_LISTED; a longer list is built with the values themselves, every time.
+    """
+    if len(items) > MAX_LISTED:
+        query = build(list(fixed), list(items))
+        return query.execute() if write else list(query)
+    count = len(fixed)
+    values = [*fixed, *items]
+    make = lambda: build(params(0, count), params(count, len(items)))  # noqa: E731
+    return (run if write else execute)((key, len(items)), make, values)
 
 
 def save(instance: peewee.Model, is_new: bool) -> None:
