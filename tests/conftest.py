@@ -105,6 +105,13 @@ def initialised(cli: Cli) -> Cli:
     return cli
 
 
+def assert_no_content(response) -> None:
+    """Assert a successful Group PATCH answer (RFC 7644 §3.5.2): 204, the new weak ETag, no body, no type."""
+    assert response.status_code == 204, response.get_data(as_text=True)
+    assert response.get_data() == b"" and "Content-Type" not in response.headers, response.headers
+    assert response.headers["ETag"].startswith('W/"'), response.headers
+
+
 class Api:
     """Flask test client for the real app, with a live bearer token and SCIM helpers."""
 
@@ -143,6 +150,18 @@ class Api:
         """PATCH with a PatchOp message made of `operations`."""
         body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": list(operations)}
         return self.patch(path, body, **kw)
+
+    def group_ops(self, path: str, *operations, **kw):
+        """PATCH a Group; assert 204 + ETag and no body (RFC 7644 §3.5.2); return a GET of the group after it.
+
+        The GET's ETag and meta.version must equal the PATCH's ETag header.
+        """
+        response = self.ops(path, *operations, **kw)
+        assert_no_content(response)
+        after = self.get(path.split("?", 1)[0])
+        assert after.status_code == 200, after.get_json()
+        assert after.headers["ETag"] == after.get_json()["meta"]["version"] == response.headers["ETag"]
+        return after
 
     def create_user(self, user_name: str = "alice@example.com", **attributes) -> dict:
         body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name, **attributes}

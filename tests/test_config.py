@@ -72,6 +72,8 @@ def test_config_sample_file_documents_every_key() -> None:
         ("[server\nport = 1\n", "cannot read settings"),
         ("server = 3\n", "[server] must be a table"),
         ("[server]\nport = -1\n", "must not be negative"),
+        ("[server]\ngroup_patch_response = \"bogus\"\n",
+         "'server.group_patch_response' must be one of no-content, resource, got 'bogus'"),
     ],
 )
 def test_config_bad_file_is_clear_error(tmp_path: Path, content: str, message: str) -> None:
@@ -96,6 +98,21 @@ def test_config_roles_catalog_from_file_and_env(tmp_path: Path) -> None:
     assert config.load(path, env=env).roles.catalog == {"x": "y"}
     with pytest.raises(ConfigError, match="roles.catalog"):
         config.load(path, env={"SKILLJAR_SCIM_ROLES_CATALOG": "[1]"})
+
+
+def test_config_group_patch_response_defaults_to_no_content_and_accepts_resource(tmp_path: Path) -> None:
+    assert config.load(None, env={}).server.group_patch_response == "no-content"
+    assert config.load(SAMPLE_CONFIG, env={}).server.group_patch_response == "no-content"
+    path = tmp_path / "scim.toml"
+    path.write_text('[server]\ngroup_patch_response = "resource"\n')
+    assert config.load(path, env={}).server.group_patch_response == "resource"
+    env = {"SKILLJAR_SCIM_SERVER_GROUP_PATCH_RESPONSE": "no-content"}
+    assert config.load(path, env=env).server.group_patch_response == "no-content"
+
+
+def test_config_group_patch_response_bad_env_value_is_clear_error() -> None:
+    with pytest.raises(ConfigError, match="must be one of no-content, resource"):
+        config.load(None, env={"SKILLJAR_SCIM_SERVER_GROUP_PATCH_RESPONSE": "bogus"})
 
 
 def test_config_bad_env_value_is_clear_error(tmp_path: Path) -> None:

@@ -72,15 +72,25 @@ def test_concurrency_member_adds_to_one_group_all_land(server) -> None:
     group = _create_group(server, token, "Burst")
     group_version = int(group["meta"]["version"][3:-1])
     ids = [p["id"] for p in people]
-    # Every add twice: duplicates must neither fail nor count twice.
-    calls = [lambda u=u: server.request("PATCH", f"/Groups/{group['id']}", token, _add_member(u)) for u in ids * 2]
-    reads = [lambda: server.request("GET", f"/Groups/{group['id']}", token) for _ in range(len(ids))]
+    # Every add twice: duplicates must neither fail nor count twice. The first of each pair gets
+    # the default answer (204 + ETag); the second asks for the members, so it answers 200 with them.
+    path = f"/Groups/{group['id']}"
+    calls = [lambda u=u: server.request("PATCH", path, token, _add_member(u)) for u in ids]
+    calls += [lambda u=u: server.request("PATCH", f"{path}?attributes=members", token, _add_member(u)) for u in ids]
+    reads = [lambda: server.request("GET", path, token) for _ in range(len(ids))]
     results = _burst([call for pair in zip(calls, reads + reads) for call in pair])
     _assert_clean(results)
     writes = results[0::2]
-    for (status, _, body), user_id in zip(writes, ids * 2):
+    for status, headers, body in writes[:len(ids)]:
+        assert status == 204 and body is None and "Content-Type" not in headers, (status, headers, body)
+    for (status, headers, body), user_id in zip(writes[len(ids):], ids):
+        assert status == 200 and headers["ETag"] == body["meta"]["version"], (status, body)
         assert user_id in {m["value"] for m in body.get("members", [])}, "a response misses its own write"
+    # Each new member makes one new version, and its write answers with that version's ETag.
+    assert {headers["ETag"] for _, headers, _ in writes} == {f'W/"{group_version + n}"' for n in range(1, len(ids) + 1)}
     for status, _, body in results:
+        if body is None:
+            continue
         # Each add makes one new version: an answer shows the members of exactly its version.
         members = body.get("members", [])
         assert body["meta"]["version"] == f'W/"{group_version + len(members)}"', "an answer mixes two states"

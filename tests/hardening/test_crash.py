@@ -55,8 +55,8 @@ class Writer:
         # Two operations that must land together: the member, and the count it makes (externalId).
         ops = [{"op": "add", "path": "members", "value": [{"value": user["id"]}]},
                {"op": "replace", "path": "externalId", "value": str(len(self.members) + 1)}]
-        status, _, group = server.request("PATCH", f"/Groups/{self.group_id}", token, _patch(*ops))
-        assert status == 200, group
+        status, headers, group = server.request("PATCH", f"/Groups/{self.group_id}", token, _patch(*ops))
+        assert status == 204 and group is None and headers.get("ETag"), (status, group)
         self.members.append(user["id"])
         for step in (1, 2):  # three attributes that must always agree
             value = f"step {step}"

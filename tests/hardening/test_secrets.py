@@ -106,7 +106,7 @@ def _provision(server, token: str) -> None:
     status, _, pushed = server.request("POST", "/Groups", token, group)
     assert status == 201
     assert server.request("PATCH", f"/Groups/{pushed['id']}", token,
-                          _patch({"op": "replace", "path": "displayName", "value": "Engineering"}))[0] == 200
+                          _patch({"op": "replace", "path": "displayName", "value": "Engineering"}))[0] == 204
     bulk = {"schemas": [BULK], "Operations": [{"method": "POST", "path": "/Users", "bulkId": "b1", "data": {
         "schemas": [USER_SCHEMA], "userName": "bulk@example.com", "password": PASSWORDS[3]}}]}
     status, _, answer = server.request("POST", "/Bulk", token, bulk)

@@ -36,9 +36,19 @@ class Wire:
         return parsed
 
     def patch_ops(self, path: str, *operations, status: int = 200):
-        """PATCH a PatchOp with these operations and return the parsed body."""
+        """PATCH a PatchOp with these operations and return the parsed body.
+
+        A Group PATCH answers 204 (RFC 7644 §3.5.2): pass status=204; this checks the new
+        ETag and the empty body, and returns None (GET the group to see its state).
+        """
         body = {"schemas": [PATCH_OP], "Operations": list(operations)}
-        return self.send("PATCH", path, body, status)
+        if status != 204:
+            return self.send("PATCH", path, body, status)
+        response = self.send("PATCH", path, body)
+        assert response.status_code == 204, response.get_data(as_text=True)
+        assert response.get_data() == b"" and "Content-Type" not in response.headers, response.headers
+        assert response.headers["ETag"].startswith('W/"'), response.headers
+        return None
 
     def listing(self, path: str) -> dict:
         """GET a list endpoint and check the ListResponse shape (RFC 7644 §3.4.2)."""

@@ -214,34 +214,38 @@ def test_okta_push_group_then_list_and_read_it(okta, pushed_group) -> None:
 
 def test_okta_rename_sends_the_group_id_in_the_value(okta, pushed_group) -> None:
     path = f"/Groups/{pushed_group['id']}"
-    renamed = okta.patch_ops(path, {"op": "replace", "value": {"id": pushed_group["id"], "displayName": "Test SCIMv20"}})
+    okta.patch_ops(path, {"op": "replace", "value": {"id": pushed_group["id"], "displayName": "Test SCIMv20"}}, status=204)
+    renamed = okta.send("GET", path, status=200)
     assert renamed["displayName"] == "Test SCIMv20" and renamed["id"] == pushed_group["id"]
     # Okta repeats the rename with every membership update: an unchanged name is fine.
-    again = okta.patch_ops(path, {"op": "replace", "value": {"id": pushed_group["id"], "displayName": "Test SCIMv20"}})
-    assert again["displayName"] == "Test SCIMv20"
+    okta.patch_ops(path, {"op": "replace", "value": {"id": pushed_group["id"], "displayName": "Test SCIMv20"}}, status=204)
+    assert okta.send("GET", path, status=200)["displayName"] == "Test SCIMv20"
 
 
 def test_okta_membership_remove_and_add_in_one_patch(okta, api, pushed_group, created) -> None:
     other = api.create_user("other@okta.local")
     path = f"/Groups/{pushed_group['id']}"
-    okta.patch_ops(path, {"op": "add", "path": "members", "value": [{"value": other["id"], "display": "other@okta.local"}]})
+    okta.patch_ops(path, {"op": "add", "path": "members", "value": [{"value": other["id"], "display": "other@okta.local"}]},
+                   status=204)
     okta.patch_ops(
         path,
         {"op": "remove", "path": f'members[value eq "{other["id"]}"]'},
         {"op": "add", "path": "members", "value": [{"value": created["id"], "display": NAME}]},
+        status=204,
     )
     assert _member_ids(okta, pushed_group["id"]) == {created["id"]}
     # Adding a member already there is a no-op.
-    okta.patch_ops(path, {"op": "add", "path": "members", "value": [{"value": created["id"], "display": NAME}]})
+    okta.patch_ops(path, {"op": "add", "path": "members", "value": [{"value": created["id"], "display": NAME}]}, status=204)
     assert _member_ids(okta, pushed_group["id"]) == {created["id"]}
 
 
 def test_okta_full_push_replaces_the_members(okta, api, pushed_group, created) -> None:
     others = [api.create_user(f"m{n}@okta.local")["id"] for n in range(3)]
     path = f"/Groups/{pushed_group['id']}"
-    okta.patch_ops(path, {"op": "add", "path": "members", "value": [{"value": i} for i in others]})
+    okta.patch_ops(path, {"op": "add", "path": "members", "value": [{"value": i} for i in others]}, status=204)
     okta.patch_ops(path, {"op": "replace", "path": "members",
-                          "value": [{"value": created["id"], "display": NAME}, {"value": others[0], "display": "m0"}]})
+                          "value": [{"value": created["id"], "display": NAME}, {"value": others[0], "display": "m0"}]},
+                   status=204)
     assert _member_ids(okta, pushed_group["id"]) == {created["id"], others[0]}
 
 
@@ -253,7 +257,8 @@ def test_okta_aiw_app_updates_a_group_by_put(okta, pushed_group, created) -> Non
 
 
 def test_okta_unlink_pushed_group_deletes_it(okta, pushed_group, created) -> None:
-    okta.patch_ops(f"/Groups/{pushed_group['id']}", {"op": "add", "path": "members", "value": [{"value": created["id"]}]})
+    okta.patch_ops(f"/Groups/{pushed_group['id']}", {"op": "add", "path": "members", "value": [{"value": created["id"]}]},
+                   status=204)
     assert okta.send("DELETE", f"/Groups/{pushed_group['id']}", status=204) is None
     assert okta.send("GET", f"/Groups/{pushed_group['id']}").status_code == 404
     assert okta.send("GET", f"/Users/{created['id']}", status=200)["active"] is True
@@ -261,7 +266,8 @@ def test_okta_unlink_pushed_group_deletes_it(okta, pushed_group, created) -> Non
 
 def test_okta_pushed_group_grants_its_mapped_role(okta, map_role, event_actions, pushed_group, created) -> None:
     map_role("Test SCIMv2", "api-admin")
-    okta.patch_ops(f"/Groups/{pushed_group['id']}", {"op": "add", "path": "members", "value": [{"value": created["id"]}]})
+    okta.patch_ops(f"/Groups/{pushed_group['id']}", {"op": "add", "path": "members", "value": [{"value": created["id"]}]},
+                   status=204)
     user = okta.send("GET", f"/Users/{created['id']}", status=200)
     assert [r["value"] for r in user["roles"]] == ["api-admin"]
     assert user["groups"][0]["display"] == "Test SCIMv2"

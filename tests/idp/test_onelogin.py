@@ -171,7 +171,9 @@ def test_onelogin_base_url_entered_with_a_trailing_slash_still_works(onelogin, g
     assert onelogin.listing("//Users?filter=userName%20eq%20%22jane.doe%40example.com%22")["totalResults"] == 0
     made = onelogin.send("POST", "//Users", _template(), 201)
     assert onelogin.send("PUT", f"//Users/{made['id']}?", _template(title="CEO"), 200)["title"] == "CEO"
-    onelogin.patch_ops(f"//Groups/{group['id']}", {"op": "add", "path": "members", "value": [{"value": made["id"]}]})
+    onelogin.patch_ops(f"//Groups/{group['id']}", {"op": "add", "path": "members", "value": [{"value": made["id"]}]},
+                       status=204)
+    assert [m["value"] for m in onelogin.send("GET", f"//Groups/{group['id']}", status=200)["members"]] == [made["id"]]
     assert onelogin.send("DELETE", f"//Users/{made['id']}", status=204) is None
 
 
@@ -187,26 +189,28 @@ def test_onelogin_patch_group_adds_and_removes_members(onelogin, api, group, pro
     other = api.create_user("other@example.com")["id"]
     path = f"/Groups/{group['id']}"
     onelogin.patch_ops(path, {"op": "add", "path": "members",
-                              "value": [{"value": provisioned["id"]}, {"value": other}]})
-    onelogin.patch_ops(path, {"op": "add", "path": "members", "value": [{"value": provisioned["id"]}]})
+                              "value": [{"value": provisioned["id"]}, {"value": other}]}, status=204)
+    onelogin.patch_ops(path, {"op": "add", "path": "members", "value": [{"value": provisioned["id"]}]}, status=204)
     members = onelogin.send("GET", path, status=200)["members"]
     assert sorted(m["value"] for m in members) == sorted([provisioned["id"], other])
-    onelogin.patch_ops(path, {"op": "remove", "path": "members", "value": [{"value": other}]})
+    onelogin.patch_ops(path, {"op": "remove", "path": "members", "value": [{"value": other}]}, status=204)
     assert [m["value"] for m in onelogin.send("GET", path, status=200)["members"]] == [provisioned["id"]]
-    onelogin.patch_ops(path, {"op": "remove", "path": f'members[value eq "{provisioned["id"]}"]'})
+    onelogin.patch_ops(path, {"op": "remove", "path": f'members[value eq "{provisioned["id"]}"]'}, status=204)
     assert "members" not in onelogin.send("GET", path, status=200)
 
 
 def test_onelogin_rename_and_delete_group(onelogin, group) -> None:
     path = f"/Groups/{group['id']}"
-    assert onelogin.patch_ops(path, {"op": "replace", "value": {"displayName": "Sales EMEA"}})["displayName"] == "Sales EMEA"
+    assert onelogin.patch_ops(path, {"op": "replace", "value": {"displayName": "Sales EMEA"}}, status=204) is None
+    assert onelogin.send("GET", path, status=200)["displayName"] == "Sales EMEA"
     assert onelogin.send("DELETE", path, status=204) is None
     assert onelogin.listing("/Groups")["totalResults"] == 0
 
 
 def test_onelogin_group_rule_grants_the_mapped_role(onelogin, map_role, event_actions, group, provisioned) -> None:
     map_role("sales", "analytics-limited")  # mappings match displayName case-insensitively
-    onelogin.patch_ops(f"/Groups/{group['id']}", {"op": "add", "path": "members", "value": [{"value": provisioned["id"]}]})
+    onelogin.patch_ops(f"/Groups/{group['id']}", {"op": "add", "path": "members", "value": [{"value": provisioned["id"]}]},
+                       status=204)
     user = onelogin.send("GET", f"/Users/{provisioned['id']}", status=200)
     assert [r["value"] for r in user["roles"]] == ["analytics-limited"]
     onelogin.send("DELETE", f"/Users/{provisioned['id']}", status=204)

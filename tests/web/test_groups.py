@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from urllib.parse import urlencode
 
 import pytest
@@ -304,33 +305,31 @@ def test_groups_put_unknown_group_is_404(api) -> None:
 def test_groups_patch_add_one_member(api, people) -> None:
     ann, bob, _ = people
     group = api.create_group("Engineering", [ann["id"]])
-    response = api.ops(f"/Groups/{group['id']}", {"op": "add", "path": "members", "value": [{"value": bob["id"]}]})
-    body = response.get_json()
-    assert response.status_code == 200, body
+    after = api.group_ops(f"/Groups/{group['id']}", {"op": "add", "path": "members", "value": [{"value": bob["id"]}]})
+    body = after.get_json()
     assert member_ids(body) == sorted([ann["id"], bob["id"]])
-    assert body["meta"]["version"] == response.headers["ETag"] == 'W/"2"'
+    assert body["meta"]["version"] == after.headers["ETag"] == 'W/"2"'
 
 
 def test_groups_patch_add_many_members_in_one_operation(api, people) -> None:
     group = api.create_group("Engineering")
     value = [{"value": p["id"]} for p in people]
-    body = api.ops(f"/Groups/{group['id']}", {"op": "Add", "path": "members", "value": value}).get_json()
+    body = api.group_ops(f"/Groups/{group['id']}", {"op": "Add", "path": "members", "value": value}).get_json()
     assert member_ids(body) == sorted(p["id"] for p in people)
     assert body["meta"]["version"] == 'W/"2"'
 
 
 def test_groups_patch_add_without_path_adds_members(api, people) -> None:
     group = api.create_group("Engineering")
-    body = api.ops(f"/Groups/{group['id']}", {"op": "add", "value": {"members": [{"value": people[2]["id"]}]}}).get_json()
+    body = api.group_ops(f"/Groups/{group['id']}", {"op": "add", "value": {"members": [{"value": people[2]["id"]}]}}).get_json()
     assert member_ids(body) == [people[2]["id"]]
 
 
 def test_groups_patch_add_existing_member_is_noop_and_keeps_version(api, people) -> None:
     group = api.create_group("Engineering", [people[0]["id"]])
-    response = api.ops(f"/Groups/{group['id']}", {"op": "add", "path": "members", "value": [{"value": people[0]["id"]}]})
-    assert response.status_code == 200
-    assert response.get_json() == group
-    assert response.headers["ETag"] == 'W/"1"'
+    after = api.group_ops(f"/Groups/{group['id']}", {"op": "add", "path": "members", "value": [{"value": people[0]["id"]}]})
+    assert after.get_json() == group
+    assert after.headers["ETag"] == 'W/"1"'
 
 
 @pytest.mark.parametrize("operation", [
@@ -344,33 +343,29 @@ def test_groups_patch_add_existing_member_is_noop_and_keeps_version(api, people)
 def test_groups_patch_remove_removes_only_the_named_member(api, people, operation) -> None:
     ids = [p["id"] for p in people]
     group = api.create_group("Engineering", ids)
-    response = api.ops(f"/Groups/{group['id']}", operation(ids))
-    body = response.get_json()
-    assert response.status_code == 200, body
+    body = api.group_ops(f"/Groups/{group['id']}", operation(ids)).get_json()
     assert member_ids(body) == sorted(ids[1:])
     assert body["meta"]["version"] == 'W/"2"'
-    assert member_ids(fetch(api, group["id"])) == sorted(ids[1:])
 
 
 def test_groups_patch_remove_two_named_members(api, people) -> None:
     ids = [p["id"] for p in people]
     group = api.create_group("Engineering", ids)
     value = [{"value": ids[0]}, {"value": ids[2]}]
-    body = api.ops(f"/Groups/{group['id']}", {"op": "remove", "path": "members", "value": value}).get_json()
+    body = api.group_ops(f"/Groups/{group['id']}", {"op": "remove", "path": "members", "value": value}).get_json()
     assert member_ids(body) == [ids[1]]
 
 
 def test_groups_patch_remove_members_without_value_removes_all(api, people) -> None:
     group = api.create_group("Engineering", [p["id"] for p in people])
-    body = api.ops(f"/Groups/{group['id']}", {"op": "remove", "path": "members"}).get_json()
+    body = api.group_ops(f"/Groups/{group['id']}", {"op": "remove", "path": "members"}).get_json()
     assert "members" not in body and body["meta"]["version"] == 'W/"2"'
-    assert "members" not in fetch(api, group["id"])
     assert all(api.get(f"/Users/{p['id']}").status_code == 200 for p in people)
 
 
 def test_groups_patch_remove_absent_member_keeps_version(api, people) -> None:
     group = api.create_group("Engineering", [people[0]["id"]])
-    body = api.ops(f"/Groups/{group['id']}", {"op": "remove", "path": f'members[value eq "{people[1]["id"]}"]'}).get_json()
+    body = api.group_ops(f"/Groups/{group['id']}", {"op": "remove", "path": f'members[value eq "{people[1]["id"]}"]'}).get_json()
     assert body == group
 
 
@@ -383,7 +378,7 @@ def test_groups_patch_remove_absent_member_keeps_version(api, people) -> None:
 def test_groups_patch_replace_members_sets_exactly_those(api, people, operation) -> None:
     ids = [p["id"] for p in people]
     group = api.create_group("Engineering", ids[:2])
-    body = api.ops(f"/Groups/{group['id']}", operation(ids)).get_json()
+    body = api.group_ops(f"/Groups/{group['id']}", operation(ids)).get_json()
     assert member_ids(body) == sorted(ids[1:])
     assert body["meta"]["version"] == 'W/"2"'
 
@@ -391,10 +386,10 @@ def test_groups_patch_replace_members_sets_exactly_those(api, people, operation)
 def test_groups_patch_ops_apply_in_order(api, people) -> None:
     ids = [p["id"] for p in people]
     group = api.create_group("Engineering")
-    body = api.ops(f"/Groups/{group['id']}",
-                   {"op": "add", "path": "members", "value": [{"value": ids[0]}, {"value": ids[1]}]},
-                   {"op": "remove", "path": f'members[value eq "{ids[0]}"]'},
-                   {"op": "add", "path": "members", "value": [{"value": ids[2]}]}).get_json()
+    body = api.group_ops(f"/Groups/{group['id']}",
+                         {"op": "add", "path": "members", "value": [{"value": ids[0]}, {"value": ids[1]}]},
+                         {"op": "remove", "path": f'members[value eq "{ids[0]}"]'},
+                         {"op": "add", "path": "members", "value": [{"value": ids[2]}]}).get_json()
     assert member_ids(body) == sorted(ids[1:])
 
 
@@ -408,13 +403,10 @@ def test_groups_patch_ops_apply_in_order(api, people) -> None:
 ])
 def test_groups_patch_rename(api, people, operation) -> None:
     group = api.create_group("Engineering", [people[0]["id"]])
-    response = api.ops(f"/Groups/{group['id']}", operation(group["id"]))
-    body = response.get_json()
-    assert response.status_code == 200, body
+    body = api.group_ops(f"/Groups/{group['id']}", operation(group["id"])).get_json()
     assert body["displayName"] == "Platform" and body["id"] == group["id"]
     assert member_ids(body) == [people[0]["id"]]
     assert body["meta"]["version"] == 'W/"2"'
-    assert fetch(api, group["id"]) == body
 
 
 @pytest.mark.parametrize("operations, status, scim_type", [
@@ -460,6 +452,79 @@ def test_groups_patch_unknown_group_is_404(api) -> None:
     api.assert_error(api.ops("/Groups/nope", {"op": "replace", "path": "displayName", "value": "X"}), 404)
 
 
+# --- §3.5.2 patch: what a successful PATCH answers ---------------------------------------
+
+
+def test_groups_patch_answers_204_with_the_new_etag_and_no_body(api, people) -> None:
+    group = api.create_group("Engineering", [people[0]["id"]])
+    response = api.ops(f"/Groups/{group['id']}", {"op": "add", "path": "members", "value": [{"value": people[1]["id"]}]})
+    assert response.status_code == 204, response.get_data(as_text=True)
+    assert response.get_data() == b""
+    assert "Content-Type" not in response.headers, response.headers
+    after = api.get(f"/Groups/{group['id']}")
+    assert response.headers["ETag"] == after.headers["ETag"] == after.get_json()["meta"]["version"] == 'W/"2"'
+    assert member_ids(after.get_json()) == sorted([people[0]["id"], people[1]["id"]])
+
+
+def test_groups_patch_excluded_members_answers_200_without_members(api, people) -> None:
+    group = api.create_group("Engineering", [people[0]["id"]])
+    response = api.ops(query(f"/Groups/{group['id']}", {"excludedAttributes": "members"}),
+                       {"op": "add", "path": "members", "value": [{"value": people[1]["id"]}]})
+    body = response.get_json()
+    assert response.status_code == 200, body
+    assert response.mimetype == "application/scim+json"
+    assert "members" not in body
+    assert body["displayName"] == "Engineering" and body["id"] == group["id"]
+    assert body["meta"]["version"] == response.headers["ETag"] == 'W/"2"'
+    assert member_ids(fetch(api, group["id"])) == sorted([people[0]["id"], people[1]["id"]])
+
+
+def test_groups_patch_attributes_answers_200_with_only_those(api, people) -> None:
+    group = api.create_group("Engineering", [people[0]["id"]])
+    response = api.ops(query(f"/Groups/{group['id']}", {"attributes": "displayName"}),
+                       {"op": "replace", "path": "displayName", "value": "Platform"})
+    body = response.get_json()
+    assert response.status_code == 200, body
+    assert set(body) == {"schemas", "id", "meta", "displayName"}
+    assert body["displayName"] == "Platform" and body["id"] == group["id"]
+    assert response.headers["ETag"] == 'W/"2"'
+
+
+def test_groups_patch_with_resource_setting_answers_200_with_the_whole_group(api, people, settings) -> None:
+    from skilljar_scim.web.app import create_app
+
+    server = dataclasses.replace(settings.server, group_patch_response="resource")
+    application = create_app(dataclasses.replace(settings, server=server))
+    application.config["TESTING"] = False
+    resource_api = type(api)(application, api.token)
+    group = api.create_group("Engineering", [people[0]["id"]])
+    response = resource_api.ops(f"/Groups/{group['id']}",
+                                {"op": "add", "path": "members", "value": [{"value": people[1]["id"]}]})
+    body = response.get_json()
+    assert response.status_code == 200, body
+    assert response.mimetype == "application/scim+json"
+    assert member_ids(body) == sorted([people[0]["id"], people[1]["id"]])
+    assert body["displayName"] == "Engineering" and body["schemas"] == [GROUP]
+    assert body["meta"]["version"] == response.headers["ETag"] == 'W/"2"'
+    assert fetch(api, group["id"]) == body
+
+
+@pytest.mark.parametrize("setting", ["no-content", "resource"])
+def test_groups_patch_failure_is_still_an_error_body(api, people, settings, setting) -> None:
+    from skilljar_scim.web.app import create_app
+
+    server = dataclasses.replace(settings.server, group_patch_response=setting)
+    application = create_app(dataclasses.replace(settings, server=server))
+    application.config["TESTING"] = False
+    configured = type(api)(application, api.token)
+    group = api.create_group("Engineering", [people[0]["id"]])
+    response = configured.ops(f"/Groups/{group['id']}",
+                              {"op": "add", "path": "members", "value": [{"value": "no-such-user"}]})
+    api.assert_error(response, 400, "invalidValue")
+    assert "ETag" not in response.headers
+    assert fetch(api, group["id"]) == group
+
+
 # --- deprovisioned users ---------------------------------------------------------------
 
 
@@ -494,7 +559,7 @@ def test_groups_deprovisioned_user_cannot_be_added(api, people, send) -> None:
 def test_groups_delete_is_204_then_404_and_users_stay(api, people) -> None:
     group = api.create_group("Engineering", [p["id"] for p in people])
     response = api.delete(f"/Groups/{group['id']}")
-    assert response.status_code == 204 and response.data == b""
+    assert response.status_code == 204 and response.data == b"" and "Content-Type" not in response.headers
     api.assert_error(api.get(f"/Groups/{group['id']}"), 404)
     api.assert_error(api.delete(f"/Groups/{group['id']}"), 404)
     for person in people:
@@ -527,9 +592,9 @@ def test_groups_if_match_stale_version_is_412(api, method) -> None:
 
 def test_groups_if_match_current_version_succeeds(api, people) -> None:
     group = api.create_group("Engineering")
-    response = api.ops(f"/Groups/{group['id']}", {"op": "add", "path": "members", "value": [{"value": people[0]["id"]}]},
-                       headers={"If-Match": group["meta"]["version"]})
-    assert response.status_code == 200
+    after = api.group_ops(f"/Groups/{group['id']}", {"op": "add", "path": "members", "value": [{"value": people[0]["id"]}]},
+                          headers={"If-Match": group["meta"]["version"]})
+    assert member_ids(after.get_json()) == [people[0]["id"]] and after.headers["ETag"] == 'W/"2"'
     api.assert_error(api.ops(f"/Groups/{group['id']}", {"op": "remove", "path": "members"},
                              headers={"If-Match": group["meta"]["version"]}), 412)
 
@@ -538,8 +603,8 @@ def test_groups_version_bumps_on_each_member_change(api, people) -> None:
     group = api.create_group("Engineering")
     versions = [group["meta"]["version"]]
     for person in people:
-        response = api.ops(f"/Groups/{group['id']}", {"op": "add", "path": "members", "value": [{"value": person["id"]}]})
-        versions.append(response.headers["ETag"])
+        after = api.group_ops(f"/Groups/{group['id']}", {"op": "add", "path": "members", "value": [{"value": person["id"]}]})
+        versions.append(after.headers["ETag"])
     assert versions == ['W/"1"', 'W/"2"', 'W/"3"', 'W/"4"']
 
 
@@ -601,8 +666,8 @@ def test_groups_member_of_type_group_is_400_invalid_value(api, people, send) -> 
 def test_groups_member_of_type_user_or_untyped_is_accepted(api, people, kind) -> None:
     member = {"value": people[0]["id"], **({"type": kind} if kind else {})}
     group = api.create_group("Engineering")
-    response = api.ops(f"/Groups/{group['id']}", {"op": "add", "path": "members", "value": [member]})
-    assert response.status_code == 200, response.get_json()
+    after = api.group_ops(f"/Groups/{group['id']}", {"op": "add", "path": "members", "value": [member]})
+    assert [m["type"] for m in after.get_json()["members"]] == ["User"]
     created = api.post("/Groups", {"schemas": [GROUP], "displayName": "Other", "members": [member]})
     assert created.status_code == 201, created.get_json()
     assert [m["type"] for m in created.get_json()["members"]] == ["User"]
