@@ -595,7 +595,7 @@ class Bench:
         self.report.results["group_fill"] = Result(
             "group_fill", len(times), round(total, 2), round(len(times) / total, 1),
             round(statistics.median(times) * 1000, 2), round(percentile(times, 99) * 1000, 2), 0,
-            note=f"{len(times)} PATCHes adding {batch} members each, one client, full response")
+            note=f"{len(times)} PATCHes adding {batch} members each, one client, default answer (204)")
         log(f"group fill: {len(times)} PATCHes in {total:.1f} s (p50 {statistics.median(times) * 1000:.1f} ms)")
 
     def deactivate(self) -> None:
