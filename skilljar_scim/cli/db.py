@@ -1,7 +1,5 @@
 """`scim db`: back up the database while the server runs, and check its integrity."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """`scim events`: the provisioning and audit trail."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

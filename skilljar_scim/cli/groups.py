@@ -1,7 +1,5 @@
 """`scim groups`: list groups, show members and the roles a group grants."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

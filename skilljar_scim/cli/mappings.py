@@ -1,7 +1,5 @@
 """`scim mappings`: map IdP groups to dashboard roles, preview, export and import."""
 
-from __future__ import annotations
-
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional

@@ -1,7 +1,5 @@
 """`scim roles`: the dashboard role catalog."""
 
-from __future__ import annotations
-
 import typer
 
 from skilljar_scim.cli import output

@@ -1,7 +1,5 @@
 """`scim token`: generate, list, show and revoke SCIM bearer tokens."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

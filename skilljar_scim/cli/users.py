@@ -1,7 +1,5 @@
 """`scim users`: list and explain provisioned dashboard users; purge for good."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer
