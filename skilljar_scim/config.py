@@ -48,7 +48,7 @@ class ServerSettings:
     base_path: str = "/scim/v2"
     public_base_url: str = ""
     workers: int = 1  # chosen by scripts/bench.py: README "Performance"
-    threads: int = 8
+    threads: int = 2
     graceful_timeout: int = 30
     max_body_bytes: int = 1_048_576
     # RFC 7644 §3.5.2: a PATCH answers 200 with the whole resource, or 204 with no body.

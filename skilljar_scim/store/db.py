@@ -93,7 +93,7 @@ def _sqlite(path: Path, create: bool, busy_timeout_ms: int, reuse_connections: b
     else:
         db = peewee.SqliteDatabase(str(path), pragmas=pragmas, timeout=busy_timeout_ms / 1000)
     # Writers of this process queue here, handed the turn the moment it is free. SQLite's own
-    # busy handler only polls, sleeping up to 100 ms between tries, so eight threads queueing
+    # busy handler only polls, sleeping up to 100 ms between tries, so several threads queueing
     # on it leave the lock idle most of the time. Other processes still queue on busy_timeout.
     db.writer_turn = threading.Lock()
     db.writer_wait_s = busy_timeout_ms / 1000

@@ -1,9 +1,10 @@
 """Production HTTP server: gunicorn (gthread workers) around the app, with an access log.
 
-gunicorn and its default of one worker with eight threads were chosen by measurement
-(scripts/bench.py, README "Performance"): on a 2-core box one worker served SCIM lookups as
-fast as two or four, in about half the memory, and faster than waitress; and gunicorn's
-SIGTERM handling stops accepting, lets requests in flight finish (graceful_timeout), then exits.
+gunicorn and its default of one worker with two threads were chosen by measurement
+(scripts/bench.py, README "Performance"): gunicorn served more than waitress, and its SIGTERM
+handling stops accepting, lets requests in flight finish (graceful_timeout), then exits; two
+threads served more lookups than four or eight (threads of one process contend for one
+interpreter lock), and one worker keeps memory within budget.
 """
 
 from __future__ import annotations
