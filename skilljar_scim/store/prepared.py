@@ -55,9 +55,9 @@ class _Compiled(NamedTuple):
 def _decoder(query: peewee.BaseQuery) -> Callable[[Any], list]:
     """Return how to turn a cursor into the query's rows, with peewee's converters.
 
-    Peewee's own cursor wrapper works out the columns again for every cursor (as long as a
-    lookup); a statement's columns never change, so for the two row types the hot path uses
-    (whole models of one table, and tuples) that work is done once here.
+    Peewee's own cursor wrapper works out the columns again for every cursor, which costs
+    as much as a lookup itself; a statement's columns never change, so for the two row types
+    the hot path uses (whole models of one table, and tuples) that work is done once here.
     """
     if not isinstance(query, peewee.ModelSelect):
         return lambda cursor: list(query._get_cursor_wrapper(cursor))
@@ -201,9 +201,3 @@ def count_of(select: peewee.Select) -> peewee.Select:
     """Return the query counting the rows `select` gives (no grouping or DISTINCT: one row each)."""
     wrapped = select.order_by().select(peewee.SQL("1")).alias("_wrapped")
     return peewee.Select([wrapped], [peewee.fn.COUNT(peewee.SQL("1"))])
-
-
-def clear() -> None:
-    """Forget every compiled statement (tests that redefine a model's table use it)."""
-    with _cache.lock:
-        _cache.entries.clear()
