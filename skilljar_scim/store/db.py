@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 from pathlib import Path
 from typing import Callable
 from urllib.parse import unquote, urlparse
@@ -15,6 +14,7 @@ import peewee
 from skilljar_scim import clock
 from skilljar_scim.errors import ConfigError, DatabaseError, NotInitialised, StoreBusy
 from skilljar_scim.store import models
+from skilljar_scim.store.turn import WriterTurn
 
 log = logging.getLogger("skilljar_scim.store")
 
@@ -92,11 +92,7 @@ def _sqlite(path: Path, create: bool, busy_timeout_ms: int, reuse_connections: b
         db = PooledSqliteDatabase(str(path), pragmas=pragmas, max_connections=None, check_same_thread=False)
     else:
         db = peewee.SqliteDatabase(str(path), pragmas=pragmas, timeout=busy_timeout_ms / 1000)
-    # Writers of this process queue here, handed the turn the moment it is free. SQLite's own
-    # busy handler only polls, sleeping up to 100 ms between tries, so several threads queueing
-    # on it leave the lock idle most of the time. Other processes still queue on busy_timeout.
-    db.writer_turn = threading.Lock()
-    db.writer_wait_s = busy_timeout_ms / 1000
+    db.writer_turn = WriterTurn(path, busy_timeout_ms / 1000)  # see store/turn.py
     return db
 
 
@@ -213,7 +209,8 @@ class _WriteTransaction:
 
     def __enter__(self):
         self.turn = getattr(self.db, "writer_turn", None) if self.outermost else None
-        if self.turn is not None and not self.turn.acquire(timeout=self.db.writer_wait_s):
+        if self.turn is not None and not self.turn.acquire():
+            self.turn = None
             raise StoreBusy(BUSY)
         try:
             transaction = self._begin()

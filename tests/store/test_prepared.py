@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import datetime
 
 import pytest
 
 from skilljar_scim import clock, users
-from skilljar_scim.errors import StoreBusy
 from skilljar_scim.events import CLI
 from skilljar_scim.search import Query
-from skilljar_scim.store import db as store_db
 from skilljar_scim.store import models, prepared
 from skilljar_scim.store.models import Group, Membership, Token, User
 
@@ -127,30 +123,3 @@ def test_prepared_same_shape_other_values_other_answers(people):
     for name in people:
         page = users.search(Query(filter=f'userName eq "{name}"'), "http://x")
         assert [r["userName"] for r in page.resources] == [name]
-
-
-@pytest.mark.sqlite
-def test_prepared_writers_of_one_process_queue_on_the_turn_then_time_out(store):
-    database = models.database.obj
-    holding, release = threading.Event(), threading.Event()
-
-    def hold():
-        database.connect(reuse_if_open=True)
-        with store_db.write_transaction():
-            holding.set()
-            release.wait(10)
-        database.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    holding.wait(10)
-    database.writer_wait_s = 0.2
-    started = time.perf_counter()
-    with pytest.raises(StoreBusy):
-        with store_db.write_transaction():
-            pass
-    assert time.perf_counter() - started < 2  # the turn's timeout, not SQLite's busy_timeout
-    release.set()
-    holder.join(10)
-    with store_db.write_transaction():  # the turn is free again once the holder commits
-        User.update(version=User.version).execute()

@@ -1,0 +1,103 @@
+"""Writers take turns: threads of one process, then processes, before SQLite's own lock (store/turn.py)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import stat
+import threading
+import time
+
+import pytest
+
+from skilljar_scim.errors import StoreBusy
+from skilljar_scim.store import db as store_db
+from skilljar_scim.store import models
+from skilljar_scim.store.models import User
+
+pytestmark = pytest.mark.sqlite  # the turn is SQLite's: PostgreSQL queues writers on an advisory lock
+
+
+def _hold_turn(url: str, holding, release) -> None:
+    """In another process: open the store, take a write transaction, hold it until told."""
+    database = store_db.open_database(url)
+    with store_db.write_transaction():
+        User.update(version=User.version).execute()
+        holding.set()
+        release.wait(20)
+    database.close()
+
+
+@pytest.fixture
+def url(settings, store) -> str:
+    return settings.database.url
+
+
+def test_turn_threads_of_one_process_queue_then_time_out(store):
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        store.connect(reuse_if_open=True)
+        with store_db.write_transaction():
+            holding.set()
+            release.wait(10)
+        store.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    store.writer_turn.wait_s = 0.2
+    started = time.perf_counter()
+    with pytest.raises(StoreBusy):
+        with store_db.write_transaction():
+            pass
+    assert time.perf_counter() - started < 2  # the turn's wait, not SQLite's busy_timeout
+    release.set()
+    holder.join(10)
+    with store_db.write_transaction():  # free again once the holder commits
+        User.update(version=User.version).execute()
+
+
+@pytest.mark.parametrize("wait_s, times_out", [(0.3, True), (10, False)])
+def test_turn_processes_queue_on_the_lock_file(url, store, wait_s, times_out):
+    context = multiprocessing.get_context("fork")
+    holding, release = context.Event(), context.Event()
+    other = context.Process(target=_hold_turn, args=(url, holding, release))
+    other.start()
+    try:
+        assert holding.wait(20)
+        store.writer_turn.wait_s = wait_s
+        if times_out:
+            started = time.perf_counter()
+            with pytest.raises(StoreBusy):
+                with store_db.write_transaction():
+                    pass
+            assert time.perf_counter() - started < 2  # the turn's wait, not SQLite's 5 s busy_timeout
+            return
+        threading.Timer(0.3, release.set).start()
+        started = time.perf_counter()
+        with store_db.write_transaction():
+            User.update(version=User.version).execute()
+        waited = time.perf_counter() - started
+        assert 0.25 < waited < 2, waited  # taken right after the other process committed
+    finally:
+        release.set()
+        other.join(20)
+
+
+def test_turn_lock_file_is_owner_only_and_next_to_the_database(settings, store):
+    with store_db.write_transaction():
+        pass
+    lock = settings.sqlite_path.with_name(settings.sqlite_path.name + "-lock")
+    assert lock.exists()
+    assert stat.S_IMODE(os.stat(lock).st_mode) == 0o600
+
+
+def test_turn_is_released_when_the_transaction_fails(store):
+    with pytest.raises(RuntimeError):
+        with store_db.write_transaction():
+            raise RuntimeError("boom")
+    store.writer_turn.wait_s = 0.2
+    with store_db.write_transaction():  # would time out if the failed one kept the turn
+        User.update(version=User.version).execute()
+    assert models.database.obj.transaction_depth() == 0
