@@ -47,8 +47,7 @@ def record_many(actor: Actor, action: str, resource_type: str, changes: list[tup
     now = clock.utcnow()
     rows = [{"at": now, "actor": actor.label, "token_id": actor.token_id, "action": action, "resource_type": resource_type,
              "resource_id": rid, "summary": json.dumps(summary, sort_keys=True, ensure_ascii=False)} for rid, summary in changes]
-    for start in range(0, len(rows), 100):
-        prepared.insert(Event, rows[start:start + 100])
+    prepared.insert(Event, rows)
 
 
 def query(

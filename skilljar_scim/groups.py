@@ -163,9 +163,6 @@ def _members_of(group_ids: list[str], base_url: str) -> dict[str, list[dict]]:
     return found
 
 
-
-
-
 def _check_count(count: int, limit: int) -> None:
     if count > limit:
         raise TooMany(f"at most {limit} members may be changed in one request, got {count}")
@@ -249,9 +246,7 @@ def _add(actor: Actor, group: Group, ids: list[str]) -> bool:
         now = clock.utcnow()
         rows = [{"group": group.id, "user": i, "created_at": now} for i in new]
         # A concurrent add of the same member (PostgreSQL, READ COMMITTED) must not fail the request.
-        insert = lambda: [prepared.insert(Membership, rows[i:i + 100], ignore_conflicts=True)  # noqa: E731
-                          for i in range(0, len(rows), 100)]
-        _changing_members(actor, new, "membership", insert)
+        _changing_members(actor, new, "membership", lambda: prepared.insert(Membership, rows, ignore_conflicts=True))
         _record_members(actor, "membership.added", group, new)
     return bool(new)
 

@@ -77,10 +77,7 @@ def grants(user_ids: Iterable[str] | None = None) -> list[Grant]:
     """Return every grant of active, provisioned users (of `user_ids` when given)."""
     if user_ids is None:
         return [Grant(*row) for row in _grants_query().tuples()]
-    ids = list(user_ids)
-    if len(ids) > prepared.MAX_LISTED:
-        return [Grant(*row) for row in _grants_query(ids).tuples()]
-    rows = prepared.execute(("grants", len(ids)), lambda: _grants_query(prepared.params(0, len(ids))).tuples(), ids)
+    rows = prepared.listed("grants", lambda _, ids: _grants_query(ids).tuples(), list(user_ids))
     return [Grant(*row) for row in rows]
 
 
@@ -139,10 +136,8 @@ def _user_names(user_ids: Iterable[str]) -> dict[str, str]:
     ids = list(user_ids)
     if not ids:
         return {}
-    if len(ids) > prepared.MAX_LISTED:
-        return dict(User.select(User.id, User.user_name).where(User.id.in_(ids)).tuples())
-    return dict(prepared.execute(("user_names", len(ids)), lambda: User.select(User.id, User.user_name)
-                                 .where(User.id.in_(prepared.params(0, len(ids)))).tuples(), ids))
+    return dict(prepared.listed("user_names", lambda _, listed: User.select(User.id, User.user_name)
+                                .where(User.id.in_(listed)).tuples(), ids))
 
 
 def members_of_name(group_key: str) -> list[str]:

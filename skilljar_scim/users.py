@@ -157,12 +157,7 @@ def _groups_and_roles(users: list[User]) -> tuple[dict[str, list[tuple[str, str]
     """
     if not users:
         return {}, {}
-    ids = [u.id for u in users]
-    if len(ids) > prepared.MAX_LISTED:
-        rows = _groups_and_roles_query(ids)
-    else:
-        rows = prepared.execute(("user.groups_and_roles", len(ids)),
-                                lambda: _groups_and_roles_query(prepared.params(0, len(ids))), ids)
+    rows = prepared.listed("user.groups_and_roles", lambda _, ids: _groups_and_roles_query(ids), [u.id for u in users])
     entitled = {u.id for u in users if u.active and u.deprovisioned_at is None}
     groups: dict[str, list[tuple[str, str]]] = {}
     held: dict[str, set[str]] = {}
@@ -222,9 +217,6 @@ def _groups_of(user_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
     for user_id, group_id, name in rows:
         found.setdefault(user_id, []).append((group_id, name))
     return found
-
-
-
 
 
 def _update(actor: Actor, user: User, data: dict) -> User:
@@ -354,8 +346,6 @@ def _source(base_url: str) -> Source:
         tiebreak=User.id,
         render=lambda rows: render_many(rows, base_url),
     )
-
-
 
 
 def ensure_purgeable(user: User) -> User:

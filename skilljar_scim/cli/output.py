@@ -128,7 +128,6 @@ def _unexpected(exc: Exception) -> tuple[str, int]:
     return f"unexpected {type(exc).__name__}: {exc}", ExitCode.ERROR
 
 
-
 def emit_json_lines(items) -> None:
     """Print a JSON array item by item, so a long listing is never held in memory.
 

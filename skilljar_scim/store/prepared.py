@@ -24,6 +24,7 @@ from skilljar_scim.store import models
 
 MAX_CACHED = 512  # shapes; filters come from clients, so their variety is bounded here
 MAX_LISTED = 500  # longest IN list worth a statement of its own; longer ones compile each time
+INSERT_BATCH = 100  # rows per INSERT statement: one statement shape per batch length up to this
 
 
 class Slot:
@@ -117,14 +118,20 @@ def _bind(template: tuple, values: Sequence[Any]) -> list:
     return [values[p.index] if type(p) is Slot else p for p in template]
 
 
+def _run(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any]) -> tuple[_Compiled, Any]:
+    """Run the statement `build` returns (built once per key) with `values`; return it and its cursor."""
+    db = models.database.obj
+    compiled = _cache.get(key, build, db)
+    return compiled, db.execute_sql(compiled.sql, _bind(compiled.template, values))
+
+
 def execute(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any] = ()) -> list:
     """Run the query `build` returns (built once per key) with `values`; return its rows.
 
     Rows come as the query would give them: model instances, tuples or dicts.
     """
-    db = models.database.obj
-    compiled = _cache.get(key, build, db)
-    return compiled.decode(db.execute_sql(compiled.sql, _bind(compiled.template, values)))
+    compiled, cursor = _run(key, build, values)
+    return compiled.decode(cursor)
 
 
 def first(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any] = ()) -> Any:
@@ -135,21 +142,17 @@ def first(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence
 
 def scalar(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any] = ()) -> Any:
     """Return the first column of the first row (a COUNT), or None."""
-    db = models.database.obj
-    compiled = _cache.get(key, build, db)
-    row = db.execute_sql(compiled.sql, _bind(compiled.template, values)).fetchone()
+    row = _run(key, build, values)[1].fetchone()
     return row[0] if row else None
 
 
 def run(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any] = ()) -> int:
     """Run a write statement (built once per key) with `values`; return the rows it changed."""
-    db = models.database.obj
-    compiled = _cache.get(key, build, db)
-    return db.execute_sql(compiled.sql, _bind(compiled.template, values)).rowcount
+    return _run(key, build, values)[1].rowcount
 
 
 def insert(model: type[peewee.Model], rows: list[dict], ignore_conflicts: bool = False) -> None:
-    """Insert rows that all name the same fields, in one statement compiled once per shape.
+    """Insert rows that all name the same fields, INSERT_BATCH to a statement compiled once per shape.
 
     With `ignore_conflicts`, a row that would break a unique constraint is skipped.
     """
@@ -157,14 +160,17 @@ def insert(model: type[peewee.Model], rows: list[dict], ignore_conflicts: bool =
         return
     names = tuple(rows[0])
     fields = [model._meta.fields[name] for name in names]
+    for start in range(0, len(rows), INSERT_BATCH):
+        batch = rows[start:start + INSERT_BATCH]
+        run(("insert", model.__name__, names, len(batch), ignore_conflicts),
+            lambda count=len(batch): _insert_query(model, fields, count, ignore_conflicts),
+            [f.db_value(row[name]) for row in batch for f, name in zip(fields, names)])
+
+
+def _insert_query(model: type[peewee.Model], fields: list, count: int, ignore_conflicts: bool) -> peewee.Insert:
     width = len(fields)
-
-    def build():
-        query = model.insert_many([{f: param(i * width + j) for j, f in enumerate(fields)} for i in range(len(rows))])
-        return query.on_conflict_ignore() if ignore_conflicts else query
-
-    run(("insert", model.__name__, names, len(rows), ignore_conflicts), build,
-        [f.db_value(row[name]) for row in rows for f, name in zip(fields, names)])
+    query = model.insert_many([{f: param(i * width + j) for j, f in enumerate(fields)} for i in range(count)])
+    return query.on_conflict_ignore() if ignore_conflicts else query
 
 
 def listed(key: Hashable, build: Callable[[list, list], peewee.BaseQuery], items: Sequence[Any],

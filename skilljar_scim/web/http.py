@@ -108,8 +108,9 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
 
 def arg(name: str, source: dict | None = None) -> Any:
     """Return a query (or search-body) parameter, matching its name case-insensitively (the first given)."""
-    if source is not None:
-        return _first_by_lowercase(source.items()).get(name.lower())
+    if source is not None:  # a SearchRequest body: a handful of keys
+        wanted = name.lower()
+        return next((v for k, v in source.items() if k.lower() == wanted), None)
     found = g.get("scim_args")
     if found is None:
         found = g.scim_args = _first_by_lowercase(request.args.items())
