@@ -101,3 +101,23 @@ def test_turn_is_released_when_the_transaction_fails(store):
     with store_db.write_transaction():  # would time out if the failed one kept the turn
         User.update(version=User.version).execute()
     assert models.database.obj.transaction_depth() == 0
+
+
+def test_turn_without_a_lock_file_still_serialises_and_warns(settings, store, monkeypatch, caplog):
+    """A folder where the lock file cannot be made (read-only): writes go on, SQLite's lock alone queues them."""
+    real_open = os.open
+
+    def refuse(path, *args, **kwargs):
+        if str(path).endswith("-lock"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args, **kwargs)
+
+    turn = store.writer_turn
+    monkeypatch.setattr(os, "open", refuse)
+    monkeypatch.setattr(turn, "_pid", None)  # as in a freshly forked worker: open the file again
+    with caplog.at_level("WARNING", logger="skilljar_scim.store"):
+        with store_db.write_transaction():
+            User.update(version=User.version).execute()
+    assert turn._fd is None
+    assert "cannot open" in caplog.text and "Permission denied" in caplog.text
+    assert not turn.threads.locked()  # the process's turn was released after the commit
