@@ -346,10 +346,10 @@ def user_body(tag: str, tid: int, n: int) -> dict:
 
 def seed_rows(body: dict, actor, now) -> tuple[dict, list[dict], dict]:
     """Return the user, email-index and event rows users.create writes for a new user."""
-    from skilljar_scim import users
+    from skilljar_scim.domain import users
     from skilljar_scim.scim import resources
     from skilljar_scim.scim.schemas import USER_TYPE
-    from skilljar_scim.store.filter_sql import casefold
+    from skilljar_scim.domain.search.sql import casefold
 
     data = resources.normalise(USER_TYPE, body, context="create")
     data.setdefault("active", True)
@@ -368,7 +368,7 @@ def seed_rows(body: dict, actor, now) -> tuple[dict, list[dict], dict]:
 
 def check_seed_rows(actor) -> None:
     """Refuse to seed unless seed_rows() writes what users.create writes (compared, then rolled back)."""
-    from skilljar_scim import users
+    from skilljar_scim.domain import users
     from skilljar_scim.store import models
     from skilljar_scim.store.models import Event, User, UserEmail
 
@@ -527,7 +527,8 @@ class Bench:
         users.create costs a few ms a user (seven statements); 45,000 of them would take
         minutes. seed_rows() builds the same rows and check_seed_rows() proves it first.
         """
-        from skilljar_scim import clock, events, tokens
+        from skilljar_scim.base import clock
+        from skilljar_scim.domain import events, tokens
         from skilljar_scim.store import db as store_db
         from skilljar_scim.store.models import Event, User, UserEmail
 
@@ -822,7 +823,7 @@ def as_json(report: Report) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from skilljar_scim.config import ServerSettings
+    from skilljar_scim.base.config import ServerSettings
 
     defaults = ServerSettings()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Install wrk: apt-get install wrk")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from skilljar_scim import config, keyfile
+from skilljar_scim.base import config, keyfile
 from skilljar_scim.cli.main import app as cli_app
 from skilljar_scim.store import db as store_db
 
@@ -201,7 +201,7 @@ def app(settings: config.Settings, store):
 
 @pytest.fixture
 def api(app, keys) -> Api:
-    from skilljar_scim import tokens
+    from skilljar_scim.domain import tokens
 
     made = tokens.generate(keys, "Test IdP", None)
     return Api(app, made.value)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from skilljar_scim import config
-from skilljar_scim.errors import ConfigError, ExitCode
+from skilljar_scim.base import config
+from skilljar_scim.base.errors import ConfigError, ExitCode
 
 SAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "sample_config.toml"
 

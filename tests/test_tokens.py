@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from skilljar_scim import clock, keyfile, tokens
-from skilljar_scim.errors import Conflict, InvalidValue, NotFound, Unauthorized
+from skilljar_scim.base import clock, keyfile
+from skilljar_scim.domain import tokens
+from skilljar_scim.base.errors import Conflict, InvalidValue, NotFound, Unauthorized
 from skilljar_scim.store import models
 
 NOW = datetime(2026, 11, 28, 12, 0, 0)

@@ -45,7 +45,7 @@ def scim_app(settings):
 
 
 def main() -> None:
-    from skilljar_scim import config
+    from skilljar_scim.base import config
     from skilljar_scim.web import server
 
     settings = config.load(sys.argv[1], env={})

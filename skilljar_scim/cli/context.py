@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from skilljar_scim import config, keyfile
-from skilljar_scim.config import Settings
+from skilljar_scim.base import config, keyfile
+from skilljar_scim.base.config import Settings
 
 
 @dataclass

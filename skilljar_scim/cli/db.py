@@ -20,7 +20,7 @@ def backup(
     json_flag: JsonFlag = False,
 ) -> None:
     """Copy the SQLite database to PATH, consistently, while the server keeps running."""
-    from skilljar_scim import backup as maintenance
+    from skilljar_scim.domain import maintenance as maintenance
 
     settings = app_context(ctx).settings()
     report = maintenance.backup(settings.database.url, path, force, settings.database.busy_timeout_ms)
@@ -36,7 +36,7 @@ def backup(
 @app.command()
 def check(ctx: typer.Context, json_flag: JsonFlag = False) -> None:
     """Verify the database's integrity and that its schema version matches this scim."""
-    from skilljar_scim import backup as maintenance
+    from skilljar_scim.domain import maintenance as maintenance
 
     settings = app_context(ctx).settings()
     report = maintenance.check(settings.database.url, settings.database.busy_timeout_ms)

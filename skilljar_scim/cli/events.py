@@ -23,8 +23,9 @@ def list_(
     json_flag: JsonFlag = False,
 ) -> None:
     """List events, newest first."""
-    from skilljar_scim import clock, directory, events, tokens
-    from skilljar_scim.errors import InvalidValue
+    from skilljar_scim.base import clock
+    from skilljar_scim.domain import listings as directory, events, tokens
+    from skilljar_scim.base.errors import InvalidValue
 
     app_context(ctx).open_store()
     try:

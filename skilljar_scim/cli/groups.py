@@ -14,7 +14,7 @@ app = typer.Typer(help="Inspect groups pushed by the identity provider.", no_arg
 @app.command("list")
 def list_(ctx: typer.Context, json_flag: JsonFlag = False) -> None:
     """List groups with member counts and the roles they grant."""
-    from skilljar_scim import directory
+    from skilljar_scim.domain import listings as directory
 
     app_context(ctx).open_store()
     rows = ({"id": g.id, "displayName": g.display_name, "externalId": g.external_id, "members": g.member_count,
@@ -35,7 +35,7 @@ def show(
     json_flag: JsonFlag = False,
 ) -> None:
     """Show a group, a page of its members, and the roles it grants."""
-    from skilljar_scim import directory
+    from skilljar_scim.domain import listings as directory
 
     app_context(ctx).open_store()
     group = directory.find_group(ref)

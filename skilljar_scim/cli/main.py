@@ -52,7 +52,7 @@ def init(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation with --force.")] = False,
 ) -> None:
     """Create the settings file, the database and the secret key (safe to run again)."""
-    from skilljar_scim import setup
+    from skilljar_scim.domain import bootstrap as setup
 
     app_ctx = app_context(ctx)
     confirm = lambda: output.confirm("Replace the secret key? Every existing token stops working.", yes)  # noqa: E731
@@ -72,7 +72,7 @@ def serve(
     init: Annotated[bool, typer.Option("--init/--no-init", help="Run `scim init` first if needed.")] = True,
 ) -> None:
     """Run the SCIM 2.0 server (gunicorn) until SIGTERM or Ctrl-C."""
-    from skilljar_scim import setup
+    from skilljar_scim.domain import bootstrap as setup
     from skilljar_scim.web import server
 
     app_ctx = app_context(ctx)

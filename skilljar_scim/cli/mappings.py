@@ -46,7 +46,7 @@ def _report(ctx: typer.Context, outcome, json_flag: bool, preview: bool = False)
 @app.command()
 def add(ctx: typer.Context, group: GroupArg, role: RoleArg, json_flag: JsonFlag = False) -> None:
     """Map a group to a role (a no-op if it is already mapped)."""
-    from skilljar_scim import events, roles
+    from skilljar_scim.domain import events, roles
 
     actx = app_context(ctx)
     actx.open_store()
@@ -59,7 +59,7 @@ def add(ctx: typer.Context, group: GroupArg, role: RoleArg, json_flag: JsonFlag 
 @app.command()
 def remove(ctx: typer.Context, group: GroupArg, role: RoleArg, json_flag: JsonFlag = False) -> None:
     """Remove a group-to-role mapping (a no-op if there is none)."""
-    from skilljar_scim import events, roles
+    from skilljar_scim.domain import events, roles
 
     app_context(ctx).open_store()
     outcome = roles.remove_mapping(events.CLI, group, role)
@@ -71,7 +71,7 @@ def remove(ctx: typer.Context, group: GroupArg, role: RoleArg, json_flag: JsonFl
 @app.command("list")
 def list_(ctx: typer.Context, json_flag: JsonFlag = False) -> None:
     """List mappings, the group each matches now, and its member count."""
-    from skilljar_scim import roles
+    from skilljar_scim.domain import roles
 
     app_context(ctx).open_store()
     rows = roles.list_mappings()
@@ -91,7 +91,7 @@ def plan(
     json_flag: JsonFlag = False,
 ) -> None:
     """Preview who would gain or lose which role, without changing anything."""
-    from skilljar_scim import events, roles
+    from skilljar_scim.domain import events, roles
 
     actx = app_context(ctx)
     actx.open_store()
@@ -108,7 +108,7 @@ def export(
     fmt: Annotated[str, typer.Option("--format", help="toml or json.")] = "toml",
 ) -> None:
     """Print every mapping as TOML or JSON, for version control."""
-    from skilljar_scim import roles
+    from skilljar_scim.domain import roles
 
     app_context(ctx).open_store()
     typer.echo(roles.export(_format(fmt)), nl=False)
@@ -124,7 +124,7 @@ def import_(
     json_flag: JsonFlag = False,
 ) -> None:
     """Apply a mapping file all-or-nothing; report what was added and removed."""
-    from skilljar_scim import events, roles
+    from skilljar_scim.domain import events, roles
 
     actx = app_context(ctx)
     pairs = roles.parse_mappings(_read(file), _format(fmt or file.suffix.lstrip(".") or "toml"),
@@ -137,7 +137,7 @@ def import_(
 
 
 def _format(fmt: str) -> str:
-    from skilljar_scim.errors import InvalidValue
+    from skilljar_scim.base.errors import InvalidValue
 
     if fmt.lower() not in ("toml", "json"):
         raise InvalidValue(f"format must be toml or json, not {fmt!r}")
@@ -145,7 +145,7 @@ def _format(fmt: str) -> str:
 
 
 def _read(file: Path) -> str:
-    from skilljar_scim.errors import InvalidValue
+    from skilljar_scim.base.errors import InvalidValue
 
     try:
         return file.read_text(encoding="utf-8")

@@ -11,8 +11,8 @@ from typing import Any, Iterable, Sequence
 import typer
 from typer.core import TyperGroup
 
-from skilljar_scim import clock
-from skilljar_scim.errors import Aborted, ExitCode, SkilljarError
+from skilljar_scim.base import clock
+from skilljar_scim.base.errors import Aborted, ExitCode, SkilljarError
 
 log = logging.getLogger("skilljar_scim.cli")
 

@@ -12,7 +12,7 @@ app = typer.Typer(help="Manage the bearer tokens identity providers use to call 
 
 
 def _as_dict(token) -> dict:
-    from skilljar_scim import tokens
+    from skilljar_scim.domain import tokens
 
     return {
         "id": token.id,
@@ -34,7 +34,7 @@ def generate(
     json_flag: JsonFlag = False,
 ) -> None:
     """Create a token and show its value once."""
-    from skilljar_scim import tokens
+    from skilljar_scim.domain import tokens
 
     actx = app_context(ctx)
     expires_at = tokens.parse_expiry(expires)
@@ -62,7 +62,7 @@ def list_(
     json_flag: JsonFlag = False,
 ) -> None:
     """List tokens with their status and last use."""
-    from skilljar_scim import tokens
+    from skilljar_scim.domain import tokens
 
     app_context(ctx).open_store()
     rows = [_as_dict(t) for t in tokens.list_tokens(include_revoked=all_)]
@@ -81,7 +81,7 @@ def show(
     json_flag: JsonFlag = False,
 ) -> None:
     """Show one token's details (never its value)."""
-    from skilljar_scim import tokens
+    from skilljar_scim.domain import tokens
 
     app_context(ctx).open_store()
     data = _as_dict(tokens.find(ref))
@@ -106,7 +106,7 @@ def revoke(
     json_flag: JsonFlag = False,
 ) -> None:
     """Revoke a token: the next request that uses it is refused."""
-    from skilljar_scim import tokens
+    from skilljar_scim.domain import tokens
 
     app_context(ctx).open_store()
     token = tokens.ensure_revocable(tokens.find(ref))

@@ -15,7 +15,7 @@ UserArg = Annotated[str, typer.Argument(help="User id or userName.")]
 
 def summary(user) -> dict:
     """Return the listing fields of a user (stable --json keys)."""
-    from skilljar_scim import directory
+    from skilljar_scim.domain import listings as directory
 
     return {
         "id": user.id, "userName": user.user_name, "displayName": user.display_name, "email": user.primary_email,
@@ -37,8 +37,8 @@ def list_(
     json_flag: JsonFlag = False,
 ) -> None:
     """List users, filtered by status, role, group or text."""
-    from skilljar_scim import directory
-    from skilljar_scim.errors import InvalidValue
+    from skilljar_scim.domain import listings as directory
+    from skilljar_scim.base.errors import InvalidValue
 
     app_context(ctx).open_store()
     states = [s for s, on in (("active", active), ("inactive", inactive), ("deprovisioned", deprovisioned)) if on]
@@ -60,7 +60,7 @@ def list_(
 @app.command()
 def show(ctx: typer.Context, ref: UserArg, json_flag: JsonFlag = False) -> None:
     """Show a user's attributes, status, groups, and each role with the group and mapping granting it."""
-    from skilljar_scim import directory, roles
+    from skilljar_scim.domain import listings as directory, roles
     import json as _json
 
     app_context(ctx).open_store()
@@ -93,7 +93,7 @@ def purge(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Remove a deprovisioned user for good (their past events stay, anonymised)."""
-    from skilljar_scim import directory, events, users
+    from skilljar_scim.domain import listings as directory, events, users
 
     app_context(ctx).open_store()
     user = users.ensure_purgeable(directory.find_user(ref))

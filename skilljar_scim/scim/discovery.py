@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from skilljar_scim.errors import NotFound
+from skilljar_scim.base.errors import NotFound
 from skilljar_scim.scim import schemas as s
 
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from skilljar_scim.errors import InvalidFilter
+from skilljar_scim.base.errors import InvalidFilter
 from skilljar_scim.scim.schemas import (
     Attribute,
     AttrPath,

@@ -39,7 +39,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from skilljar_scim import errors
+from skilljar_scim.base import errors
 from skilljar_scim.scim import filter as scim_filter
 from skilljar_scim.scim import resources, schemas
 from skilljar_scim.scim.schemas import Attribute, Resolved, ResourceType

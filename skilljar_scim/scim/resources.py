@@ -14,7 +14,7 @@ import binascii
 import math
 from datetime import datetime
 
-from skilljar_scim.errors import InvalidSyntax, InvalidValue
+from skilljar_scim.base.errors import InvalidSyntax, InvalidValue
 from skilljar_scim.scim.schemas import (
     COMMON_ATTRIBUTES,
     KNOWN_URNS,
@@ -473,7 +473,7 @@ def is_returned(rtype: ResourceType, name: str, attributes: list[str] | None, ex
 
 def check_search_request(body: object) -> dict:
     """Check a SearchRequest body (RFC 7644 §3.4.3) and return it as a parameter source."""
-    from skilljar_scim.errors import InvalidSyntax, InvalidValue
+    from skilljar_scim.base.errors import InvalidSyntax, InvalidValue
     from skilljar_scim.scim.schemas import SEARCH_REQUEST
 
     if not isinstance(body, dict):

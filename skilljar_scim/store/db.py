@@ -11,10 +11,10 @@ from urllib.parse import unquote, urlparse
 
 import peewee
 
-from skilljar_scim import clock
-from skilljar_scim.errors import ConfigError, DatabaseError, NotInitialised, StoreBusy
+from skilljar_scim.base import clock
+from skilljar_scim.base.errors import ConfigError, DatabaseError, NotInitialised, StoreBusy
 from skilljar_scim.store import models
-from skilljar_scim.store.turn import WriterTurn
+from skilljar_scim.store.writelock import WriterTurn
 
 log = logging.getLogger("skilljar_scim.store")
 

@@ -9,9 +9,9 @@ import re
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
-from skilljar_scim import keyfile
-from skilljar_scim.config import Settings
-from skilljar_scim.errors import NotFound, RateLimited, SkilljarError, StoreBusy, Unauthorized
+from skilljar_scim.base import keyfile
+from skilljar_scim.base.config import Settings
+from skilljar_scim.base.errors import NotFound, RateLimited, SkilljarError, StoreBusy, Unauthorized
 from skilljar_scim.scim.errors import error_body
 from skilljar_scim.store import db as store_db
 from skilljar_scim.store import models

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import current_app, g, request
 
-from skilljar_scim import ratelimit
-from skilljar_scim.events import Actor
+from skilljar_scim.domain import ratelimit
+from skilljar_scim.domain.events import Actor
 
 TOKEN_NAME_KEY = "skilljar_scim.token_name"  # read by the access log; never the value
 REALM = "skilljar-scim"

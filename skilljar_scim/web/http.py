@@ -9,10 +9,10 @@ from typing import Any
 from flask import current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from skilljar_scim.errors import InvalidSyntax, InvalidValue, PayloadTooLarge
+from skilljar_scim.base.errors import InvalidSyntax, InvalidValue, PayloadTooLarge
 from skilljar_scim.scim import resources
 from skilljar_scim.scim.schemas import GROUP_TYPE, LIST_RESPONSE, ResourceType
-from skilljar_scim.search import Query
+from skilljar_scim.domain.search.query import Query
 
 SCIM_JSON = "application/scim+json"
 # SCIM messages nest a few levels (a BulkRequest holding a PATCH: about 8); deeper JSON is

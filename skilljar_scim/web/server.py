@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any, Callable, Iterable
 
-from skilljar_scim.config import ServerSettings, Settings
+from skilljar_scim.base.config import ServerSettings, Settings
 from skilljar_scim.web.auth import TOKEN_NAME_KEY
 
 access_log = logging.getLogger("skilljar_scim.access")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from skilljar_scim import bulk, groups, users
+from skilljar_scim.domain import bulk, groups, users
 from skilljar_scim.scim import discovery
 from skilljar_scim.scim.schemas import GROUP_TYPE, USER_TYPE
 from skilljar_scim.store import models
-from skilljar_scim.versions import etag, matches
+from skilljar_scim.scim.etags import etag, matches
 from skilljar_scim.web import http
 from skilljar_scim.web.auth import actor, authenticate
 

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from skilljar_scim.errors import ExitCode
+from skilljar_scim.base.errors import ExitCode
 
 
 def mode(path) -> int:
@@ -53,8 +53,9 @@ def test_init_force_yes_replaces_key_and_old_tokens_stop_working(initialised, se
     assert result.exit_code == 0, result.output
     assert settings.key_path.read_bytes() != key_before
     assert mode(settings.key_path) == 0o600
-    from skilljar_scim import keyfile, tokens
-    from skilljar_scim.errors import Unauthorized
+    from skilljar_scim.base import keyfile
+    from skilljar_scim.domain import tokens
+    from skilljar_scim.base.errors import Unauthorized
     from skilljar_scim.store import db
 
     database = db.open_database(settings.database.url)

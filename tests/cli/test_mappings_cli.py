@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from skilljar_scim.errors import ExitCode
+from skilljar_scim.base.errors import ExitCode
 
 
 @pytest.fixture

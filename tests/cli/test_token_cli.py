@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from skilljar_scim.errors import ExitCode
+from skilljar_scim.base.errors import ExitCode
 
 TOKEN_KEYS = {"id", "name", "created_at", "expires_at", "last_used_at", "revoked_at", "status", "refused_requests"}
 
@@ -116,8 +116,9 @@ def test_token_revoke_unknown_is_not_found_exit(initialised) -> None:
 
 
 def test_token_revoked_cli_token_is_refused_by_authenticate(initialised, settings) -> None:
-    from skilljar_scim import keyfile, tokens
-    from skilljar_scim.errors import Unauthorized
+    from skilljar_scim.base import keyfile
+    from skilljar_scim.domain import tokens
+    from skilljar_scim.base.errors import Unauthorized
     from skilljar_scim.store import db
 
     data = _generate(initialised)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from skilljar_scim import clock, directory
+from skilljar_scim.base import clock
+from skilljar_scim.domain import listings as directory
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from skilljar_scim.errors import ExitCode
+from skilljar_scim.base.errors import ExitCode
 from skilljar_scim.store import db as store_db
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"

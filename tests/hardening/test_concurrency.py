@@ -207,9 +207,10 @@ def test_concurrency_write_lock_held_too_long_is_a_clean_503_not_locked(config_f
 
     from typer.testing import CliRunner
 
-    from skilljar_scim import config, keyfile, tokens
+    from skilljar_scim.base import config, keyfile
+    from skilljar_scim.domain import tokens
     from skilljar_scim.cli.main import app as cli_app
-    from skilljar_scim.errors import ExitCode
+    from skilljar_scim.base.errors import ExitCode
     from skilljar_scim.store import db as store_db
     from skilljar_scim.web.app import create_app
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from skilljar_scim.errors import InvalidFilter
+from skilljar_scim.base.errors import InvalidFilter
 from skilljar_scim.scim import filter as scim_filter
 from skilljar_scim.scim.schemas import GROUP_TYPE, USER_TYPE
 

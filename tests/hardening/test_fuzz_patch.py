@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from skilljar_scim import errors
+from skilljar_scim.base import errors
 from skilljar_scim.scim import patch
 from skilljar_scim.scim.schemas import GROUP_TYPE, USER_TYPE
 

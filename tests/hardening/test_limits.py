@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from skilljar_scim import config
+from skilljar_scim.base import config
 from skilljar_scim.web.app import create_app
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"

@@ -11,7 +11,8 @@ from datetime import datetime
 
 import pytest
 
-from skilljar_scim import config, ratelimit, tokens
+from skilljar_scim.base import config
+from skilljar_scim.domain import ratelimit, tokens
 from skilljar_scim.store import db as store_db
 from skilljar_scim.store import models
 from skilljar_scim.store.models import AuthFailure, Token
@@ -346,7 +347,7 @@ def test_rate_limit_settings_load_from_file_and_environment(tmp_path) -> None:
 
 
 def test_rate_limit_migrates_a_version_1_database(settings, monkeypatch) -> None:
-    from skilljar_scim import keyfile
+    from skilljar_scim.base import keyfile
 
     keyfile.create(settings.key_path)
     keys = keyfile.load(settings.key_path)

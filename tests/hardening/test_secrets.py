@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from skilljar_scim.cli.main import app as cli_app
-from skilljar_scim.errors import ExitCode
+from skilljar_scim.base.errors import ExitCode
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sqlite]
 

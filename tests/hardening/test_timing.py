@@ -10,8 +10,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from skilljar_scim import tokens
-from skilljar_scim.errors import Unauthorized
+from skilljar_scim.domain import tokens
+from skilljar_scim.base.errors import Unauthorized
 from skilljar_scim.store import models
 
 UNKNOWN_ID = "0123456789ab"

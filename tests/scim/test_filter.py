@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skilljar_scim.errors import InvalidFilter
+from skilljar_scim.base.errors import InvalidFilter
 from skilljar_scim.scim.filter import (
     And,
     Compare,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skilljar_scim import errors
+from skilljar_scim.base import errors
 from skilljar_scim.scim import patch
 from skilljar_scim.scim import schemas as s
 

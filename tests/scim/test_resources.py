@@ -2,7 +2,7 @@
 
 import pytest
 
-from skilljar_scim.errors import InvalidSyntax, InvalidValue
+from skilljar_scim.base.errors import InvalidSyntax, InvalidValue
 from skilljar_scim.scim import resources as r
 from skilljar_scim.scim import schemas as s
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from skilljar_scim.errors import ConfigError, DatabaseError, NotInitialised
+from skilljar_scim.base.errors import ConfigError, DatabaseError, NotInitialised
 from skilljar_scim.store import db, models
 
 

@@ -6,10 +6,11 @@ from datetime import datetime
 
 import pytest
 
-from skilljar_scim import clock, users
-from skilljar_scim.events import CLI
-from skilljar_scim.search import Query
-from skilljar_scim.store import models, prepared
+from skilljar_scim.base import clock
+from skilljar_scim.domain import users
+from skilljar_scim.domain.events import CLI
+from skilljar_scim.domain.search.query import Query
+from skilljar_scim.store import models, sqlcache as prepared
 from skilljar_scim.store.models import Group, Membership, Token, User
 
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from skilljar_scim.errors import StoreBusy
+from skilljar_scim.base.errors import StoreBusy
 from skilljar_scim.store import db as store_db
 from skilljar_scim.store import models
 from skilljar_scim.store.models import User

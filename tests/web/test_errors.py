@@ -8,8 +8,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from skilljar_scim import clock, tokens, users
-from skilljar_scim.errors import DatabaseError
+from skilljar_scim.base import clock
+from skilljar_scim.domain import tokens, users
+from skilljar_scim.base.errors import DatabaseError
 from skilljar_scim.store.models import Token
 from skilljar_scim.web.app import create_app
 

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from skilljar_scim import clock
+from skilljar_scim.base import clock
 from skilljar_scim.store import models
 
 # Statements are counted with sqlite3 trace callbacks; the design holds on PostgreSQL too.

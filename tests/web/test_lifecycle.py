@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from skilljar_scim import events, roles
+from skilljar_scim.domain import events, roles
 from skilljar_scim.store import models
 
 CATALOG = {"api-admin": "API", "codes-admin": "Codes", "analytics-admin": "Analytics"}

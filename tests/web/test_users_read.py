@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
-from skilljar_scim import clock
+from skilljar_scim.base import clock
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from skilljar_scim import clock
+from skilljar_scim.base import clock
 from skilljar_scim.store.models import User
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"

@@ -6,9 +6,9 @@ from typing import Iterator
 
 import peewee
 
-from skilljar_scim import clock
-from skilljar_scim.errors import InvalidValue, NotFound
-from skilljar_scim.store import filter_sql
+from skilljar_scim.base import clock
+from skilljar_scim.base.errors import InvalidValue, NotFound
+from skilljar_scim.domain.search import sql as filter_sql
 from skilljar_scim.store.models import Group, Membership, RoleMapping, User
 
 STATUSES = ("active", "inactive", "deprovisioned")

@@ -15,7 +15,7 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from skilljar_scim.errors import ConfigError
+from skilljar_scim.base.errors import ConfigError
 
 ENV_PREFIX = "SKILLJAR_SCIM_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"

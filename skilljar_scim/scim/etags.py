@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from skilljar_scim.errors import PreconditionFailed
+from skilljar_scim.base.errors import PreconditionFailed
 
 T = TypeVar("T")
 

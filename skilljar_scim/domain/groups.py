@@ -8,19 +8,22 @@ import uuid
 
 import peewee
 
-from skilljar_scim import clock, documents, events, roles
-from skilljar_scim.errors import Conflict, InvalidValue, NotFound, TooMany
-from skilljar_scim.events import Actor
+from skilljar_scim.base import clock
+from skilljar_scim.scim import documents
+from skilljar_scim.domain import events, roles
+from skilljar_scim.base.errors import Conflict, InvalidValue, NotFound, TooMany
+from skilljar_scim.domain.events import Actor
 from skilljar_scim.scim import filter as scim_filter
 from skilljar_scim.scim import patch as scim_patch
 from skilljar_scim.scim import resources
 from skilljar_scim.scim.patch import MemberChange
 from skilljar_scim.scim.schemas import GROUP_SCHEMA, GROUP_TYPE
-from skilljar_scim.search import Page, Query, Source, run
-from skilljar_scim.store import filter_sql, prepared
+from skilljar_scim.domain.search.query import Page, Query, Source, run
+from skilljar_scim.domain.search import sql as filter_sql
+from skilljar_scim.store import sqlcache as prepared
 from skilljar_scim.store.db import write_transaction
 from skilljar_scim.store.models import Group, Membership, RoleMapping, User
-from skilljar_scim.versions import check_if_match, etag
+from skilljar_scim.scim.etags import check_if_match, etag
 
 COMPUTED = ("id", "meta", "schemas", "members")
 _MEMBER_KEYS = ("members", f"{GROUP_SCHEMA.id}:members".lower())

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import peewee
 
-from skilljar_scim.errors import Conflict, DatabaseError, InvalidValue, Unsupported
+from skilljar_scim.base.errors import Conflict, DatabaseError, InvalidValue, Unsupported
 from skilljar_scim.store import db as store_db
 from skilljar_scim.store import models
 

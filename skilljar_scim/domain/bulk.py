@@ -6,13 +6,13 @@ import re
 from dataclasses import replace
 from typing import Any, Callable
 
-from skilljar_scim import groups, users
-from skilljar_scim.errors import (InvalidFilter, InvalidSyntax, InvalidValue, MethodNotAllowed, NotFound,
+from skilljar_scim.domain import groups, users
+from skilljar_scim.base.errors import (InvalidFilter, InvalidSyntax, InvalidValue, MethodNotAllowed, NotFound,
                                   PayloadTooLarge, SkilljarError)
-from skilljar_scim.events import Actor
+from skilljar_scim.domain.events import Actor
 from skilljar_scim.scim.errors import error_body
 from skilljar_scim.scim.schemas import BULK_REQUEST, BULK_RESPONSE
-from skilljar_scim.search import Page, Query
+from skilljar_scim.domain.search.query import Page, Query
 
 # A whole value `bulkId:<id>`, or a quoted one inside a PATCH filter path (RFC 7644 §3.7.2).
 _WHOLE = re.compile(r"^bulkId:([^\s\"/]+)$")

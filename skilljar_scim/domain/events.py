@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from skilljar_scim import clock
-from skilljar_scim.store import prepared
+from skilljar_scim.base import clock
+from skilljar_scim.store import sqlcache as prepared
 from skilljar_scim.store.models import Event, Token
 
 

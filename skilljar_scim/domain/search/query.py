@@ -7,10 +7,11 @@ from typing import Callable, Iterator
 
 import peewee
 
-from skilljar_scim.errors import InvalidValue
+from skilljar_scim.base.errors import InvalidValue
 from skilljar_scim.scim import filter as scim_filter
 from skilljar_scim.scim.schemas import Resolved, ResourceType, parse_attr_path
-from skilljar_scim.store import filter_sql, prepared
+from skilljar_scim.domain.search import sql as filter_sql
+from skilljar_scim.store import sqlcache as prepared
 
 BATCH = 500
 

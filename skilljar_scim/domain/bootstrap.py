@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from skilljar_scim import keyfile
-from skilljar_scim.config import Settings
+from skilljar_scim.base import keyfile
+from skilljar_scim.base.config import Settings
 
 SETTINGS_TEMPLATE = """\
 # skilljar-scim settings. Every key, with its meaning, is in sample_config.toml.

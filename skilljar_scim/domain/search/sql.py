@@ -14,11 +14,11 @@ from typing import Callable
 
 import peewee
 
-from skilljar_scim import clock
-from skilljar_scim.errors import InvalidValue
+from skilljar_scim.base import clock
+from skilljar_scim.base.errors import InvalidValue
 from skilljar_scim.scim import filter as scim_filter
 from skilljar_scim.scim.schemas import Resolved
-from skilljar_scim.store import prepared
+from skilljar_scim.store import sqlcache as prepared
 
 Key = tuple[str, str | None]  # (attribute name, sub-attribute name), lowercase
 # PostgreSQL cannot put a value of much over 2,700 bytes in a B-tree index, and NFKC can

@@ -25,9 +25,9 @@ import time
 from dataclasses import dataclass
 from functools import reduce
 
-from skilljar_scim import tokens
-from skilljar_scim.errors import RateLimited, TokenRefused, Unauthorized
-from skilljar_scim.store import prepared
+from skilljar_scim.domain import tokens
+from skilljar_scim.base.errors import RateLimited, TokenRefused, Unauthorized
+from skilljar_scim.store import sqlcache as prepared
 from skilljar_scim.store.db import write_transaction
 from skilljar_scim.store.models import AuthFailure, Token
 

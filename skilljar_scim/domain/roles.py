@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 
-from skilljar_scim import clock, events
-from skilljar_scim.errors import InvalidValue, NotFound
-from skilljar_scim.events import Actor
-from skilljar_scim.store import filter_sql, prepared
+from skilljar_scim.base import clock
+from skilljar_scim.domain import events
+from skilljar_scim.base.errors import InvalidValue, NotFound
+from skilljar_scim.domain.events import Actor
+from skilljar_scim.domain.search import sql as filter_sql
+from skilljar_scim.store import sqlcache as prepared
 from skilljar_scim.store.db import write_transaction
 from skilljar_scim.store.models import Group, Membership, RoleMapping, User
 

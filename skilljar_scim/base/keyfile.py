@@ -11,7 +11,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from skilljar_scim.errors import ConfigError, NotInitialised
+from skilljar_scim.base.errors import ConfigError, NotInitialised
 
 
 def create(path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from skilljar_scim.errors import Mutability
+from skilljar_scim.base.errors import Mutability
 
 
 def load(row) -> dict:

@@ -18,9 +18,10 @@ from typing import Callable
 import itsdangerous
 import peewee
 
-from skilljar_scim import clock, events
-from skilljar_scim.errors import Conflict, InvalidValue, NotFound, TokenRefused, Unauthorized
-from skilljar_scim.store import prepared
+from skilljar_scim.base import clock
+from skilljar_scim.domain import events
+from skilljar_scim.base.errors import Conflict, InvalidValue, NotFound, TokenRefused, Unauthorized
+from skilljar_scim.store import sqlcache as prepared
 from skilljar_scim.store.db import best_effort_write, write_transaction
 from skilljar_scim.store.models import Token
 
