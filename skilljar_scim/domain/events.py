@@ -50,6 +50,61 @@ def record_many(actor: Actor, action: str, resource_type: str, changes: list[tup
     prepared.insert(Event, rows)
 
 
+PURGED = "(purged)"
+
+
+def anonymise(user_id: str, values: set[str]) -> int:
+    """Replace a purged person's identifiers in the events about them; return how many changed.
+
+    Only events about that person are touched (theirs, or naming their id, such as a
+    membership), and only values exactly equal to one of `values` in the parsed summary:
+    a substring of a longer value, a key name or another person's event stays byte-identical.
+    """
+    about = list(Event.select().where((Event.resource_id == user_id) | Event.summary.contains(user_id)))
+    values = values | {user_id} | _former_names(about, user_id)
+    changed = 0
+    for event in about:
+        summary = _scrubbed(event.summary, values)
+        resource_id = None if event.resource_id == user_id else event.resource_id
+        if summary != event.summary or resource_id != event.resource_id:
+            Event.update(summary=summary, resource_id=resource_id).where(Event.id == event.id).execute()
+            changed += 1
+    return changed
+
+
+def _former_names(about: list[Event], user_id: str) -> set[str]:
+    """Return the userNames a person's own events recorded (they may have been renamed since)."""
+    names = set()
+    for event in about:
+        data = as_dict(event)["summary"] if event.resource_id == user_id else None
+        if isinstance(data, dict) and isinstance(data.get("userName"), str):
+            names.add(data["userName"])
+    return names
+
+
+def _scrubbed(text: str, values: set[str]) -> str:
+    """Return a stored summary with every value in `values` replaced, re-serialised as record() does."""
+    try:
+        data = json.loads(text) if text else ""
+    except ValueError:
+        return PURGED if text in values else text  # a plain-text summary: whole or nothing
+    if isinstance(data, str):
+        return text if data not in values else json.dumps(PURGED)
+    cleaned = _replace_exact(data, values)
+    return text if cleaned == data else json.dumps(cleaned, sort_keys=True, ensure_ascii=False)
+
+
+def _replace_exact(data: Any, values: set[str]) -> Any:
+    """Replace strings (values and keys) exactly equal to one of `values`, at any depth."""
+    if isinstance(data, str):
+        return PURGED if data in values else data
+    if isinstance(data, list):
+        return [_replace_exact(item, values) for item in data]
+    if isinstance(data, dict):
+        return {_replace_exact(k, values): _replace_exact(v, values) for k, v in data.items()}
+    return data
+
+
 def query(
     user_id: str | None = None,
     group_id: str | None = None,

@@ -361,12 +361,17 @@ def ensure_purgeable(user: User) -> User:
 
 def purge(actor: Actor, user: User) -> None:
     """Remove a deprovisioned person for good; their past events stay, anonymised."""
-    from skilljar_scim.store.models import Event
-
     with write_transaction():
         user = ensure_purgeable(User.get_by_id(user.id))
-        for secret in {user.id, user.user_name, user.external_id, user.primary_email} - {None}:
-            Event.update(summary=peewee.fn.REPLACE(Event.summary, secret, "(purged)")).execute()
-        Event.update(resource_id=None).where(Event.resource_id == user.id).execute()
+        events.anonymise(user.id, _identifiers(user))
         user.delete_instance()
-        events.record(actor, "user.purged", "User", None, {"user": "(purged)"})
+        events.record(actor, "user.purged", "User", None, {"user": events.PURGED})
+
+
+def _identifiers(user: User) -> set[str]:
+    """Return the values that name a person in event summaries: names, ids, email addresses."""
+    doc = documents.load(user)
+    found = {user.user_name, user.external_id, user.primary_email, user.display_name,
+             doc.get("displayName"), (doc.get("name") or {}).get("formatted")}
+    found |= {e.get("value") for e in doc.get("emails") or [] if isinstance(e, dict)}
+    return {v for v in found if isinstance(v, str) and v}
