@@ -23,6 +23,11 @@ DEFAULT_CONFIG_NAME = "scim.toml"
 SQLITE_PREFIX = "sqlite:///"
 
 
+def sqlite_file(url: str) -> Path | None:
+    """Return the file a sqlite:/// database URL names, or None for another kind of database."""
+    return Path(url[len(SQLITE_PREFIX):]) if url.startswith(SQLITE_PREFIX) else None
+
+
 def _path(default: str) -> Any:
     return field(default=default, metadata={"path": True})
 
@@ -104,8 +109,7 @@ class Settings:
     @property
     def sqlite_path(self) -> Path | None:
         """Return the SQLite file path, or None when the database is not SQLite."""
-        url = self.database.url
-        return Path(url[len(SQLITE_PREFIX):]) if url.startswith(SQLITE_PREFIX) else None
+        return sqlite_file(self.database.url)
 
 
 SECTIONS = {f.name: f.default_factory for f in fields(Settings) if f.name != "config_file"}

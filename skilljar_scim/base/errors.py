@@ -95,10 +95,6 @@ class TooMany(BadRequest):
     scim_type = "tooMany"
 
 
-class InvalidVersion(BadRequest):
-    scim_type = "invalidVers"
-
-
 class Unauthorized(SkilljarError):
     status = 401
     exit_code = ExitCode.USAGE
@@ -145,6 +141,3 @@ class RateLimited(SkilljarError):
         super().__init__(detail)
         self.retry_after = retry_after
 
-
-class NotImplementedFeature(SkilljarError):
-    status = 501

@@ -60,7 +60,7 @@ def list_(
 @app.command()
 def show(ctx: typer.Context, ref: UserArg, json_flag: JsonFlag = False) -> None:
     """Show a user's attributes, status, groups, and each role with the group and mapping granting it."""
-    from skilljar_scim.domain import listings as directory, roles
+    from skilljar_scim.domain import listings as directory, roles, users
     import json as _json
 
     app_context(ctx).open_store()
@@ -69,7 +69,7 @@ def show(ctx: typer.Context, ref: UserArg, json_flag: JsonFlag = False) -> None:
         **summary(user),
         "active": user.active,
         "deprovisioned_at": user.deprovisioned_at,
-        "groups": [{"id": g.id, "displayName": g.display_name} for g in directory.groups_of(user)],
+        "groups": [{"id": gid, "displayName": name} for gid, name in users.groups_of(user)],
         "roles": [{"role": g.role, "group": g.group_name, "group_id": g.group_id, "mapping_id": g.mapping_id}
                   for g in roles.explain(user)],
         "attributes": _json.loads(user.attributes or "{}"),

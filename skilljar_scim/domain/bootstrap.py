@@ -8,6 +8,7 @@ from typing import Callable
 
 from skilljar_scim.base import keyfile
 from skilljar_scim.base.config import Settings
+from skilljar_scim.store import db
 
 SETTINGS_TEMPLATE = """\
 # skilljar-scim settings. Every key, with its meaning, is in sample_config.toml.
@@ -81,8 +82,6 @@ def _key(path: Path, force: bool, confirm_replace: Callable[[], None], report: R
 
 
 def _database(settings: Settings, report: Report) -> None:
-    from skilljar_scim.store import db
-
     existed = settings.sqlite_path is None or settings.sqlite_path.exists()
     database = db.open_database(settings.database.url, create=True, busy_timeout_ms=settings.database.busy_timeout_ms)
     database.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import replace
 from typing import Any, Callable
@@ -10,9 +11,11 @@ from skilljar_scim.domain import groups, users
 from skilljar_scim.base.errors import (InvalidFilter, InvalidSyntax, InvalidValue, MethodNotAllowed, NotFound,
                                   PayloadTooLarge, SkilljarError)
 from skilljar_scim.domain.events import Actor
-from skilljar_scim.scim.errors import error_body
-from skilljar_scim.scim.schemas import BULK_REQUEST, BULK_RESPONSE
+from skilljar_scim.scim.errors import error_response
+from skilljar_scim.scim.schemas import BULK_REQUEST, BULK_RESPONSE, declares
 from skilljar_scim.domain.search.query import Page, Query
+
+log = logging.getLogger("skilljar_scim.domain")
 
 # A whole value `bulkId:<id>`, or a quoted one inside a PATCH filter path (RFC 7644 §3.7.2).
 _WHOLE = re.compile(r"^bulkId:([^\s\"/]+)$")
@@ -56,8 +59,7 @@ def _check_request(body: object, max_operations: int) -> tuple[list, int | None]
     """Check the BulkRequest envelope (RFC 7644 §3.7, §3.7.4)."""
     if not isinstance(body, dict):
         raise InvalidSyntax("a BulkRequest must be a JSON object")
-    declared = body.get("schemas")
-    if not isinstance(declared, list) or BULK_REQUEST.lower() not in [str(s).lower() for s in declared]:
+    if not declares(body.get("schemas"), BULK_REQUEST):
         raise InvalidValue(f"a BulkRequest must declare schemas [{BULK_REQUEST!r}]")
     operations = body.get("Operations")
     if not isinstance(operations, list):
@@ -85,8 +87,11 @@ def _run_one(actor: Actor, operation: Any, ids: dict[str, str], base_url: str, l
         if resource is not None:
             result.update(location=resource["meta"]["location"], version=resource["meta"]["version"])
     except SkilljarError as exc:
-        result["status"] = str(exc.status)
-        result["response"] = error_body(exc.status, exc.detail, exc.scim_type)
+        if exc.status == 500:  # as the server's handler does: the detail goes to the log only
+            log.error("bulk operation failed", exc_info=exc)
+        answer = error_response(exc)
+        result["status"] = str(answer.status)
+        result["response"] = answer.body
     return {k: v for k, v in result.items() if v is not None}
 
 

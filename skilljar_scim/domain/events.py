@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from skilljar_scim.base import clock
-from skilljar_scim.store import sqlcache as prepared
+from skilljar_scim.store import sqlcache
 from skilljar_scim.store.models import Event, Token
 
 
@@ -36,18 +36,21 @@ def record(
     now: datetime | None = None,
 ) -> None:
     """Append one event; call inside the transaction that made the change."""
-    text = summary if isinstance(summary, str) else json.dumps(summary, sort_keys=True, ensure_ascii=False)
-    prepared.insert(Event, [{"at": now or clock.utcnow(), "actor": actor.label, "token_id": actor.token_id,
-                             "action": action, "resource_type": resource_type, "resource_id": resource_id,
-                             "summary": text}])
+    sqlcache.insert(Event, [_row(actor, action, resource_type, resource_id, summary, now or clock.utcnow())])
 
 
 def record_many(actor: Actor, action: str, resource_type: str, changes: list[tuple[str, dict[str, Any]]]) -> None:
     """Append one event per (resource_id, summary) in a few statements (a big group's members)."""
     now = clock.utcnow()
-    rows = [{"at": now, "actor": actor.label, "token_id": actor.token_id, "action": action, "resource_type": resource_type,
-             "resource_id": rid, "summary": json.dumps(summary, sort_keys=True, ensure_ascii=False)} for rid, summary in changes]
-    prepared.insert(Event, rows)
+    sqlcache.insert(Event, [_row(actor, action, resource_type, rid, summary, now) for rid, summary in changes])
+
+
+def _row(actor: Actor, action: str, resource_type: str | None, resource_id: str | None,
+         summary: dict[str, Any] | str, at: datetime) -> dict[str, Any]:
+    """Return the columns of one event row; a summary dict is stored as canonical JSON."""
+    text = summary if isinstance(summary, str) else json.dumps(summary, sort_keys=True, ensure_ascii=False)
+    return {"at": at, "actor": actor.label, "token_id": actor.token_id, "action": action,
+            "resource_type": resource_type, "resource_id": resource_id, "summary": text}
 
 
 PURGED = "(purged)"

@@ -39,7 +39,7 @@ def get(group_id: str) -> Group:
 
 def create(actor: Actor, body: object, max_members: int = 1000) -> Group:
     """Create a group with its initial members (RFC 7644 §3.3)."""
-    data = _normalise(body, "create")
+    data = _normalise(body)
     members = _ids(body, data.pop("members", []))
     _check_count(len(members), max_members)
     with write_transaction():
@@ -52,7 +52,7 @@ def create(actor: Actor, body: object, max_members: int = 1000) -> Group:
 def replace(actor: Actor, group_id: str, body: object, if_match: str | None = None, max_members: int = 1000) -> Group:
     """Replace a group's attributes and members with the body (RFC 7644 §3.5.1)."""
     documents.check_body_id(body, group_id)
-    data = _normalise(body, "replace")
+    data = _normalise(body)
     members = _ids(body, data.pop("members", []))
     _check_count(len(members), max_members)
     with write_transaction():
@@ -73,15 +73,15 @@ def patch(actor: Actor, group_id: str, body: object, if_match: str | None = None
         changed = False
         if rest:
             current = {**documents.load(group), "id": group.id}
-            data = _normalise(documents.strip(scim_patch.apply(current, rest, GROUP_TYPE), COMPUTED), "replace")
+            data = _normalise(documents.strip(scim_patch.apply(current, rest, GROUP_TYPE), COMPUTED))
             changed = _update(actor, group, data)
         changed |= _apply_members(actor, group, member_changes)
         return _bump(group) if changed else group
 
 
-def _normalise(body: object, context: str) -> dict:
+def _normalise(body: object) -> dict:
     """Validate a body into canonical form; refuse indexed values too long to index."""
-    data = resources.normalise(GROUP_TYPE, body, context=context)
+    data = resources.normalise(GROUP_TYPE, body)
     filter_sql.check_indexable("displayName", data["displayName"])
     filter_sql.check_indexable("externalId", data.get("externalId"))
     return data

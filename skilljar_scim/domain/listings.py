@@ -119,10 +119,6 @@ def stream(query: peewee.ModelSelect, limit: int | None = None) -> Iterator:
         remaining = None if remaining is None else remaining - size
 
 
-def groups_of(user: User) -> list[Group]:
-    return list(Group.select().join(Membership).where(Membership.user == user.id).order_by(Group.display_name_key))
-
-
 def group_query() -> peewee.ModelSelect:
     """Select every group with its member count."""
     count = peewee.fn.COUNT(Membership.user).alias("member_count")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import peewee
 
+from skilljar_scim.base.config import sqlite_file
 from skilljar_scim.base.errors import Conflict, DatabaseError, InvalidValue, Unsupported
 from skilljar_scim.store import db as store_db
 from skilljar_scim.store import models
@@ -72,9 +73,9 @@ class CheckReport:
 
 def backup(url: str, target: Path, force: bool = False, busy_timeout_ms: int = 5000) -> BackupReport:
     """Copy the SQLite database at `url` to `target` (mode 0600) while it stays in use."""
-    if not url.startswith(store_db.SQLITE_PREFIX):
+    source = sqlite_file(url)
+    if source is None:
         raise Unsupported(PG_BACKUP)
-    source = Path(url[len(store_db.SQLITE_PREFIX):])
     target = _check_target(source, Path(target).expanduser().absolute(), force)
     db = store_db.open_database(url, busy_timeout_ms=busy_timeout_ms, migrate_schema=False)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")

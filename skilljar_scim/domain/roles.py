@@ -15,7 +15,7 @@ from typing import Iterable
 
 from skilljar_scim.base import clock
 from skilljar_scim.domain import events
-from skilljar_scim.base.errors import InvalidValue, NotFound
+from skilljar_scim.base.errors import InvalidValue
 from skilljar_scim.domain.events import Actor
 from skilljar_scim.domain.search import sql as filter_sql
 from skilljar_scim.store import sqlcache as prepared
@@ -250,12 +250,5 @@ def import_mappings(actor: Actor, pairs: list[tuple[str, str]], replace: bool, p
 def explain(user: User) -> list[Grant]:
     """Return why a user holds each of their roles (empty when inactive or deprovisioned)."""
     return grants([user.id])
-
-
-def find_group_by_name(name: str) -> Group:
-    group = Group.get_or_none(Group.display_name_key == filter_sql.casefold(name))
-    if group is None:
-        raise NotFound(f"no group named {name!r}")
-    return group
 
 

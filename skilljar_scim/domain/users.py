@@ -27,7 +27,7 @@ from skilljar_scim.domain.search.query import Page, Query, Source, run
 from skilljar_scim.domain.search import sql as filter_sql
 from skilljar_scim.store import sqlcache as prepared
 from skilljar_scim.store.db import write_transaction
-from skilljar_scim.store.models import Group, Membership, RoleMapping, User, UserEmail
+from skilljar_scim.store.models import Event, Group, Membership, RoleMapping, User, UserEmail
 from skilljar_scim.scim.etags import check_if_match, etag
 
 # Never stored: computed from memberships, or server-assigned.
@@ -53,7 +53,7 @@ def get(user_id: str) -> User:
 
 def create(actor: Actor, body: object) -> Created:
     """Create a user; a returning person's old account is brought back instead (RFC 7644 §3.3)."""
-    data = _normalise(body, "create")
+    data = _normalise(body)
     with write_transaction():
         existing = _returning(data)
         if existing is None:
@@ -67,9 +67,9 @@ def create(actor: Actor, body: object) -> Created:
         return Created(user, True)
 
 
-def _normalise(body: object, context: str) -> dict:
+def _normalise(body: object) -> dict:
     """Validate a body into canonical form; refuse indexed values too long to index."""
-    data = resources.normalise(USER_TYPE, body, context=context)
+    data = resources.normalise(USER_TYPE, body)
     filter_sql.check_indexable("userName", data["userName"])
     filter_sql.check_indexable("externalId", data.get("externalId"))
     for email in data.get("emails", []):
@@ -107,7 +107,7 @@ def _with_keys(key: str, external: str | None) -> list[User]:
 def replace(actor: Actor, user_id: str, body: object, if_match: str | None = None) -> User:
     """Replace a user's attributes with the body (RFC 7644 §3.5.1)."""
     documents.check_body_id(body, user_id)
-    data = _normalise(body, "replace")
+    data = _normalise(body)
     with write_transaction():
         user = check_if_match(get(user_id), if_match)
         data.setdefault("active", documents.load(user).get("active", True))
@@ -121,7 +121,7 @@ def patch(actor: Actor, user_id: str, body: object, if_match: str | None = None,
         user = check_if_match(get(user_id), if_match)
         current = {**documents.load(user), "id": user.id}
         changed = scim_patch.apply(current, ops, USER_TYPE)
-        data = _normalise(documents.strip(changed, COMPUTED), "replace")
+        data = _normalise(documents.strip(changed, COMPUTED))
         return _update(actor, user, data)
 
 
@@ -151,6 +151,11 @@ def render_many(users: list[User], base_url: str) -> list[dict]:
     """Render users with their groups and roles, in one query whatever their number."""
     groups, held = _groups_and_roles(users)
     return [_render(u, groups.get(u.id, []), held.get(u.id, []), base_url) for u in users]
+
+
+def groups_of(user: User) -> list[tuple[str, str]]:
+    """Return the (id, displayName) of each group a user is a direct member of, by name."""
+    return _groups_and_roles([user])[0].get(user.id, [])
 
 
 def _groups_and_roles(users: list[User]) -> tuple[dict[str, list[tuple[str, str]]], dict[str, list[str]]]:
@@ -204,22 +209,6 @@ def _render(user: User, groups: list[tuple[str, str]], held: list[str], base_url
         "version": etag(user),
     }
     return doc
-
-
-def _groups_of(user_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
-    if not user_ids:
-        return {}
-    rows = (
-        Membership.select(Membership.user, Group.id, Group.display_name)
-        .join(Group)
-        .where(Membership.user.in_(user_ids))
-        .order_by(Group.display_name_key)
-        .tuples()
-    )
-    found: dict[str, list[tuple[str, str]]] = {}
-    for user_id, group_id, name in rows:
-        found.setdefault(user_id, []).append((group_id, name))
-    return found
 
 
 def _update(actor: Actor, user: User, data: dict) -> User:
@@ -303,7 +292,7 @@ def _primary_email(data: dict) -> str | None:
 
 
 def _drop_memberships(actor: Actor, user: User) -> list[str]:
-    groups = _groups_of([user.id]).get(user.id, [])
+    groups = groups_of(user)
     if groups:
         Membership.delete().where(Membership.user == user.id).execute()
         Group.update(version=Group.version + 1, updated_at=clock.utcnow()).where(

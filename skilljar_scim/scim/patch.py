@@ -115,8 +115,7 @@ def parse(body: object, rtype: ResourceType, *, max_operations: int = 1000) -> l
 
 def _check_schemas(value: object) -> None:
     """Require the PatchOp URN in `schemas`, in any letter case (RFC 7644 §3.5.2)."""
-    urns = value if isinstance(value, list) else []
-    if not any(isinstance(u, str) and u.lower() == schemas.PATCH_OP.lower() for u in urns):
+    if not schemas.declares(value, schemas.PATCH_OP):
         raise errors.InvalidSyntax(f'"schemas" must contain "{schemas.PATCH_OP}".')
 
 

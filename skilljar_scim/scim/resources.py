@@ -18,15 +18,16 @@ from skilljar_scim.base.errors import InvalidSyntax, InvalidValue
 from skilljar_scim.scim.schemas import (
     COMMON_ATTRIBUTES,
     KNOWN_URNS,
+    SEARCH_REQUEST,
     Attribute,
     ResourceType,
     Schema,
     coerce_boolean,
     common_attribute,
+    declares,
     parse_attr_path,
 )
 
-CONTEXTS = ("create", "replace")
 
 _DROP = object()  # marks "leave this out of the output"; False and 0 are real values
 
@@ -38,18 +39,15 @@ def normalise(
     rtype: ResourceType,
     body: object,
     *,
-    context: str = "create",
     ignored: list[str] | None = None,
 ) -> dict:
     """Validate a POST/PUT body and return it in canonical form (RFC 7644 §3.3, §3.5.1).
 
     Names of attributes the server does not know are appended to `ignored` (RFC 7644
-    §3.3 lets the server ignore them), so a caller can log a warning. `context` says
-    whether the body creates or replaces; both apply the same rules here (immutable
-    values are compared with the stored resource by the domain layer).
+    §3.3 lets the server ignore them), so a caller can log a warning. A POST and a PUT
+    body follow the same rules here; immutable values are compared with the stored
+    resource by the domain layer.
     """
-    if context not in CONTEXTS:
-        raise ValueError(f"context must be one of {CONTEXTS}, not {context!r}")
     if not isinstance(body, dict):
         raise InvalidSyntax("The request body must be a JSON object.")
     ignored = [] if ignored is None else ignored
@@ -473,13 +471,9 @@ def is_returned(rtype: ResourceType, name: str, attributes: list[str] | None, ex
 
 def check_search_request(body: object) -> dict:
     """Check a SearchRequest body (RFC 7644 §3.4.3) and return it as a parameter source."""
-    from skilljar_scim.base.errors import InvalidSyntax, InvalidValue
-    from skilljar_scim.scim.schemas import SEARCH_REQUEST
-
     if not isinstance(body, dict):
         raise InvalidSyntax("a SearchRequest must be a JSON object")
-    declared = body.get("schemas")  # required, as in every SCIM message (RFC 7644 §3.4.3)
-    if not isinstance(declared, list) or SEARCH_REQUEST.lower() not in [str(s).lower() for s in declared]:
+    if not declares(body.get("schemas"), SEARCH_REQUEST):  # required, as in every SCIM message (RFC 7644 §3.4.3)
         raise InvalidValue(f"a SearchRequest must declare schemas [{SEARCH_REQUEST!r}]")
     for key in ("attributes", "excludedAttributes"):
         value = _member(body, key)

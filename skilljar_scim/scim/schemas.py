@@ -144,6 +144,12 @@ class ResourceType:
         return Resolved(schema, attribute, sub) if sub else None
 
 
+def declares(declared: object, urn: str) -> bool:
+    """Say whether a message's `schemas` value is a list holding `urn`, in any letter case (RFC 7643 §3)."""
+    wanted = urn.lower()
+    return isinstance(declared, list) and any(isinstance(s, str) and s.lower() == wanted for s in declared)
+
+
 def split_urn(text: str, known_urns: tuple[str, ...]) -> tuple[str | None, str]:
     """Split `URN:rest` into (urn, rest); plain `rest` gives (None, rest).
 

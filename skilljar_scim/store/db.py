@@ -12,14 +12,14 @@ from urllib.parse import unquote, urlparse
 import peewee
 
 from skilljar_scim.base import clock
+from skilljar_scim.base.config import sqlite_file
 from skilljar_scim.base.errors import ConfigError, DatabaseError, NotInitialised, StoreBusy
 from skilljar_scim.store import models
-from skilljar_scim.store.writelock import WriterTurn
+from skilljar_scim.store.writelock import LockedPooledSqliteDatabase, LockedSqliteDatabase, WriteLock, write_lock
 
 log = logging.getLogger("skilljar_scim.store")
 
 SCHEMA_VERSION = 3
-SQLITE_PREFIX = "sqlite:///"
 
 
 def _migrate_to_1(db: peewee.Database) -> None:
@@ -45,8 +45,8 @@ def open_database(url: str, *, create: bool = False, busy_timeout_ms: int = 5000
     """Open (or with `create`, create) the database at `url`, bind the models, migrate it.
 
     With `reuse_connections` (the server), a closed SQLite connection goes back to a pool
-    instead of closing: closing the last connection checkpoints the WAL (an fsync, ~10 ms)
-    and a new one re-reads the schema, which together cost more than a lookup itself.
+    instead of closing: closing the last connection checkpoints the WAL (an fsync) and a new
+    one re-reads the schema, which together cost more than a lookup (README "Performance").
     """
     db = _connect(url, create, busy_timeout_ms, reuse_connections)
     models.database.initialize(db)
@@ -61,8 +61,9 @@ def open_database(url: str, *, create: bool = False, busy_timeout_ms: int = 5000
 
 
 def _connect(url: str, create: bool, busy_timeout_ms: int, reuse_connections: bool = False) -> peewee.Database:
-    if url.startswith(SQLITE_PREFIX):
-        return _sqlite(Path(url[len(SQLITE_PREFIX):]), create, busy_timeout_ms, reuse_connections)
+    path = sqlite_file(url)
+    if path is not None:
+        return _sqlite(path, create, busy_timeout_ms, reuse_connections)
     if url.startswith(("postgresql://", "postgres://")):
         return _postgres(url)
     raise ConfigError(f"unsupported database URL {redact(url)}: use sqlite:///PATH or postgresql://")
@@ -84,16 +85,13 @@ def _sqlite(path: Path, create: bool, busy_timeout_ms: int, reuse_connections: b
         # Writes are rare for an identity store; one fsync each is cheap (README "After a crash").
         "synchronous": "full",
     }
+    lock = WriteLock(path, busy_timeout_ms / 1000)
     if reuse_connections:
-        from playhouse.pool import PooledSqliteDatabase
-
         # A pooled connection serves one thread at a time, so sharing it across threads is safe;
         # busy_timeout comes from the pragma (the pool takes `timeout` as its own wait).
-        db = PooledSqliteDatabase(str(path), pragmas=pragmas, max_connections=None, check_same_thread=False)
-    else:
-        db = peewee.SqliteDatabase(str(path), pragmas=pragmas, timeout=busy_timeout_ms / 1000)
-    db.writer_turn = WriterTurn(path, busy_timeout_ms / 1000)  # see store/turn.py
-    return db
+        return LockedPooledSqliteDatabase(str(path), write_lock=lock, pragmas=pragmas, max_connections=None,
+                                          check_same_thread=False)
+    return LockedSqliteDatabase(str(path), write_lock=lock, pragmas=pragmas, timeout=busy_timeout_ms / 1000)
 
 
 def close_all(db: peewee.Database) -> None:
@@ -208,9 +206,9 @@ class _WriteTransaction:
         self.atomic = db.atomic("IMMEDIATE") if isinstance(db, peewee.SqliteDatabase) else db.atomic()
 
     def __enter__(self):
-        self.turn = getattr(self.db, "writer_turn", None) if self.outermost else None
-        if self.turn is not None and not self.turn.acquire():
-            self.turn = None
+        self.lock = write_lock(self.db) if self.outermost else None
+        if self.lock is not None and not self.lock.acquire():
+            self.lock = None
             raise StoreBusy(BUSY)
         try:
             transaction = self._begin()
@@ -235,9 +233,9 @@ class _WriteTransaction:
             raise
 
     def _release(self) -> None:
-        if self.turn is not None:
-            self.turn.release()
-            self.turn = None
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     def __exit__(self, exc_type, exc, traceback):
         try:

@@ -1,14 +1,14 @@
-"""Whose turn it is to write to a SQLite store: threads of one process, then processes.
+"""The write lock of a SQLite store: writers queue here, threads of one process, then processes.
 
 SQLite lets one writer in at a time and parks the others in a busy handler that polls with
 growing sleeps (up to 100 ms), so writers queued there leave the lock idle much of the
-time: under 8 concurrent clients a create's p99 was 3.2 s with eight threads in one process,
-and 1.9 s with two worker processes (README "Performance"). A writer here first takes its
-process's lock, handed over the moment it is released, then an exclusive lock on a small
-file next to the database (`<database>-lock`, mode 600), which every process using the store
-takes the same way (`scim serve` workers and CLI commands alike) and which is tried every
-millisecond. BEGIN IMMEDIATE then finds SQLite's lock free, unless a program other than
-skilljar-scim writes to the file; SQLite's busy_timeout still covers that case.
+time and a write's tail latency grows with the number of writers (README "Performance"
+has the figures). A writer here first takes its process's lock, handed over the moment it
+is released, then an exclusive lock on a small file next to the database (`<database>-lock`,
+mode 600), which every process using the store takes the same way (`scim serve` workers and
+CLI commands alike) and which is tried every millisecond. BEGIN IMMEDIATE then finds
+SQLite's lock free, unless a program other than skilljar-scim writes to the file; SQLite's
+busy_timeout still covers that case.
 """
 
 from __future__ import annotations
@@ -24,11 +24,14 @@ try:
 except ImportError:  # not on Windows: one process's threads still queue on the lock
     fcntl = None
 
+import peewee
+from playhouse.pool import PooledSqliteDatabase
+
 log = logging.getLogger("skilljar_scim.store")
 POLL_SECONDS = 0.001
 
 
-class WriterTurn:
+class WriteLock:
     """One store's writers' queue: `acquire()` within the wait, then `release()` after COMMIT."""
 
     def __init__(self, database_path: Path, wait_s: float):
@@ -39,7 +42,7 @@ class WriterTurn:
         self._pid: int | None = None
 
     def acquire(self) -> bool:
-        """Take the turn, or return False when `wait_s` passes first."""
+        """Take the lock, or return False when `wait_s` passes first."""
         deadline = time.monotonic() + self.wait_s
         if not self.threads.acquire(timeout=self.wait_s):
             return False
@@ -85,3 +88,26 @@ class WriterTurn:
                 log.warning("cannot open %s (%s): writers of several processes will queue on SQLite's lock", self.path,
                             exc.strerror)
         return self._fd
+
+
+class WriteLocked:
+    """A database whose writers queue on its `write_lock` (see store.db.write_transaction)."""
+
+    write_lock: WriteLock
+
+    def __init__(self, database: str, *, write_lock: WriteLock, **kwargs):
+        super().__init__(database, **kwargs)
+        self.write_lock = write_lock
+
+
+class LockedSqliteDatabase(WriteLocked, peewee.SqliteDatabase):
+    """A SQLite database with its write lock."""
+
+
+class LockedPooledSqliteDatabase(WriteLocked, PooledSqliteDatabase):
+    """The pooled SQLite database `scim serve` uses, with its write lock."""
+
+
+def write_lock(db: peewee.Database) -> WriteLock | None:
+    """Return the write lock of a store opened by store.db, or None (PostgreSQL, a bare database)."""
+    return db.write_lock if isinstance(db, WriteLocked) else None

@@ -11,10 +11,12 @@ from werkzeug.exceptions import HTTPException
 
 from skilljar_scim.base import keyfile
 from skilljar_scim.base.config import Settings
-from skilljar_scim.base.errors import NotFound, RateLimited, SkilljarError, StoreBusy, Unauthorized
-from skilljar_scim.scim.errors import error_body
+from skilljar_scim.base.errors import NotFound, SkilljarError, Unauthorized
+from skilljar_scim.scim.errors import INTERNAL, error_body, error_response
 from skilljar_scim.store import db as store_db
 from skilljar_scim.store import models
+from skilljar_scim.web import auth, views
+from skilljar_scim.web.http import respond
 
 log = logging.getLogger("skilljar_scim.web")
 
@@ -24,8 +26,6 @@ def create_app(settings: Settings, reuse_connections: bool = False) -> Flask:
 
     `reuse_connections` (what `scim serve` uses) pools SQLite connections across requests.
     """
-    from skilljar_scim.web import views
-
     app = _App("skilljar_scim")
     app.wsgi_app = _merged_slashes(app.wsgi_app)
     app.config.update(
@@ -109,22 +109,13 @@ def _register_errors(app: Flask) -> None:
 
 def scim_error(exc: SkilljarError):
     """Render a domain error as a SCIM error response (RFC 7644 §3.12)."""
-    from skilljar_scim.web.auth import challenge
-    from skilljar_scim.web.http import respond
-
-    if exc.status == 500:  # an internal failure: its detail may name paths or SQL
+    if exc.status == 500:  # an internal failure: logged with its traceback
         return _unexpected(exc)
-    headers = {}
-    if isinstance(exc, Unauthorized):
-        headers["WWW-Authenticate"] = challenge()
-    if isinstance(exc, (RateLimited, StoreBusy)):
-        headers["Retry-After"] = str(exc.retry_after)
-    return respond(error_body(exc.status, exc.detail, exc.scim_type), exc.status, headers)
+    answer = error_response(exc, auth.challenge() if isinstance(exc, Unauthorized) else "Bearer")
+    return respond(answer.body, answer.status, answer.headers)
 
 
 def _http_error(exc: HTTPException):
-    from skilljar_scim.web.http import respond
-
     detail = {404: "no such endpoint", 405: "method not allowed on this endpoint",
               413: "the request body is too large"}.get(exc.code or 500, exc.description or exc.name)
     headers = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
@@ -132,8 +123,6 @@ def _http_error(exc: HTTPException):
 
 
 def _unexpected(exc: Exception):
-    from skilljar_scim.web.http import respond
-
     # The traceback goes to the server log only; the client gets a generic body.
     log.exception("unexpected error while serving a request")
-    return respond(error_body(500, "internal server error"), 500)
+    return respond(error_body(500, INTERNAL), 500)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from skilljar_scim.domain import bulk, groups, users
-from skilljar_scim.scim import discovery
+from skilljar_scim.scim import discovery, resources
 from skilljar_scim.scim.schemas import GROUP_TYPE, USER_TYPE
 from skilljar_scim.store import models
 from skilljar_scim.scim.etags import etag, matches
@@ -154,9 +154,7 @@ def delete_group(group_id: str):
 
 def _search_body() -> dict:
     """Return a SearchRequest body (RFC 7644 §3.4.3) as a parameter source."""
-    from skilljar_scim.scim.resources import check_search_request
-
-    return check_search_request(http.body())
+    return resources.check_search_request(http.body())
 
 
 def search_all():

@@ -125,13 +125,8 @@ def test_normalise_rejects_invalid_bodies(rtype, body, error, words):
 def test_normalise_reports_ignored_names():
     ignored: list[str] = []
     body = user(nosuch=1, name={"bogus": 1}, **{MS_GROUP: {}, ENT: {"nope": 1}})
-    r.normalise(s.USER_TYPE, body, context="replace", ignored=ignored)
+    r.normalise(s.USER_TYPE, body, ignored=ignored)
     assert ignored == ["nosuch", "name.bogus", MS_GROUP, f"{ENT}:nope"]
-
-
-def test_normalise_rejects_unknown_context():
-    with pytest.raises(ValueError):
-        r.normalise(s.USER_TYPE, user(), context="patch")
 
 
 DATES = s.Attribute("when", type="dateTime")

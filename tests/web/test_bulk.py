@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from skilljar_scim.base.errors import DatabaseError
+from skilljar_scim.domain import users
+
 BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 BULK_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -268,3 +271,15 @@ def test_bulk_invalid_json_is_400(api) -> None:
 
 def test_bulk_empty_operations_returns_empty_response(api) -> None:
     assert bulk(api) == []
+
+
+def test_bulk_internal_error_of_one_operation_is_generic(api, caplog, monkeypatch) -> None:
+    """A 500 inside an operation answers as the server's handler does: detail in the log only."""
+    def broken(*_args, **_kwargs):
+        raise DatabaseError("cannot use database /srv/s3cr3t.db")
+
+    monkeypatch.setattr(users, "create", broken)
+    [result] = bulk(api, post_user("u1", "ann@example.com"))
+    assert result["status"] == "500"
+    assert result["response"]["detail"] == "internal server error"
+    assert "s3cr3t" not in str(result) and "s3cr3t" in caplog.text

@@ -8,6 +8,7 @@ the candidates and says whether it is exact. Identity providers' lookups (`userN
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
@@ -176,8 +177,6 @@ def _all(parts: list):
 
 def casefold(value: object) -> object:
     """Store-side form of a case-insensitive string (NFKC, then casefold)."""
-    import unicodedata
-
     return unicodedata.normalize("NFKC", str(value)).casefold()
 
 

@@ -1,4 +1,4 @@
-"""Writers take turns: threads of one process, then processes, before SQLite's own lock (store/turn.py)."""
+"""Writers take turns: threads of one process, then processes, before SQLite's own lock (store/writelock.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import stat
 import threading
 import time
 
+import peewee
 import pytest
 
 from skilljar_scim.base.errors import StoreBusy
 from skilljar_scim.store import db as store_db
 from skilljar_scim.store import models
 from skilljar_scim.store.models import User
+from skilljar_scim.store.writelock import WriteLock, WriteLocked, write_lock
 
 pytestmark = pytest.mark.sqlite  # the turn is SQLite's: PostgreSQL queues writers on an advisory lock
 
@@ -46,7 +48,7 @@ def test_turn_threads_of_one_process_queue_then_time_out(store):
     holder = threading.Thread(target=hold)
     holder.start()
     assert holding.wait(10)
-    store.writer_turn.wait_s = 0.2
+    store.write_lock.wait_s = 0.2
     started = time.perf_counter()
     with pytest.raises(StoreBusy):
         with store_db.write_transaction():
@@ -66,7 +68,7 @@ def test_turn_processes_queue_on_the_lock_file(url, store, wait_s, times_out):
     other.start()
     try:
         assert holding.wait(20)
-        store.writer_turn.wait_s = wait_s
+        store.write_lock.wait_s = wait_s
         if times_out:
             started = time.perf_counter()
             with pytest.raises(StoreBusy):
@@ -97,7 +99,7 @@ def test_turn_is_released_when_the_transaction_fails(store):
     with pytest.raises(RuntimeError):
         with store_db.write_transaction():
             raise RuntimeError("boom")
-    store.writer_turn.wait_s = 0.2
+    store.write_lock.wait_s = 0.2
     with store_db.write_transaction():  # would time out if the failed one kept the turn
         User.update(version=User.version).execute()
     assert models.database.obj.transaction_depth() == 0
@@ -112,7 +114,7 @@ def test_turn_without_a_lock_file_still_serialises_and_warns(settings, store, mo
             raise PermissionError(13, "Permission denied")
         return real_open(path, *args, **kwargs)
 
-    turn = store.writer_turn
+    turn = store.write_lock
     monkeypatch.setattr(os, "open", refuse)
     monkeypatch.setattr(turn, "_pid", None)  # as in a freshly forked worker: open the file again
     with caplog.at_level("WARNING", logger="skilljar_scim.store"):
@@ -121,3 +123,14 @@ def test_turn_without_a_lock_file_still_serialises_and_warns(settings, store, mo
     assert turn._fd is None
     assert "cannot open" in caplog.text and "Permission denied" in caplog.text
     assert not turn.threads.locked()  # the process's turn was released after the commit
+
+
+def test_write_lock_is_part_of_the_sqlite_database(store, settings) -> None:
+    """The lock is a typed attribute of the database object store.db opens, pooled or not."""
+    assert isinstance(store, WriteLocked) and write_lock(store) is store.write_lock
+    pooled = store_db.open_database(settings.database.url, reuse_connections=True)
+    try:
+        assert isinstance(pooled, WriteLocked) and isinstance(pooled.write_lock, WriteLock)
+    finally:
+        store_db.close_all(pooled)
+    assert write_lock(peewee.SqliteDatabase(":memory:")) is None
