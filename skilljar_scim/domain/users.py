@@ -27,7 +27,7 @@ from skilljar_scim.domain.search.query import Page, Query, Source, run
 from skilljar_scim.domain.search import sql as filter_sql
 from skilljar_scim.store import sqlcache as prepared
 from skilljar_scim.store.db import write_transaction
-from skilljar_scim.store.models import Event, Group, Membership, RoleMapping, User, UserEmail
+from skilljar_scim.store.models import Group, Membership, RoleMapping, User, UserEmail
 from skilljar_scim.scim.etags import check_if_match, etag
 
 # Never stored: computed from memberships, or server-assigned.
