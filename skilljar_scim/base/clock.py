@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
+from typing import Callable
+
+# Seconds on a clock that never goes back; the rate limiter and request deadlines take one
+# of these, so tests drive them with a controlled clock instead of waiting.
+Monotonic = Callable[[], float]
+monotonic: Monotonic = time.monotonic
 
 
 def utcnow() -> datetime:

@@ -44,6 +44,7 @@ class SecuritySettings:
     auth_failures_per_minute: int = 30  # per client address; 0 disables
     token_failures_per_minute: int = 30  # per revoked or expired token; 0 disables
     trusted_proxies: int = 0  # proxies whose X-Forwarded-For entry names the client
+    auth_failure_table_size: int = 10_000  # addresses and tokens the failure limiter tracks per process
 
 
 @dataclass(frozen=True)

@@ -103,9 +103,10 @@ class Unauthorized(SkilljarError):
 class TokenRefused(Unauthorized):
     """401 for a genuine token (signature and secret match) that is revoked or expired."""
 
-    def __init__(self, detail: str, token_id: str):
+    def __init__(self, detail: str, token_id: str, token_name: str | None = None):
         super().__init__(detail)
         self.token_id = token_id
+        self.token_name = token_name  # for the access log: a genuine token's name is known
 
 
 class NotFound(SkilljarError):
@@ -137,7 +138,8 @@ class PayloadTooLarge(SkilljarError):
 class RateLimited(SkilljarError):
     status = 429
 
-    def __init__(self, detail: str, retry_after: int):
+    def __init__(self, detail: str, retry_after: int, token_name: str | None = None):
         super().__init__(detail)
         self.retry_after = retry_after
+        self.token_name = token_name  # a refused genuine token's name, for the access log
 

@@ -149,7 +149,7 @@ def authenticate(keys: list[str], value: str, now: datetime | None = None,
     """Return the live token for a bearer `value`, or raise Unauthorized.
 
     `before_lookup` gets the id of a correctly signed value before any database work
-    (rate limiting refuses a blocked token there). A genuine token that is revoked or
+    (rate limiting refuses a revoked or expired token that keeps trying). A genuine token that is revoked or
     expired raises TokenRefused. An unknown id costs the same as a wrong secret: the
     secret is hashed and compared against a dummy hash.
     """
@@ -165,7 +165,7 @@ def authenticate(keys: list[str], value: str, now: datetime | None = None,
     if state != "active":
         with best_effort_write():
             Token.update(refused_count=Token.refused_count + 1).where(Token.id == token.id).execute()
-        raise TokenRefused(f"the bearer token is {state}", token.id)
+        raise TokenRefused(f"the bearer token is {state}", token.id, token.name)
     _touch(token, now)
     return token
 

@@ -108,7 +108,7 @@ class Event(BaseModel):
 
 
 class AuthFailure(BaseModel):
-    """Failed authentications of one client address or token in one fixed window (schema 2)."""
+    """Failed authentications per fixed window (schema 2); unused since the limiter counts in memory."""
 
     kind = CharField(max_length=16)  # "address" or "token"
     subject = CharField(max_length=64)  # the client address (IPv6: its /64), or the token id

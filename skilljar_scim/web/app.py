@@ -9,9 +9,11 @@ import re
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
+from skilljar_scim.base import clock as base_clock
 from skilljar_scim.base import keyfile
 from skilljar_scim.base.config import Settings
 from skilljar_scim.base.errors import NotFound, SkilljarError, Unauthorized
+from skilljar_scim.domain import ratelimit
 from skilljar_scim.scim.errors import INTERNAL, error_body, error_response
 from skilljar_scim.store import db as store_db
 from skilljar_scim.store import models
@@ -21,16 +23,20 @@ from skilljar_scim.web.http import respond
 log = logging.getLogger("skilljar_scim.web")
 
 
-def create_app(settings: Settings, reuse_connections: bool = False) -> Flask:
+def create_app(settings: Settings, reuse_connections: bool = False,
+               clock: base_clock.Monotonic = base_clock.monotonic) -> Flask:
     """Build the app: load keys, open (and migrate) the store, register views and handlers.
 
-    `reuse_connections` (what `scim serve` uses) pools SQLite connections across requests.
+    `reuse_connections` (what `scim serve` uses) pools SQLite connections across requests;
+    `clock` drives the failure rate limiter and request deadlines (tests pass a controlled one).
     """
     app = _App("skilljar_scim")
     app.wsgi_app = _merged_slashes(app.wsgi_app)
     app.config.update(
         SKILLJAR_SETTINGS=settings,
         SKILLJAR_KEYS=keyfile.load(settings.key_path),
+        SKILLJAR_CLOCK=clock,
+        SKILLJAR_LIMITER=ratelimit.Limiter(ratelimit.Policy.from_settings(settings.security), clock),
         MAX_CONTENT_LENGTH=settings.server.max_body_bytes,
     )
     database = store_db.open_database(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, g, request
 
+from skilljar_scim.base.errors import RateLimited, TokenRefused
 from skilljar_scim.domain import ratelimit
 from skilljar_scim.domain.events import Actor
 
@@ -15,9 +16,13 @@ def authenticate() -> None:
     """Check the bearer token, within the failure rate limits; remember it for the view and log."""
     value = _bearer_value()
     g.token_presented = value is not None
-    security = current_app.config["SKILLJAR_SETTINGS"].security
-    token = ratelimit.authenticate(ratelimit.Policy.from_settings(security), current_app.config["SKILLJAR_KEYS"],
-                                   client_address(), value)
+    try:
+        token = ratelimit.authenticate(current_app.config["SKILLJAR_LIMITER"], current_app.config["SKILLJAR_KEYS"],
+                                       client_address(), value)
+    except (TokenRefused, RateLimited) as exc:
+        if exc.token_name is not None:  # a genuine token, revoked or expired: the log names it
+            request.environ[TOKEN_NAME_KEY] = exc.token_name
+        raise
     g.token = token
     request.environ[TOKEN_NAME_KEY] = token.name
 
