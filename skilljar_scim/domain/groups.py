@@ -8,7 +8,7 @@ import uuid
 
 import peewee
 
-from skilljar_scim.base import clock
+from skilljar_scim.base import clock, textkey
 from skilljar_scim.scim import documents
 from skilljar_scim.domain import events, roles
 from skilljar_scim.base.errors import Conflict, InvalidValue, NotFound, TooMany
@@ -26,7 +26,7 @@ from skilljar_scim.store.models import Group, Membership, RoleMapping, User
 from skilljar_scim.scim.etags import check_if_match, etag
 
 COMPUTED = ("id", "meta", "schemas", "members")
-_MEMBER_KEYS = ("members", f"{GROUP_SCHEMA.id}:members".lower())
+_MEMBER_KEYS = (textkey.key("members"), textkey.key(f"{GROUP_SCHEMA.id}:members"))
 
 
 def get(group_id: str) -> Group:
@@ -173,7 +173,7 @@ def _check_count(count: int, limit: int) -> None:
 
 def _ids(body: dict, members: list[dict]) -> list[str]:
     """Return member ids; a member sent without a value is refused, not dropped (RFC 7643 §4.2)."""
-    sent = next((v for k, v in body.items() if k.lower() in _MEMBER_KEYS), None) or []
+    sent = next((v for k, v in body.items() if textkey.key(k) in _MEMBER_KEYS), None) or []
     ids = [m.get("value") for m in members]
     if len(ids) != len([m for m in sent if m is not None]) or not all(isinstance(i, str) and i for i in ids):
         raise InvalidValue("every member needs a \"value\": the id of a User")
@@ -189,7 +189,7 @@ def _update(actor: Actor, group: Group, data: dict) -> bool:
     if data["displayName"] == group.display_name:
         _write(group, data, False)
     else:  # members' `groups` show the new name, and mappings may name the old or the new one
-        keys = {group.display_name_key, filter_sql.casefold(data["displayName"])}
+        keys = {group.display_name_key, textkey.key(data["displayName"])}
         _changing_whole_group(actor, group, keys, "group renamed", lambda: _write(group, data, False))
     changed = sorted(k for k in set(before) | set(data) if before.get(k) != data.get(k))
     events.record(actor, "group.updated", "Group", group.id, {"displayName": group.display_name, "changed": changed})
@@ -199,7 +199,7 @@ def _update(actor: Actor, group: Group, data: dict) -> bool:
 def _write(group: Group, data: dict, is_new: bool) -> Group:
     data = copy.deepcopy(data)
     group.display_name = data["displayName"]
-    group.display_name_key = filter_sql.casefold(data["displayName"])
+    group.display_name_key = textkey.key(data["displayName"])
     group.external_id = data.get("externalId")
     group.attributes = json.dumps(data, ensure_ascii=False, sort_keys=True)
     if is_new:
@@ -300,7 +300,7 @@ def _record_members(actor: Actor, action: str, group: Group, user_ids: list[str]
 def _source(base_url: str, with_members: bool) -> Source:
     columns = {
         ("id", None): filter_sql.Column(Group.id, filter_sql.exact),
-        ("displayname", None): filter_sql.Column(Group.display_name_key, filter_sql.casefold),
+        ("displayname", None): filter_sql.Column(Group.display_name_key, textkey.key),
         ("externalid", None): filter_sql.Column(Group.external_id, filter_sql.exact),
         ("meta", "created"): filter_sql.Column(Group.created_at, filter_sql.moment),
         ("meta", "lastmodified"): filter_sql.Column(Group.updated_at, filter_sql.moment),

@@ -6,9 +6,8 @@ from typing import Iterator
 
 import peewee
 
-from skilljar_scim.base import clock
+from skilljar_scim.base import clock, textkey
 from skilljar_scim.base.errors import InvalidValue, NotFound
-from skilljar_scim.domain.search import sql as filter_sql
 from skilljar_scim.store.models import Group, Membership, RoleMapping, User
 
 STATUSES = ("active", "inactive", "deprovisioned")
@@ -24,7 +23,7 @@ def status(user: User) -> str:
 
 def find_user(ref: str) -> User:
     """Return the user with this id, else this userName (case-insensitive), any status."""
-    user = User.get_or_none(User.id == ref) or User.get_or_none(User.user_name_key == filter_sql.casefold(ref))
+    user = User.get_or_none(User.id == ref) or User.get_or_none(User.user_name_key == textkey.key(ref))
     if user is None:
         raise NotFound(f"no user with id or userName {ref!r}")
     return user
@@ -32,7 +31,7 @@ def find_user(ref: str) -> User:
 
 def find_group(ref: str) -> Group:
     """Return the group with this id, else this displayName (case-insensitive)."""
-    group = Group.get_or_none(Group.id == ref) or Group.get_or_none(Group.display_name_key == filter_sql.casefold(ref))
+    group = Group.get_or_none(Group.id == ref) or Group.get_or_none(Group.display_name_key == textkey.key(ref))
     if group is None:
         raise NotFound(f"no group with id or displayName {ref!r}")
     return group
@@ -51,7 +50,7 @@ def user_query(state: str | None = None, role: str | None = None, group: str | N
     if search:
         text = search.strip()
         query = query.where(
-            User.user_name_key.contains(filter_sql.casefold(text)) | User.display_name.contains(text)
+            User.user_name_key.contains(textkey.key(text)) | User.display_name.contains(text)
             | User.primary_email.contains(text) | (User.external_id == text) | (User.id == text)
         )
     return query.order_by(User.user_name_key, User.id)

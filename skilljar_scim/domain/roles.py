@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 
-from skilljar_scim.base import clock
+from skilljar_scim.base import clock, textkey
 from skilljar_scim.domain import events
 from skilljar_scim.base.errors import InvalidValue
 from skilljar_scim.domain.events import Actor
-from skilljar_scim.domain.search import sql as filter_sql
 from skilljar_scim.store import sqlcache as prepared
 from skilljar_scim.store.db import write_transaction
 from skilljar_scim.store.models import Group, Membership, RoleMapping, User
@@ -177,7 +176,7 @@ def remove_mapping(actor: Actor, group: str, role: str, preview: bool = False) -
 def _apply(actor: Actor, add: list[tuple[str, str]], remove: list[tuple[str, str]], preview: bool) -> Outcome:
     """Apply mapping changes in one transaction; with `preview`, report and roll back."""
     with write_transaction() as transaction:
-        affected = {u for g, _ in add + remove for u in members_of_name(filter_sql.casefold(g))}
+        affected = {u for g, _ in add + remove for u in members_of_name(textkey.key(g))}
         before = snapshot(affected)
         outcome = Outcome()
         outcome.added = [m for m in add if _insert(actor, *m)]
@@ -190,7 +189,7 @@ def _apply(actor: Actor, add: list[tuple[str, str]], remove: list[tuple[str, str
 
 
 def _insert(actor: Actor, group: str, role: str) -> bool:
-    key = filter_sql.casefold(group)
+    key = textkey.key(group)
     if RoleMapping.select().where(RoleMapping.group_key == key, RoleMapping.role == role).exists():
         return False
     RoleMapping.create(group_key=key, group_name=group, role=role, created_at=clock.utcnow())
@@ -199,7 +198,7 @@ def _insert(actor: Actor, group: str, role: str) -> bool:
 
 
 def _delete(actor: Actor, group: str, role: str) -> bool:
-    key = filter_sql.casefold(group)
+    key = textkey.key(group)
     deleted = RoleMapping.delete().where(RoleMapping.group_key == key, RoleMapping.role == role).execute()
     if deleted:
         events.record(actor, "mapping.removed", "Mapping", None, {"group": group, "role": role})
@@ -240,7 +239,7 @@ def parse_mappings(text: str, fmt: str, catalog: dict[str, str]) -> list[tuple[s
 
 def import_mappings(actor: Actor, pairs: list[tuple[str, str]], replace: bool, preview: bool) -> Outcome:
     """Add the listed mappings (and with `replace` remove the others) all-or-nothing."""
-    wanted = {(filter_sql.casefold(g), r) for g, r in pairs}
+    wanted = {(textkey.key(g), r) for g, r in pairs}
     stale = []
     if replace:
         stale = [(m.group_name, m.role) for m in RoleMapping.select() if (m.group_key, m.role) not in wanted]

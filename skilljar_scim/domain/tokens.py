@@ -18,7 +18,7 @@ from typing import Callable
 import itsdangerous
 import peewee
 
-from skilljar_scim.base import clock
+from skilljar_scim.base import clock, textkey
 from skilljar_scim.domain import events
 from skilljar_scim.base.errors import Conflict, InvalidValue, NotFound, TokenRefused, Unauthorized
 from skilljar_scim.store import sqlcache as prepared
@@ -85,10 +85,10 @@ def generate(keys: list[str], name: str, expires_at: datetime | None, now: datet
     now = now or clock.utcnow()
     token_id, secret = secrets.token_hex(6), secrets.token_hex(32)
     with write_transaction():
-        if Token.select().where(Token.name_key == name.casefold(), Token.revoked_at.is_null()).exists():
+        if Token.select().where(Token.name_key == textkey.key(name), Token.revoked_at.is_null()).exists():
             raise Conflict(f"a token named {name!r} already exists: revoke it first or choose another name")
         token = Token.create(
-            id=token_id, name=name, name_key=name.casefold(), secret_hash=_hash(secret),
+            id=token_id, name=name, name_key=textkey.key(name), secret_hash=_hash(secret),
             created_at=now, expires_at=expires_at,
         )
         events.record(events.CLI, "token.created", "Token", token_id, {"name": name}, now)
@@ -116,7 +116,7 @@ def find(ref: str) -> Token:
     token = Token.get_or_none(Token.id == ref.strip())
     if token is not None:
         return token
-    named = list(Token.select().where(Token.name_key == " ".join(ref.split()).casefold()))
+    named = list(Token.select().where(Token.name_key == textkey.key(" ".join(ref.split()))))
     live = [t for t in named if t.revoked_at is None]
     if len(live) == 1 or len(named) == 1:
         return (live or named)[0]

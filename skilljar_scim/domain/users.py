@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import peewee
 
-from skilljar_scim.base import clock
+from skilljar_scim.base import clock, textkey
 from skilljar_scim.scim import documents
 from skilljar_scim.domain import events, roles
 from skilljar_scim.base.errors import Conflict, NotFound
@@ -79,7 +79,7 @@ def _normalise(body: object) -> dict:
 
 def _returning(data: dict) -> User | None:
     """Find the account a POST refers to: none, or an inactive one to bring back (else 409)."""
-    key, external = filter_sql.casefold(data["userName"]), data.get("externalId")
+    key, external = textkey.key(data["userName"]), data.get("externalId")
     found = _with_keys(key, external)  # one query for both unique keys
     by_name = next((u for u in found if u.user_name_key == key), None)
     by_external = next((u for u in found if external and u.external_id == external), None)
@@ -247,7 +247,7 @@ def _write(user: User, data: dict, is_new: bool, reactivate: bool = False) -> Us
     password = data.pop("password", None)
     now = clock.utcnow()
     user.user_name = data["userName"]
-    user.user_name_key = filter_sql.casefold(data["userName"])
+    user.user_name_key = textkey.key(data["userName"])
     user.external_id = data.get("externalId")
     user.active = bool(data.setdefault("active", True))
     user.display_name = _display_name(data)
@@ -275,7 +275,7 @@ def _save(user: User, is_new: bool) -> None:
 def _index_emails(user: User, data: dict, is_new: bool = False) -> None:
     if not is_new:  # a new user has no rows yet
         prepared.run("user_email.delete", lambda: UserEmail.delete().where(UserEmail.user == prepared.param(0)), [user.id])
-    values = {filter_sql.casefold(e["value"]) for e in data.get("emails", []) if e.get("value")}
+    values = {textkey.key(e["value"]) for e in data.get("emails", []) if e.get("value")}
     prepared.insert(UserEmail, [{"user": user.id, "value_key": v} for v in sorted(values)])
 
 
@@ -313,14 +313,14 @@ def hash_password(password: str) -> str:
 def _source(base_url: str) -> Source:
     columns = {
         ("id", None): filter_sql.Column(User.id, filter_sql.exact),
-        ("username", None): filter_sql.Column(User.user_name_key, filter_sql.casefold),
+        ("username", None): filter_sql.Column(User.user_name_key, textkey.key),
         ("externalid", None): filter_sql.Column(User.external_id, filter_sql.exact),
         ("active", None): filter_sql.Column(User.active, bool),
         ("meta", "created"): filter_sql.Column(User.created_at, filter_sql.moment),
         ("meta", "lastmodified"): filter_sql.Column(User.updated_at, filter_sql.moment),
     }
     email_match = filter_sql.Subquery(
-        lambda key: User.id.in_(UserEmail.select(UserEmail.user).where(UserEmail.value_key == key)), filter_sql.casefold
+        lambda key: User.id.in_(UserEmail.select(UserEmail.user).where(UserEmail.value_key == key)), textkey.key
     )
     return Source(
         rtype=USER_TYPE,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from skilljar_scim.base import textkey
 from skilljar_scim.base.errors import Mutability
 
 
@@ -20,6 +21,6 @@ def strip(resource: dict, computed: tuple[str, ...]) -> dict:
 def check_body_id(body: object, resource_id: str) -> None:
     """Accept an `id` in a PUT body only when it is the URL's (RFC 7643 §3.1: id is readOnly)."""
     if isinstance(body, dict):
-        sent = next((v for k, v in body.items() if k.lower() == "id"), None)
+        sent = textkey.get(body, "id")
         if sent not in (None, "", resource_id):
             raise Mutability(f"id is read-only: the body says {sent!r} but the URL says {resource_id!r}")

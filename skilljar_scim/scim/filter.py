@@ -15,7 +15,7 @@ Semantics where the RFC leaves room, decided once here:
 - `pr` is true when some value is present and non-empty: not null, "", [] or {}.
 - `eq null` means "not present" (== `not (a pr)`) and `ne null` means present; other
   operators with null are invalid.
-- Strings compare case-insensitively (NFKC, then casefolded) unless the attribute is caseExact;
+- Strings compare case-insensitively (base/textkey.key: NFD, casefold, NFC) unless the attribute is caseExact;
   dateTime values compare chronologically (a value without offset is taken as UTC).
 - `schemas` (RFC 7643 §3) is filterable, as in the RFC's own examples, although it is
   not an attribute of any schema.
@@ -29,12 +29,12 @@ import json
 import math
 import operator
 import re
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from skilljar_scim.base import textkey
 from skilljar_scim.base.errors import InvalidFilter
 from skilljar_scim.scim.schemas import (
     Attribute,
@@ -589,9 +589,9 @@ def _normalise(value: object, attribute: Attribute) -> object:
         return _datetime(value)
     if not isinstance(value, str):
         return None
-    # RFC 7643 §2.2: caseExact false means comparisons ignore case. NFKC first, as the
-    # store's *_key columns do, so SQL and Python agree (store/filter_sql.casefold).
-    return value if attribute.case_exact else unicodedata.normalize("NFKC", value).casefold()
+    # RFC 7643 §2.2: caseExact false means comparisons ignore case: by the same key as the
+    # store's *_key columns, so SQL and Python agree (base/textkey.py).
+    return value if attribute.case_exact else textkey.key(value)
 
 
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
@@ -633,13 +633,8 @@ def _elements(resource: Mapping[str, Any], node: ValuePath) -> list:
 
 
 def _get(data: object, key: str) -> object:
-    """Read `key` from a mapping, falling back to a case-insensitive match (RFC 7643 §2.1)."""
-    if not isinstance(data, Mapping):
-        return None
-    if key in data:
-        return data[key]
-    wanted = key.lower()
-    return next((v for k, v in data.items() if isinstance(k, str) and k.lower() == wanted), None)
+    """Read `key` from a mapping, its name in any case (RFC 7643 §2.1)."""
+    return textkey.get(data, key)
 
 
 def _as_list(value: object) -> list:

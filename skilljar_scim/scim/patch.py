@@ -39,7 +39,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from skilljar_scim.base import errors
+from skilljar_scim.base import errors, textkey
 from skilljar_scim.scim import filter as scim_filter
 from skilljar_scim.scim import resources, schemas
 from skilljar_scim.scim.schemas import Attribute, Resolved, ResourceType
@@ -154,11 +154,7 @@ def _optional_path(value: object, rtype: ResourceType) -> Path | None:
 
 def _get(data: dict, key: str) -> object:
     """Read `key` from a message object in any letter case, or _MISSING."""
-    if key in data:
-        return data[key]
-    wanted = key.lower()
-    return next((v for k, v in data.items() if isinstance(k, str) and k.lower() == wanted),
-                _MISSING)
+    return textkey.get(data, key, _MISSING)
 
 
 # --- the path grammar --------------------------------------------------------------------
@@ -639,9 +635,9 @@ def _selects(attribute: Attribute, given: object, element: object) -> bool:
 
 
 def _norm(attribute: Attribute | None, value: object) -> object:
-    """Fold case unless the attribute is caseExact (RFC 7643 §2.2)."""
+    """Return the case-insensitive key unless the attribute is caseExact (RFC 7643 §2.2)."""
     if isinstance(value, str) and attribute is not None and not attribute.case_exact:
-        return value.casefold()
+        return textkey.key(value)
     return value
 
 

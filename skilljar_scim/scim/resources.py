@@ -14,6 +14,7 @@ import binascii
 import math
 from datetime import datetime
 
+from skilljar_scim.base import textkey
 from skilljar_scim.base.errors import InvalidSyntax, InvalidValue
 from skilljar_scim.scim.schemas import (
     COMMON_ATTRIBUTES,
@@ -486,5 +487,5 @@ def check_search_request(body: object) -> dict:
 
 
 def _member(body: dict, name: str) -> object:
-    """Read a SearchRequest member as the views do: the first key matching in any case (RFC 7644 §3.10)."""
-    return next((v for k, v in body.items() if k.lower() == name.lower()), None)
+    """Read a SearchRequest member as the views do, its name in any case (RFC 7644 §3.10)."""
+    return textkey.get(body, name)

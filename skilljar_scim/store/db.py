@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from pathlib import Path
@@ -11,7 +12,7 @@ from urllib.parse import unquote, urlparse
 
 import peewee
 
-from skilljar_scim.base import clock
+from skilljar_scim.base import clock, textkey
 from skilljar_scim.base.config import sqlite_file
 from skilljar_scim.base.errors import ConfigError, DatabaseError, NotInitialised, StoreBusy
 from skilljar_scim.store import models
@@ -19,7 +20,7 @@ from skilljar_scim.store.writelock import LockedPooledSqliteDatabase, LockedSqli
 
 log = logging.getLogger("skilljar_scim.store")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _migrate_to_1(db: peewee.Database) -> None:
@@ -36,8 +37,73 @@ def _migrate_to_3(db: peewee.Database) -> None:
     db.execute_sql('CREATE INDEX IF NOT EXISTS "user_listing" ON "user" ("deprovisioned_at", "created_at", "id")')
 
 
+def recompute_keys(db: peewee.Database) -> None:
+    """Recompute every *_key column with base/textkey.key (NFD, casefold, NFC) instead of NFKC+casefold.
+
+    The new key is not simply finer than the old: it no longer equates compatibility
+    look-alikes (full-width "Ｈｘ" and "Hx" part), but it does equate a few strings the old
+    one kept apart (NFKC before case folding missed Greek letters with dialytika and tonos
+    in upper case: "ΐ" and "ΐ".upper()). So two users or groups could now share a key:
+    the step then stops with both named, and the old schema stays as it was (one transaction).
+    Two mappings of one role that now share a key are one mapping: the older is kept.
+    """
+    _rekey(models.User, models.User.user_name, models.User.user_name_key, "userName")
+    _rekey(models.Group, models.Group.display_name, models.Group.display_name_key, "displayName")
+    _rekey(models.Token, models.Token.name, models.Token.name_key, None)
+    _merge_mappings()
+    _rekey(models.RoleMapping, models.RoleMapping.group_name, models.RoleMapping.group_key, None)
+    _rekey_emails()
+
+
+def _rekey(model, source: peewee.Field, column: peewee.Field, unique: str | None) -> None:
+    """Set `column` to textkey.key(`source`) on every row; refuse two rows of a unique key."""
+    pk = model._meta.primary_key
+    rows = [(rid, textkey.key(value), old) for rid, value, old in model.select(pk, source, column).tuples()]
+    if unique:
+        _refuse_collisions(model, unique, rows)
+    changed = [(rid, new) for rid, new, old in rows if new != old]
+    for rid, _ in changed:  # first out of the way: a new key may equal another row's old one
+        model.update({column: f"\x01{rid}"}).where(pk == rid).execute()
+    for rid, new in changed:
+        model.update({column: new}).where(pk == rid).execute()
+
+
+def _refuse_collisions(model, label: str, rows: list[tuple]) -> None:
+    seen: dict[str, object] = {}
+    for rid, new, _ in rows:
+        if new in seen:
+            raise DatabaseError(
+                f"cannot upgrade the schema: {model.__name__} {seen[new]} and {rid} now have the same "
+                f"{label} (compared case-insensitively, base/textkey.py); rename or remove one with "
+                "the previous scim version, then start this one again")
+        seen[new] = rid
+
+
+def _rekey_emails() -> None:
+    """Rebuild the email index from each user's stored document (the old keys lost the look-alikes)."""
+    user = models.User
+    for user_id, attributes in list(user.select(user.id, user.attributes).tuples()):
+        emails = (json.loads(attributes or "{}").get("emails") or [])
+        keys = {textkey.key(e["value"]) for e in emails if isinstance(e, dict) and isinstance(e.get("value"), str)}
+        models.UserEmail.delete().where(models.UserEmail.user == user_id).execute()
+        if keys:
+            models.UserEmail.insert_many([{"user": user_id, "value_key": k} for k in sorted(keys)]).execute()
+
+
+def _merge_mappings() -> None:
+    """Delete the younger of two mappings of one role whose group names now share a key."""
+    kept: set[tuple[str, str]] = set()
+    mapping = models.RoleMapping
+    for rid, name, role in list(mapping.select(mapping.id, mapping.group_name, mapping.role).order_by(mapping.id).tuples()):
+        if (textkey.key(name), role) in kept:
+            mapping.delete().where(mapping.id == rid).execute()
+        kept.add((textkey.key(name), role))
+
+
 # Each step brings the schema from version N-1 to N; never edit a released step.
-MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3}
+MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
+    1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3, 4: recompute_keys,
+}
 
 
 def open_database(url: str, *, create: bool = False, busy_timeout_ms: int = 5000,

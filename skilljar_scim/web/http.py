@@ -9,6 +9,7 @@ from typing import Any
 from flask import current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from skilljar_scim.base import textkey
 from skilljar_scim.base.errors import InvalidSyntax, InvalidValue, PayloadTooLarge
 from skilljar_scim.scim import resources
 from skilljar_scim.scim.schemas import GROUP_TYPE, LIST_RESPONSE, ResourceType
@@ -109,18 +110,17 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
 def arg(name: str, source: dict | None = None) -> Any:
     """Return a query (or search-body) parameter, matching its name case-insensitively (the first given)."""
     if source is not None:  # a SearchRequest body: a handful of keys
-        wanted = name.lower()
-        return next((v for k, v in source.items() if k.lower() == wanted), None)
+        return textkey.get(source, name)
     found = g.get("scim_args")
     if found is None:
-        found = g.scim_args = _first_by_lowercase(request.args.items())
-    return found.get(name.lower())
+        found = g.scim_args = _first_by_key(request.args.items())
+    return found.get(textkey.key(name))
 
 
-def _first_by_lowercase(items) -> dict:
+def _first_by_key(items) -> dict:
     found: dict = {}
-    for key, value in items:
-        found.setdefault(key.lower(), value)
+    for name, value in items:
+        found.setdefault(textkey.key(name), value)
     return found
 
 

@@ -459,10 +459,16 @@ def test_search_post_bad_request_is_400(api, people, body: dict, scim_type: str)
     api.assert_error(api.post("/Users/.search", body), 400, scim_type)
 
 
-@pytest.mark.parametrize("text", ['userName eq "MAX@EXAMPLE.COM"', 'userName sw "max@"', 'userName co "Ａx@"'])
+@pytest.mark.parametrize(("text", "who"), [('userName eq "MAX@EXAMPLE.COM"', "max"), ('userName sw "max@"', "max"),
+                                           ('userName eq "MA\u0301X@example.com"', "accented"),
+                                           ('userName co "Ｍａ"', "wide"), ('userName eq "ｍａｘ@EXAMPLE.com"', "wide")])
 @pytest.mark.parametrize("wrap", ["{}", "not (not ({}))"])
-def test_list_filter_username_compares_as_uniqueness_does(api, text: str, wrap: str) -> None:
-    # userName is unique under NFKC + case folding, so "ｍａｘ" and "MAX" are one name to filters too.
-    user = api.create_user("ｍａｘ@example.com")
-    api.assert_error(api.post("/Users", {"schemas": [USER], "userName": "Max@Example.com"}), 409, "uniqueness")
-    assert [r["id"] for r in listing(api, "filter=" + quote(wrap.format(text)))["Resources"]] == [user["id"]]
+def test_list_filter_username_compares_as_uniqueness_does(api, text: str, who: str, wrap: str) -> None:
+    # userName is unique by base/textkey.key: any letter case or canonically equivalent form is
+    # the same name; a compatibility look-alike (full-width "ｍａｘ") is another name.
+    users = {"max": api.create_user("Max@Example.com"), "wide": api.create_user("ｍａｘ@example.com"),
+             "accented": api.create_user("m\u00e1x@example.com")}
+    for same in ("max@EXAMPLE.COM", "ＭＡＸ@example.com", "MA\u0301X@example.com"):
+        api.assert_error(api.post("/Users", {"schemas": [USER], "userName": same}), 409, "uniqueness")
+    found = listing(api, "filter=" + quote(wrap.format(text)))["Resources"]
+    assert [r["id"] for r in found] == [users[who]["id"]]

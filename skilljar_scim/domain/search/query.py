@@ -7,6 +7,7 @@ from typing import Callable, Iterator
 
 import peewee
 
+from skilljar_scim.base import textkey
 from skilljar_scim.base.errors import InvalidValue
 from skilljar_scim.scim import filter as scim_filter
 from skilljar_scim.scim.schemas import Resolved, ResourceType, parse_attr_path
@@ -158,7 +159,7 @@ def _python_sorted(resources: list[dict], rtype: ResourceType, query: Query) -> 
     def key(resource: dict) -> tuple:
         value = _sort_value(resource, path)
         if isinstance(value, str) and not _sort_target(path).case_exact:
-            value = filter_sql.casefold(value)
+            value = textkey.key(value)
         return (value is None, "" if value is None else value)
 
     # sorted() is stable with reverse too: ties keep the tiebreak order of the SQL stream.

@@ -8,22 +8,21 @@ the candidates and says whether it is exact. Identity providers' lookups (`userN
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
 import peewee
 
-from skilljar_scim.base import clock
+from skilljar_scim.base import clock, textkey
 from skilljar_scim.base.errors import InvalidValue
 from skilljar_scim.scim import filter as scim_filter
 from skilljar_scim.scim.schemas import Resolved
 from skilljar_scim.store import sqlcache as prepared
 
 Key = tuple[str, str | None]  # (attribute name, sub-attribute name), lowercase
-# PostgreSQL cannot put a value of much over 2,700 bytes in a B-tree index, and NFKC can
-# make a key longer than its value; no real userName, externalId, email or group name
+# PostgreSQL cannot put a value of much over 2,700 bytes in a B-tree index, and case
+# folding can make a key longer than its value (ß -> ss); no real userName, externalId, email or group name
 # comes near this bound, so longer ones are refused instead of failing the write.
 MAX_INDEXED_BYTES = 1024
 
@@ -175,16 +174,11 @@ def _all(parts: list):
     return expression
 
 
-def casefold(value: object) -> object:
-    """Store-side form of a case-insensitive string (NFKC, then casefold)."""
-    return unicodedata.normalize("NFKC", str(value)).casefold()
-
-
 def check_indexable(name: str, value: object) -> None:
     """Raise invalidValue when a value stored in an index, or its key, is over MAX_INDEXED_BYTES."""
     if not isinstance(value, str):
         return
-    if max(len(value.encode("utf-8")), len(casefold(value).encode("utf-8"))) > MAX_INDEXED_BYTES:
+    if max(len(value.encode("utf-8")), len(textkey.key(value).encode("utf-8"))) > MAX_INDEXED_BYTES:
         raise InvalidValue(f"{name} must be at most {MAX_INDEXED_BYTES} bytes long (UTF-8)")
 
 
