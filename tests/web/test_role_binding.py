@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from skilljar_scim.domain import events, roles
-from skilljar_scim.store import models
 
 CATALOG = {"global-admin": "Global", "api-admin": "API"}
 
