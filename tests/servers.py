@@ -31,7 +31,8 @@ def free_port() -> int:
 class Server:
     """`scim serve` (2 workers x 4 threads by default) in its own session, on its own files."""
 
-    def __init__(self, folder: Path, workers: int = 2, threads: int = 4, database_url: str = "sqlite:///scim.db"):
+    def __init__(self, folder: Path, workers: int = 2, threads: int = 4, database_url: str = "sqlite:///scim.db",
+                 settings: dict[str, dict] | None = None):
         self.folder = folder
         self.database_url = database_url
         folder.mkdir(parents=True, exist_ok=True)
@@ -39,13 +40,19 @@ class Server:
         self.config = folder / "scim.toml"
         self.db_path = folder / "scim.db"
         self.key_path = folder / "scim.key"
+        sections = {"server": {"port": self.port, "workers": workers, "threads": threads, "graceful_timeout": 10}}
+        for section, values in (settings or {}).items():
+            sections.setdefault(section, {}).update(values)
         self.config.write_text(
             f'[database]\nurl = "{database_url}"\n[security]\nsecret_key_file = "scim.key"\n'
-            f"[server]\nport = {self.port}\nworkers = {workers}\nthreads = {threads}\ngraceful_timeout = 10\n"
+            + "".join(f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
+                      for name, values in sections.items())
         )
+        self.scheme = "https" if sections["server"].get("certfile") else "http"
         self.log = folder / "serve.log"
         self.process: subprocess.Popen | None = None
-        self.base = f"http://127.0.0.1:{self.port}/scim/v2"
+        self.base = f"{self.scheme}://127.0.0.1:{self.port}/scim/v2"
+        self.ssl_context = None  # set by a TLS test: how this test's client trusts the server
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "skilljar_scim", "--config", str(self.config), *args]
@@ -62,7 +69,8 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"scim serve exited: {self.log.read_text()}")
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1).read()
+                urllib.request.urlopen(f"{self.scheme}://127.0.0.1:{self.port}/healthz", timeout=1,
+                                       context=self.ssl_context).read()
                 return
             except (urllib.error.URLError, ConnectionError, OSError):
                 time.sleep(0.1)
@@ -110,7 +118,7 @@ class Server:
         for name, value in (headers or {}).items():
             request.add_header(name, value)
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout, context=self.ssl_context) as response:
                 return response.status, dict(response.headers), _parse(response.read())
         except urllib.error.HTTPError as error:
             return error.code, dict(error.headers), _parse(error.read())
@@ -134,6 +142,48 @@ class Server:
         with closing(psycopg2.connect(self.database_url)) as db, db.cursor() as cursor:
             cursor.execute(sql.replace("?", "%s"), params)
             return cursor.fetchall()
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 30) -> bytes:
+    """Send raw bytes on a fresh connection and return everything the server answers until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        return read_reply(sock)
+
+
+def read_reply(sock: socket.socket) -> bytes:
+    """Read one answer whole: to its Content-Length, or until the server closes (timeout: a hang guard)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
+                   if line.lower().startswith(b"content-length:")), None)
+    while length is not None and len(body) < length and (chunk := sock.recv(65536)):
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def split_reply(reply: bytes) -> tuple[int, dict[str, str], object]:
+    """Parse an HTTP/1.1 answer: status, headers (lower-case names), parsed body."""
+    head, _, body = reply.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    assert lines[0].startswith("HTTP/1.1 "), reply[:200]
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, _parse(body)
+
+
+def assert_raw_error(reply: bytes, status: int, scim_type: str | None = None) -> dict:
+    """Assert a raw answer is a SCIM error body (RFC 7644 §3.12) with this status and scimType."""
+    code, headers, body = split_reply(reply)
+    assert code == status, reply[:300]
+    assert headers["content-type"].startswith("application/scim+json"), headers
+    assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"], body
+    assert body["status"] == str(status) and body.get("scimType") == scim_type and body.get("detail"), body
+    return headers
 
 
 def _parse(raw: bytes) -> object:

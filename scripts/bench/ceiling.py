@@ -57,7 +57,7 @@ def main() -> None:
         waitress.serve(app, host=settings.server.host, port=settings.server.port, threads=settings.server.threads,
                        _quiet=True)
     else:
-        server.run_gunicorn(app, settings.server)
+        server.run_gunicorn(app, settings)
 
 
 if __name__ == "__main__":

@@ -53,10 +53,28 @@ class ServerSettings:
     port: int = 8080
     base_path: str = "/scim/v2"
     public_base_url: str = ""
-    workers: int = 1  # chosen by scripts/bench.py: README "Performance"
+    workers: int = 0  # 0: one per CPU core (README "Serving model")
     threads: int = 2
     graceful_timeout: int = 30
     max_body_bytes: int = 1_048_576
+    header_timeout: int = 10
+    body_timeout: int = 30
+    idle_timeout: int = 15
+    max_connections: int = 1000
+    max_request_line_bytes: int = 8192
+    max_header_bytes: int = 32768
+    certfile: str = _path("")
+    keyfile: str = _path("")
+    log_format: str = field(default="text", metadata={"choices": ("text", "json")})
+
+    @property
+    def worker_count(self) -> int:
+        """Return the worker processes to run: `workers`, or one per CPU core when it is 0."""
+        return self.workers or os.cpu_count() or 1
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.certfile or self.keyfile)
     # RFC 7644 §3.5.2: a PATCH answers 200 with the whole resource, or 204 with no body.
     group_patch_response: str = field(default="no-content", metadata={"choices": ("no-content", "resource")})
 

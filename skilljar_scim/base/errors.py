@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     ABORTED = 6  # the user answered "no" at a confirmation prompt
     NOT_INITIALISED = 7  # no database or key file yet: run `scim init`
     DATABASE = 8  # the database is unreachable, corrupt or from a newer version
+    LISTEN = 9  # `scim serve` cannot listen: the port is in use, not permitted, or the address is not this box's
 
 
 class SkilljarError(Exception):
@@ -33,6 +34,10 @@ class SkilljarError(Exception):
 
 class ConfigError(SkilljarError):
     exit_code = ExitCode.CONFIG
+
+
+class ListenError(SkilljarError):
+    exit_code = ExitCode.LISTEN
 
 
 class NotInitialised(SkilljarError):

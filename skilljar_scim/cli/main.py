@@ -69,14 +69,17 @@ def serve(
     port: Annotated[Optional[int], typer.Option("--port", help="TCP port (server.port).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="Worker processes (server.workers).")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", help="Threads per worker (server.threads).")] = None,
+    certfile: Annotated[Optional[str], typer.Option("--certfile", help="TLS certificate chain, PEM (server.certfile).")] = None,
+    keyfile: Annotated[Optional[str], typer.Option("--keyfile", help="TLS private key, PEM (server.keyfile).")] = None,
     init: Annotated[bool, typer.Option("--init/--no-init", help="Run `scim init` first if needed.")] = True,
 ) -> None:
-    """Run the SCIM 2.0 server (gunicorn) until SIGTERM or Ctrl-C."""
+    """Run the SCIM 2.0 server until SIGTERM or Ctrl-C; SIGHUP re-reads the keys and TLS certificate."""
     from skilljar_scim.domain import bootstrap as setup
     from skilljar_scim.web import server
 
     app_ctx = app_context(ctx)
-    app_ctx.override({"server.host": host, "server.port": port, "server.workers": workers, "server.threads": threads})
+    app_ctx.override({"server.host": host, "server.port": port, "server.workers": workers, "server.threads": threads,
+                      "server.certfile": certfile, "server.keyfile": keyfile})
     if init:
         for line in setup.initialise(app_ctx.config_path, app_ctx.settings).lines_changed():
             output.info(line)
