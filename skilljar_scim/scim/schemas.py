@@ -352,8 +352,9 @@ USER_SCHEMA = Schema(
                "the User has."),
         _ROLES,
         _multi("x509Certificates", "A list of certificates issued to the User.",
+               # RFC 7643 §2.3.6: "A binary is case exact" (base64 tells A from a).
                value=_sub("value", "The value of an X.509 certificate (DER, base64).",
-                          type="binary")),
+                          type="binary", case_exact=True)),
     ),
 )
 

@@ -165,3 +165,92 @@ def test_fuzz_patch_every_attribute_takes_any_json_type(targets, attribute, valu
     """Wrong JSON types for an attribute are invalidValue (or another 400), never a 500."""
     api, _, bob, _ = targets
     _check_patch(api, f"/Users/{bob}", {"schemas": [PATCH_OP], "Operations": [{"op": op, "path": attribute, "value": value}]})
+
+
+# --- multi-valued values against a model of the exact list ------------------------------------
+
+
+@st.composite
+def member_operations(draw, ids: list[str]) -> dict:
+    """A well-formed operation on members: add, replace or remove by value list, filter or whole."""
+    kind = draw(st.sampled_from(["add", "replace", "remove", "remove-filter", "remove-all"]))
+    chosen = draw(st.lists(st.sampled_from(ids), min_size=1, max_size=4, unique=True))
+    if kind == "remove-all":
+        return {"op": "remove", "path": "members"}
+    if kind == "remove-filter":
+        return {"op": "remove", "path": "members[" + " or ".join(f'value eq "{i}"' for i in chosen) + "]"}
+    return {"op": kind, "path": "members", "value": [{"value": i} for i in chosen]}
+
+
+def _member_model(members: set[str], operation: dict) -> set[str]:
+    """The exact member set after one operation (RFC 7644 §3.5.2.1-3)."""
+    if operation["op"] == "remove" and "[" in operation["path"]:
+        return members - {term.split('"')[1] for term in operation["path"][8:-1].split(" or ")}
+    if operation["op"] == "remove" and "value" not in operation:
+        return set()
+    named = {v["value"] for v in operation["value"]}
+    return {"add": members | named, "replace": named, "remove": members - named}[operation["op"]]
+
+
+@pytest.fixture
+def crew(api):
+    """Five users to move in and out of groups (made once: hypothesis reuses a test's fixtures)."""
+    return api, [api.create_user(f"m{n}@example.com")["id"] for n in range(5)], iter(range(10_000))
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_patch_group_members_match_a_model_of_the_exact_set(crew, data) -> None:
+    api, ids, serial = crew
+    group = api.create_group(f"Crew {next(serial)}", ids[:2])
+    members = set(ids[:2])
+    for operation in data.draw(st.lists(member_operations(ids), min_size=1, max_size=4)):
+        members = _member_model(members, operation)
+        after = api.group_ops(f"/Groups/{group['id']}", operation).get_json()
+        assert {m["value"] for m in after.get("members", [])} == members, operation
+
+
+EMAILS = ["a@x.io", "b@x.io", "c@x.io", "d@x.io"]
+
+
+@st.composite
+def email_operations(draw) -> dict:
+    """A well-formed operation on emails; values named in any letter case (emails.value is caseExact false)."""
+    kind = draw(st.sampled_from(["add", "replace", "remove", "remove-filter"]))
+    chosen = draw(st.lists(st.sampled_from(EMAILS), min_size=1, max_size=3, unique=True))
+    sent = [draw(st.sampled_from([v, v.upper()])) for v in chosen]
+    if kind == "remove-filter":
+        return {"op": "remove", "path": "emails[" + " or ".join(f'value eq "{v}"' for v in sent) + "]"}
+    return {"op": kind, "path": "emails", "value": [{"value": v, "type": "work"} for v in sent]}
+
+
+def _email_model(items: list[dict], operation: dict) -> list[dict] | None:
+    """The exact list after one operation; None when it must be noTarget (a filter matching nothing)."""
+    if "[" in operation["path"]:
+        named = {t.split('"')[1].lower() for t in operation["path"][7:-1].split(" or ")}
+        left = [e for e in items if e["value"].lower() not in named]
+        return None if len(left) == len(items) else left
+    if operation["op"] == "remove":
+        named = {v["value"].lower() for v in operation["value"]}
+        return [e for e in items if e["value"].lower() not in named]
+    out = [] if operation["op"] == "replace" else list(items)
+    for element in operation["value"]:
+        if not any(e["value"].lower() == element["value"].lower() for e in out):
+            out.append(element)
+    return out
+
+
+@FUZZ
+@given(operations=st.lists(email_operations(), min_size=1, max_size=4))
+def test_fuzz_patch_user_emails_match_a_model_of_the_exact_list(targets, operations) -> None:
+    api, _, bob, _ = targets
+    items = api.get(f"/Users/{bob}").get_json().get("emails", [])
+    for operation in operations:
+        expected = _email_model(items, operation)
+        response = api.ops(f"/Users/{bob}", operation)
+        if expected is None:
+            api.assert_error(response, 400, "noTarget")
+            continue
+        assert response.status_code == 200, response.get_json()
+        items = response.get_json().get("emails", [])
+        assert items == expected, operation
