@@ -17,7 +17,7 @@ from skilljar_scim.domain import ratelimit
 from skilljar_scim.scim.errors import INTERNAL, error_body, error_response
 from skilljar_scim.store import db as store_db
 from skilljar_scim.store import models
-from skilljar_scim.web import auth, views
+from skilljar_scim.web import auth, http, views
 from skilljar_scim.web.http import respond
 
 log = logging.getLogger("skilljar_scim.web")
@@ -49,6 +49,7 @@ def create_app(settings: Settings, reuse_connections: bool = False,
     app.url_map.strict_slashes = False
     app.register_blueprint(views.blueprint(), url_prefix=settings.server.base_path.rstrip("/"))
     app.add_url_rule("/healthz", "healthz", views.healthz)
+    _check_declared(app)
     _register_errors(app)
     return app
 
@@ -70,25 +71,37 @@ def _merged_slashes(wsgi_app):
 
 
 class _App(Flask):
-    """Flask whose views run in one transaction each, so a response shows one state of the store."""
+    """Flask whose views run in the transaction they declare (web/http.read, write, each_operation)."""
 
     def dispatch_request(self):
-        with _transaction():
+        if request.url_rule is None:  # a routing error: Flask raises it, no transaction needed
+            return super().dispatch_request()
+        with _transaction(self.view_functions[request.url_rule.endpoint].scim_transaction):
             return super().dispatch_request()
 
 
-def _transaction():
+def _transaction(kind: str):
     """A write holds the write lock while it reads, writes and renders its answer; reads see one snapshot.
 
     Without it a PATCH's answer could pair its own version with members a later PATCH added.
-    A Bulk request runs each operation in its own transaction (RFC 7644 §3.7), so others interleave.
+    A write's body is parsed and checked before the lock is taken, so a lock is only ever held
+    while writing (the server has read the whole body before the app sees the request).
     """
-    path = request.path.rstrip("/")
-    if request.method not in ("POST", "PUT", "PATCH", "DELETE") or path.endswith("/.search"):
+    if kind == http.WRITE:
+        if request.method in http.BODY_METHODS:
+            http.body()
+        return store_db.write_transaction()
+    if kind == http.READ:
         return store_db.read_transaction()
-    if path.endswith("/Bulk"):
-        return contextlib.nullcontext()
-    return store_db.write_transaction()
+    return contextlib.nullcontext()
+
+
+def _check_declared(app: Flask) -> None:
+    """Refuse to build an app with a view that declares no transaction (web/http.read, write, each_operation)."""
+    undeclared = sorted(name for name, view in app.view_functions.items()
+                        if name != "static" and not hasattr(view, "scim_transaction"))
+    if undeclared:
+        raise RuntimeError(f"views without @read, @write or @each_operation: {', '.join(undeclared)}")
 
 
 def _refuse_nul() -> None:

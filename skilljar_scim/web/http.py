@@ -35,8 +35,39 @@ def base_url() -> str:
     return found
 
 
+# What a view declares it does with the store (web/app.py opens the matching transaction):
+READ = "read"  # one read snapshot
+WRITE = "write"  # body parsed and checked first, then the write lock, held only while it writes
+EACH_OPERATION = "each operation"  # its own transactions, one per operation (Bulk, RFC 7644 §3.7)
+BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+def read(view):
+    """Declare that a view only reads the store: it runs in one read snapshot."""
+    view.scim_transaction = READ
+    return view
+
+
+def write(view):
+    """Declare that a view writes: it runs under the write lock, its body parsed before the lock is taken."""
+    view.scim_transaction = WRITE
+    return view
+
+
+def each_operation(view):
+    """Declare that a view opens its own transaction per operation (/Bulk, RFC 7644 §3.7)."""
+    view.scim_transaction = EACH_OPERATION
+    return view
+
+
 def body() -> Any:
-    """Parse the JSON request body (any JSON content type, any charset JSON allows)."""
+    """Return the parsed JSON request body (any JSON content type, any charset JSON allows), parsed once."""
+    if "scim_body" not in g:
+        g.scim_body = _parse_body()
+    return g.scim_body
+
+
+def _parse_body() -> Any:
     raw = request.get_data(cache=False)
     if not raw.strip():
         raise InvalidSyntax("the request body is empty: a JSON object is required")

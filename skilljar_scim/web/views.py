@@ -25,6 +25,7 @@ def blueprint() -> Blueprint:
     return bp
 
 
+@http.read
 def healthz():
     """Answer 200 when the store answers (unauthenticated, for load balancers)."""
     models.database.execute_sql("SELECT 1")
@@ -48,20 +49,24 @@ def _users(bp: Blueprint) -> None:
     bp.add_url_rule("/Users/<user_id>", "delete_user", delete_user, methods=["DELETE"])
 
 
+@http.read
 def list_users(source: dict | None = None):
     page = users.search(http.list_query(source), http.base_url(), _limits().max_filter_length, _limits().max_filter_depth)
     return http.list_response(page, lambda _: USER_TYPE, source)
 
 
+@http.read
 def search_users():
     return list_users(_search_body())
 
 
+@http.write
 def create_user():
     created = users.create(actor(), http.body())
     return http.resource_response(users.render(created.user, http.base_url()), USER_TYPE, 201)
 
 
+@http.read
 def get_user(user_id: str):
     user = users.get(user_id)
     if matches(request.headers.get("If-None-Match"), user):
@@ -69,16 +74,19 @@ def get_user(user_id: str):
     return http.resource_response(users.render(user, http.base_url()), USER_TYPE)
 
 
+@http.write
 def replace_user(user_id: str):
     user = users.replace(actor(), user_id, http.body(), request.headers.get("If-Match"))
     return http.resource_response(users.render(user, http.base_url()), USER_TYPE)
 
 
+@http.write
 def patch_user(user_id: str):
     user = users.patch(actor(), user_id, http.body(), request.headers.get("If-Match"), _limits().max_patch_operations)
     return http.resource_response(users.render(user, http.base_url()), USER_TYPE)
 
 
+@http.write
 def delete_user(user_id: str):
     users.delete(actor(), user_id, request.headers.get("If-Match"))
     return http.respond(None, 204)
@@ -97,6 +105,7 @@ def _groups(bp: Blueprint) -> None:
     bp.add_url_rule("/Groups/<group_id>", "delete_group", delete_group, methods=["DELETE"])
 
 
+@http.read
 def list_groups(source: dict | None = None):
     limits = _limits()
     page = groups.search(http.list_query(source), http.base_url(), http.wants_members(source),
@@ -104,6 +113,7 @@ def list_groups(source: dict | None = None):
     return http.list_response(page, lambda _: GROUP_TYPE, source)
 
 
+@http.read
 def search_groups():
     return list_groups(_search_body())
 
@@ -112,10 +122,12 @@ def _group_response(group, status: int = 200):
     return http.resource_response(groups.render(group, http.base_url(), http.wants_members()), GROUP_TYPE, status)
 
 
+@http.write
 def create_group():
     return _group_response(groups.create(actor(), http.body(), _limits().max_members_per_patch), 201)
 
 
+@http.read
 def get_group(group_id: str):
     group = groups.get(group_id)
     if matches(request.headers.get("If-None-Match"), group):
@@ -123,12 +135,14 @@ def get_group(group_id: str):
     return _group_response(group)
 
 
+@http.write
 def replace_group(group_id: str):
     limits = _limits()
     return _group_response(groups.replace(actor(), group_id, http.body(), request.headers.get("If-Match"),
                                           limits.max_members_per_patch))
 
 
+@http.write
 def patch_group(group_id: str):
     limits = _limits()
     group = groups.patch(actor(), group_id, http.body(), request.headers.get("If-Match"),
@@ -144,6 +158,7 @@ def _patch_answers_no_content() -> bool:
     return http.settings().server.group_patch_response == "no-content" and attributes is None and excluded is None
 
 
+@http.write
 def delete_group(group_id: str):
     groups.delete(actor(), group_id, request.headers.get("If-Match"))
     return http.respond(None, 204)
@@ -157,12 +172,14 @@ def _search_body() -> dict:
     return resources.check_search_request(http.body())
 
 
+@http.read
 def search_all():
     source = _search_body()
     page = bulk.search_all(http.list_query(source), http.base_url(), http.wants_members(source), _limits())
     return http.list_response(page, lambda r: USER_TYPE if r["meta"]["resourceType"] == "User" else GROUP_TYPE, source)
 
 
+@http.each_operation
 def run_bulk():
     return http.respond(bulk.execute(actor(), http.bulk_body(), http.base_url(), _limits()))
 
@@ -178,21 +195,26 @@ def _discovery(bp: Blueprint) -> None:
     bp.add_url_rule("/Schemas/<schema_id>", "schema", schema)  # a URN holds colons, never "/"
 
 
+@http.read
 def service_provider_config():
     return http.respond(discovery.service_provider_config(_limits(), http.base_url()))
 
 
+@http.read
 def resource_types():
     return http.list_response_of(discovery.resource_types_docs(http.base_url()))
 
 
+@http.read
 def resource_type(name: str):
     return http.respond(discovery.resource_type_named(name, http.base_url()))
 
 
+@http.read
 def schemas():
     return http.list_response_of(discovery.schemas_docs(http.base_url()))
 
 
+@http.read
 def schema(schema_id: str):
     return http.respond(discovery.schema_with_id(schema_id, http.base_url()))
