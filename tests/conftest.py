@@ -15,7 +15,7 @@ from skilljar_scim.store import db as store_db
 
 
 # Real `scim serve` processes (tests/e2e, tests/hardening): the Server class and make_server.
-pytest_plugins = ["servers"]
+pytest_plugins = ["servers", "receivers"]
 
 # Set to a postgresql:// URL to run the whole suite on PostgreSQL (see .ci/run).
 TEST_DATABASE_URL = os.environ.get("SKILLJAR_SCIM_TEST_DATABASE_URL")

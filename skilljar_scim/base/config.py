@@ -91,6 +91,16 @@ class LimitsSettings:
     max_bulk_payload_bytes: int = 1_048_576
 
 
+@dataclass(frozen=True)
+class WebhooksSettings:
+    timeout_ms: int = 5000  # a receiver must answer within this, or the attempt counts as failed
+    poll_interval_ms: int = 250  # how often an idle delivery worker looks for due deliveries
+    batch_size: int = 100  # deliveries one worker claims at a time
+    concurrency: int = 4  # deliveries one worker sends at once (to different users)
+    lease_seconds: int = 60  # a claim older than this is another worker's again (a crashed worker)
+    disable_after_hours: int = 72  # an endpoint failing continuously this long is disabled
+
+
 DASHBOARD_ROLES = {
     "global-admin": "Everything in the dashboard, including every other role's areas.",
     "analytics-admin": "Analytics and reports for every course and learner.",
@@ -119,6 +129,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     roles: RolesSettings = field(default_factory=RolesSettings)
+    webhooks: WebhooksSettings = field(default_factory=WebhooksSettings)
     config_file: Path | None = None
 
     @property

@@ -23,6 +23,7 @@ GROUPS = {
     "mappings": "skilljar_scim.cli.mappings",
     "events": "skilljar_scim.cli.events",
     "db": "skilljar_scim.cli.db",
+    "webhooks": "skilljar_scim.cli.webhooks",
 }
 ROOT_OPTIONS_WITH_VALUES = ("--config", "-c", "--db")
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from skilljar_scim.base import clock
+from skilljar_scim.domain import outbox
 from skilljar_scim.store import sqlcache
 from skilljar_scim.store.models import Event, Token
 
@@ -36,13 +37,17 @@ def record(
     now: datetime | None = None,
 ) -> None:
     """Append one event; call inside the transaction that made the change."""
-    sqlcache.insert(Event, [_row(actor, action, resource_type, resource_id, summary, now or clock.utcnow())])
+    rows = [_row(actor, action, resource_type, resource_id, summary, now or clock.utcnow())]
+    sqlcache.insert(Event, rows)
+    outbox.enqueue(rows)  # the webhook deliveries commit with the event
 
 
 def record_many(actor: Actor, action: str, resource_type: str, changes: list[tuple[str, dict[str, Any]]]) -> None:
     """Append one event per (resource_id, summary) in a few statements (a big group's members)."""
     now = clock.utcnow()
-    sqlcache.insert(Event, [_row(actor, action, resource_type, rid, summary, now) for rid, summary in changes])
+    rows = [_row(actor, action, resource_type, rid, summary, now) for rid, summary in changes]
+    sqlcache.insert(Event, rows)
+    outbox.enqueue(rows)
 
 
 def _row(actor: Actor, action: str, resource_type: str | None, resource_id: str | None,
@@ -142,3 +147,10 @@ def as_dict(event: Event) -> dict[str, Any]:
         "action": event.action, "resource_type": event.resource_type, "resource_id": event.resource_id,
         "summary": summary,
     }
+
+
+def feed_item(event: Event) -> dict[str, Any]:
+    """Return an event as the feed serves it (provisional until the events API lands)."""
+    detail = as_dict(event)
+    return {"id": str(event.id), "type": event.action, "created_at": clock.iso_stored(event.at),
+            "data": {"resource_type": event.resource_type, "id": event.resource_id, "summary": detail["summary"]}}

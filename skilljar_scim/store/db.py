@@ -20,7 +20,7 @@ from skilljar_scim.store.writelock import LockedPooledSqliteDatabase, LockedSqli
 
 log = logging.getLogger("skilljar_scim.store")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _migrate_to_1(db: peewee.Database) -> None:
@@ -100,9 +100,20 @@ def _merge_mappings() -> None:
         kept.add((textkey.key(name), role))
 
 
+def _migrate_to_5(db: peewee.Database) -> None:
+    """Add webhook endpoints and the delivery outbox, indexed for the worker's claim."""
+    db.create_tables(models.WEBHOOK_MODELS, safe=True)
+    # Partial indexes: only pending rows are searched, and they are few beside delivered ones.
+    db.execute_sql('CREATE INDEX IF NOT EXISTS "webhook_delivery_due" ON "webhook_delivery" '
+                   '("next_attempt_at", "id") WHERE "state" = \'pending\'')
+    db.execute_sql('CREATE INDEX IF NOT EXISTS "webhook_delivery_order" ON "webhook_delivery" '
+                   '("endpoint_id", "subject", "id") WHERE "state" = \'pending\'')
+    db.execute_sql('CREATE INDEX IF NOT EXISTS "webhook_delivery_history" ON "webhook_delivery" ("endpoint_id", "id")')
+
+
 # Each step brings the schema from version N-1 to N; never edit a released step.
 MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
-    1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3, 4: recompute_keys,
+    1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3, 4: recompute_keys, 5: _migrate_to_5,
 }
 
 

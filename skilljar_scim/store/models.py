@@ -119,6 +119,41 @@ class AuthFailure(BaseModel):
         primary_key = CompositeKey("kind", "subject", "window_start")
 
 
+class WebhookEndpoint(BaseModel):
+    """A receiver of signed event deliveries; its secrets are stored encrypted, never in clear."""
+
+    id = CharField(primary_key=True, max_length=32)
+    url = TextField()
+    description = TextField(default="")
+    event_types = TextField(null=True)  # JSON list of event types; NULL: every feed type
+    secret_encrypted = TextField()  # Fernet token of the `whsec_` secret (domain/webhooks.py)
+    previous_secret_encrypted = TextField(null=True)  # still signs until previous_expires_at
+    previous_expires_at = DateTimeField(null=True)
+    created_at = DateTimeField()
+    disabled_at = DateTimeField(null=True)
+    disabled_reason = TextField(null=True)
+    failing_since = DateTimeField(null=True)  # first failure since the last 2xx
+
+
+class WebhookDelivery(BaseModel):
+    """One event to send to one endpoint (the outbox): written in the transaction of the change."""
+
+    event_id = IntegerField(index=True)
+    endpoint = ForeignKeyField(WebhookEndpoint, on_delete="CASCADE", column_name="endpoint_id", index=False)
+    subject = CharField(max_length=48, null=True)  # what must stay in order (a user), or NULL
+    state = CharField(max_length=16, default="pending")  # pending, delivered, failed (gave up)
+    attempts = IntegerField(default=0)
+    next_attempt_at = DateTimeField()
+    lease_until = DateTimeField(null=True)  # claimed by a worker until then
+    claimed_by = CharField(max_length=32, null=True)
+    last_status = IntegerField(null=True)
+    last_error = TextField(null=True)
+    last_attempt_at = DateTimeField(null=True)
+    delivered_at = DateTimeField(null=True)
+    created_at = DateTimeField()
+
+
 # The tables schema version 1 created; later versions add theirs in store/db.py's MIGRATIONS.
 V1_MODELS = (SchemaVersion, Token, User, UserEmail, Group, Membership, RoleMapping, Event)
-ALL_MODELS = V1_MODELS + (AuthFailure,)
+WEBHOOK_MODELS = (WebhookEndpoint, WebhookDelivery)
+ALL_MODELS = V1_MODELS + (AuthFailure,) + WEBHOOK_MODELS

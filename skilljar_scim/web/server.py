@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
 import ssl
 from typing import Any, Callable
@@ -18,6 +19,7 @@ from gunicorn.app.base import BaseApplication
 
 from skilljar_scim.base.config import ServerSettings, Settings
 from skilljar_scim.base.errors import ConfigError, ListenError, SkilljarError
+from skilljar_scim.web import deliverer
 from skilljar_scim.web.access import AccessLog, configure_logging, gunicorn_log_config
 
 __all__ = ["AccessLog", "configure_logging", "serve", "gunicorn_options", "build_app", "run_gunicorn"]
@@ -34,7 +36,12 @@ def serve(settings: Settings) -> None:
     scheme = "https" if server.tls else "http"
     log.info("serving SCIM at %s://%s:%s%s with %d workers", scheme, _bracket(server.host), server.port,
              server.base_path, server.worker_count)
-    run_gunicorn(None, settings, listener)
+    app = build_app(settings)  # migrates the store before the delivery worker opens it
+    owner, webhook_worker = os.getpid(), deliverer.start(settings, listener)  # a fork before any thread
+    try:
+        run_gunicorn(app, settings, listener)
+    finally:
+        deliverer.stop(webhook_worker, owner)
 
 
 def build_app(settings: Settings) -> Callable:

@@ -1,0 +1,283 @@
+"""The delivery worker: claim due outbox rows, POST each event signed, record what happened.
+
+At least once: a delivery is marked done only after a 2xx, and a claim is a lease, so a
+crashed worker's claims are taken again when it runs out. In order per user: a delivery is
+claimed only when no earlier delivery about the same subject is still pending at that endpoint.
+Signing follows Standard Webhooks: `webhook-id` (the event id, the receiver's idempotency
+key), `webhook-timestamp` and `webhook-signature: v1,<base64 HMAC-SHA256>` of "id.timestamp.body".
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import logging
+import os
+import random
+import socket
+import ssl
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable
+from urllib.parse import urlsplit
+
+import peewee
+
+from skilljar_scim.base import clock
+from skilljar_scim.base.config import WebhooksSettings
+from skilljar_scim.domain import events, webhooks
+from skilljar_scim.store import models
+from skilljar_scim.store.db import write_transaction
+from skilljar_scim.store.models import Event, WebhookDelivery, WebhookEndpoint
+
+log = logging.getLogger("skilljar_scim.webhooks")
+
+# Wait after the Nth failed attempt (README "Webhooks"): the first retry within a minute,
+# the last about 3 days after the first attempt; after the 11th failure the delivery gives up.
+RETRY_DELAYS = tuple(timedelta(seconds=s) for s in (30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600,
+                                                      24 * 3600, 24 * 3600))
+JITTER = 0.1  # +-10% of each wait, so endpoints that failed together do not retry together
+USER_AGENT = "skilljar-scim-webhooks/1"
+MAX_RESPONSE_BYTES = 65536
+WORKER = events.Actor("webhooks")  # who disables a failing endpoint
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """One claimed delivery, ready to send."""
+
+    id: int
+    endpoint_id: str
+    url: str
+    message_id: str
+    body: bytes
+    secrets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt got: a status code, or an error (timeout, refused connection)."""
+
+    delivery_id: int
+    endpoint_id: str
+    status: int | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """Return `v1,<signature>` for one secret (Standard Webhooks, "Signature scheme")."""
+    key = base64.b64decode(secret.removeprefix(webhooks.SECRET_PREFIX))
+    digest = hmac.new(key, f"{message_id}.{timestamp}.".encode("ascii") + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def headers_for(item: Claimed, timestamp: int) -> dict[str, str]:
+    """Return a delivery's headers; during a secret rotation both secrets sign (space-separated)."""
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "webhook-id": item.message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": " ".join(sign(s, item.message_id, timestamp, item.body) for s in item.secrets),
+    }
+
+
+def body_of(event: Event) -> dict:
+    """Return what a delivery POSTs: the event as the events API serves it."""
+    return events.feed_item(event)
+
+
+def retry_at(attempts: int, now: datetime, rng: random.Random) -> datetime | None:
+    """Return when to try again after `attempts` failed attempts, or None to give up."""
+    if attempts > len(RETRY_DELAYS):
+        return None
+    wait = RETRY_DELAYS[attempts - 1].total_seconds()
+    return now + timedelta(seconds=wait * (1 + rng.uniform(-JITTER, JITTER)))
+
+
+def claim(keys: list[str], worker: str, config: WebhooksSettings, now: datetime) -> list[Claimed]:
+    """Lease the due deliveries (at most one per endpoint and subject) to `worker` and load them."""
+    with _claim_transaction():
+        ids = [row_id for (row_id,) in _due(now, config.batch_size).tuples()]
+        if not ids:
+            return []
+        WebhookDelivery.update(lease_until=now + timedelta(seconds=config.lease_seconds), claimed_by=worker).where(
+            WebhookDelivery.id.in_(ids)).execute()
+        return _load(keys, ids, now)
+
+
+def _claim_transaction():
+    """On PostgreSQL claims skip rows others hold (SKIP LOCKED); on SQLite the write lock serialises them."""
+    db = models.database.obj
+    return db.atomic() if isinstance(db, peewee.PostgresqlDatabase) else write_transaction()
+
+
+def _due(now: datetime, limit: int) -> peewee.Select:
+    earlier = WebhookDelivery.alias("earlier")
+    blocked = earlier.select(peewee.SQL("1")).where(
+        (earlier.endpoint == WebhookDelivery.endpoint) & (earlier.subject == WebhookDelivery.subject)
+        & (earlier.state == "pending") & (earlier.id < WebhookDelivery.id))
+    query = (WebhookDelivery.select(WebhookDelivery.id)
+             .join(WebhookEndpoint, on=(WebhookDelivery.endpoint == WebhookEndpoint.id))
+             .where((WebhookDelivery.state == "pending") & (WebhookDelivery.next_attempt_at <= now)
+                    & (WebhookDelivery.lease_until.is_null() | (WebhookDelivery.lease_until <= now))
+                    & WebhookEndpoint.disabled_at.is_null() & ~peewee.fn.EXISTS(blocked))
+             .order_by(WebhookDelivery.id).limit(limit))
+    if isinstance(models.database.obj, peewee.PostgresqlDatabase):
+        query = query.for_update(of=WebhookDelivery, skip_locked=True)
+    return query
+
+
+def _load(keys: list[str], ids: list[int], now: datetime) -> list[Claimed]:
+    rows = list(WebhookDelivery.select().where(WebhookDelivery.id.in_(ids)).order_by(WebhookDelivery.id))
+    found = {e.id: e for e in Event.select().where(Event.id.in_({r.event_id for r in rows}))}
+    endpoints = {e.id: e for e in WebhookEndpoint.select().where(WebhookEndpoint.id.in_({r.endpoint_id for r in rows}))}
+    secrets = {e.id: tuple(webhooks.signing_secrets(keys, e, now)) for e in endpoints.values()}
+    claimed = []
+    for row in rows:
+        item = body_of(found[row.event_id])
+        body = json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        claimed.append(Claimed(row.id, row.endpoint_id, endpoints[row.endpoint_id].url, str(item["id"]), body,
+                               secrets[row.endpoint_id]))
+    return claimed
+
+
+class Sender:
+    """POSTs deliveries: one keep-alive connection per endpoint host and thread, no redirects followed."""
+
+    def __init__(self, timeout_ms: int, concurrency: int = 1):
+        self.timeout = max(timeout_ms, 1) / 1000
+        self.pool = ThreadPoolExecutor(max(concurrency, 1), thread_name_prefix="webhook")
+        self.local = threading.local()
+
+    def send_all(self, items: list[Claimed]) -> list[Outcome]:
+        """Send every item (different subjects, so in any order); return their outcomes."""
+        return list(self.pool.map(self.send, items))
+
+    def send(self, item: Claimed) -> Outcome:
+        """POST one delivery; a redirect is an answer like any other non-2xx (never followed)."""
+        parts = urlsplit(item.url)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection = self._connection(parts.scheme, parts.hostname, parts.port)
+        try:
+            connection.request("POST", path, body=item.body, headers=headers_for(item, int(time.time())))
+            response = connection.getresponse()
+            response.read(MAX_RESPONSE_BYTES)  # drain it, so the connection can be reused
+            if response.will_close or not response.isclosed():
+                self._forget(parts.scheme, parts.hostname, parts.port)
+            return Outcome(item.id, item.endpoint_id, response.status, None if response.status < 300 else
+                           f"HTTP {response.status}")
+        except (OSError, http.client.HTTPException) as exc:
+            self._forget(parts.scheme, parts.hostname, parts.port)
+            return Outcome(item.id, item.endpoint_id, None, _describe(exc, self.timeout))
+
+    def _connection(self, scheme: str, host: str, port: int | None) -> http.client.HTTPConnection:
+        cache = self.local.__dict__.setdefault("connections", {})
+        key = (scheme, host, port)
+        if key not in cache:
+            if scheme == "https":
+                cache[key] = http.client.HTTPSConnection(host, port, timeout=self.timeout,
+                                                         context=ssl.create_default_context())
+            else:
+                cache[key] = http.client.HTTPConnection(host, port, timeout=self.timeout)
+        return cache[key]
+
+    def _forget(self, scheme: str, host: str, port: int | None) -> None:
+        connection = self.local.__dict__.get("connections", {}).pop((scheme, host, port), None)
+        if connection is not None:
+            connection.close()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+def _describe(exc: Exception, timeout: float) -> str:
+    """Return a short, plain description of a failed attempt (stored, shown by `deliveries`)."""
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return f"timed out after {timeout:g} s"
+    text = " ".join(str(exc).split())[:160]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def complete(worker: str, outcomes: list[Outcome], config: WebhooksSettings, now: datetime,
+             rng: random.Random) -> None:
+    """Record each attempt's outcome; retry, give up, or disable endpoints as the rules say."""
+    if not outcomes:
+        return
+    with write_transaction():
+        for outcome in outcomes:
+            _record_attempt(worker, outcome, now, rng)
+        for endpoint_id in sorted({o.endpoint_id for o in outcomes}):
+            _judge_endpoint(endpoint_id, [o for o in outcomes if o.endpoint_id == endpoint_id], config, now)
+
+
+def _record_attempt(worker: str, outcome: Outcome, now: datetime, rng: random.Random) -> None:
+    ours = (WebhookDelivery.id == outcome.delivery_id) & (WebhookDelivery.claimed_by == worker) \
+        & (WebhookDelivery.state == "pending")
+    common = {"attempts": WebhookDelivery.attempts + 1, "last_status": outcome.status, "last_error": outcome.error,
+              "last_attempt_at": now, "lease_until": None, "claimed_by": None}
+    if outcome.ok:
+        WebhookDelivery.update(state="delivered", delivered_at=now, **common).where(ours).execute()
+        return
+    attempts = WebhookDelivery.select(WebhookDelivery.attempts).where(ours).scalar()
+    if attempts is None:  # our lease ran out and another worker has it now
+        return
+    later = retry_at(attempts + 1, now, rng)
+    changes = {"next_attempt_at": later} if later else {"state": "failed"}
+    WebhookDelivery.update(**changes, **common).where(ours).execute()
+
+
+def _judge_endpoint(endpoint_id: str, outcomes: list[Outcome], config: WebhooksSettings, now: datetime) -> None:
+    """Disable on 410 or after failing for too long; an answer again brings its retries forward."""
+    endpoint = WebhookEndpoint.get_or_none(WebhookEndpoint.id == endpoint_id)
+    if endpoint is None or endpoint.disabled_at is not None:
+        return
+    if any(o.status == 410 for o in outcomes):
+        disable(endpoint, "the receiver answered 410 Gone", now)
+    elif any(o.ok for o in outcomes):
+        if endpoint.failing_since is not None:
+            _recovered(endpoint, now)
+    elif endpoint.failing_since is None:
+        WebhookEndpoint.update(failing_since=now).where(WebhookEndpoint.id == endpoint_id).execute()
+    elif now - endpoint.failing_since >= timedelta(hours=config.disable_after_hours):
+        disable(endpoint, f"every delivery failed since {clock.iso(endpoint.failing_since)}", now)
+
+
+def _recovered(endpoint: WebhookEndpoint, now: datetime) -> None:
+    """Clear the failure streak and send the endpoint's waiting retries now, not hours later."""
+    WebhookEndpoint.update(failing_since=None).where(WebhookEndpoint.id == endpoint.id).execute()
+    WebhookDelivery.update(next_attempt_at=now).where(
+        (WebhookDelivery.endpoint == endpoint.id) & (WebhookDelivery.state == "pending")
+        & (WebhookDelivery.next_attempt_at > now)).execute()
+
+
+def disable(endpoint: WebhookEndpoint, reason: str, now: datetime) -> None:
+    """Stop delivering to an endpoint (its deliveries wait) and record `webhook.disabled`."""
+    WebhookEndpoint.update(disabled_at=now, disabled_reason=reason).where(WebhookEndpoint.id == endpoint.id).execute()
+    events.record(WORKER, "webhook.disabled", "Webhook", endpoint.id,
+                  {"url": webhooks.redacted(endpoint.url), "reason": reason}, now)
+    log.warning("webhook endpoint %s disabled: %s", endpoint.id, reason)
+
+
+def run_once(keys: list[str], config: WebhooksSettings, sender: Sender, worker: str,
+             now: Callable[[], datetime] = clock.utcnow, rng: random.Random | None = None) -> list[Outcome]:
+    """Claim what is due, send it, record the outcomes; return them (empty when nothing was due)."""
+    claimed = claim(keys, worker, config, now())
+    outcomes = sender.send_all(claimed)
+    complete(worker, outcomes, config, now(), rng or random.Random())
+    return outcomes
+
+
+def worker_name() -> str:
+    """Return a name for this worker's claims: host, process, and a random part."""
+    return f"{socket.gethostname()[:16]}:{os.getpid()}:{random.randrange(16 ** 4):04x}"

@@ -1,0 +1,68 @@
+"""Run the delivery worker: drain what is due once (cron, tests), or poll until stopped (`scim serve`)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from datetime import datetime
+from typing import Callable
+
+import peewee
+
+from skilljar_scim.base import clock, keyfile
+from skilljar_scim.base.config import Settings
+from skilljar_scim.base.errors import SkilljarError
+from skilljar_scim.domain import delivery
+
+log = logging.getLogger("skilljar_scim.webhooks")
+MAX_ROUNDS = 10_000  # drain(): a bound, far above what one backlog needs
+ERROR_PAUSE = 5.0  # seconds to wait after the store or the key file failed
+
+
+def drain(settings: Settings, now: Callable[[], datetime] = clock.utcnow, rng: random.Random | None = None) -> dict:
+    """Send every delivery due now, and those it unblocks, each at most once; return the counts."""
+    config, name = settings.webhooks, delivery.worker_name()
+    sender = delivery.Sender(config.timeout_ms, config.concurrency)
+    tally = {"sent": 0, "delivered": 0, "failed": 0}
+    try:
+        for _ in range(MAX_ROUNDS):
+            outcomes = delivery.run_once(keyfile.load(settings.key_path), config, sender, name, now, rng)
+            if not outcomes:
+                break
+            tally["sent"] += len(outcomes)
+            tally["delivered"] += sum(o.ok for o in outcomes)
+        tally["failed"] = tally["sent"] - tally["delivered"]
+        return tally
+    finally:
+        sender.close()
+
+
+def run_until_stopped(settings: Settings, stop: threading.Event | None = None,
+                      alive: Callable[[], bool] = lambda: True) -> None:
+    """Deliver until `stop` is set, `alive()` turns False, or Ctrl-C; never raise on a bad round."""
+    stop = stop or threading.Event()
+    config, name = settings.webhooks, delivery.worker_name()
+    sender = delivery.Sender(config.timeout_ms, config.concurrency)
+    log.info("webhook delivery worker %s started", name)
+    try:
+        while not stop.is_set() and alive():
+            stop.wait(_round(settings, sender, name))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sender.close()
+
+
+def _round(settings: Settings, sender: delivery.Sender, name: str) -> float:
+    """Run one round; return how long to wait before the next (none while work keeps coming)."""
+    try:
+        outcomes = delivery.run_once(keyfile.load(settings.key_path), settings.webhooks, sender, name)
+    except (SkilljarError, peewee.DatabaseError) as exc:
+        # The store is busy or down, or the key file is unreadable: say so, try again later.
+        log.error("webhook delivery round failed: %s", " ".join(str(getattr(exc, "detail", exc)).split()))
+        return ERROR_PAUSE
+    except Exception:  # noqa: BLE001 - a bug must not stop every delivery; claims expire and retry
+        log.exception("webhook delivery round failed")
+        return ERROR_PAUSE
+    return 0.0 if outcomes else settings.webhooks.poll_interval_ms / 1000
