@@ -99,9 +99,11 @@ def gunicorn_log_config(log_format: str) -> dict:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"scim": {"()": formatter}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "scim", "stream": "ext://sys.stderr"}},
+        "handlers": {name: {"class": "logging.StreamHandler", "formatter": "scim", "stream": "ext://sys.stderr"}
+                     for name in ("console", "error_console")},  # the names gunicorn's defaults refer to
+        "root": {"level": "INFO", "handlers": ["console"]},
         "loggers": {
-            "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
-            "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+            "gunicorn.error": {"level": "INFO", "handlers": ["error_console"], "propagate": False, "qualname": "gunicorn.error"},
+            "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False, "qualname": "gunicorn.access"},
         },
     }

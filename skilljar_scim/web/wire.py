@@ -12,6 +12,7 @@ import json
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
+from urllib.parse import unquote_to_bytes
 
 import h11
 
@@ -164,7 +165,7 @@ class Wire:
     def _check_head(self, event) -> Request:
         self._check_line()
         self.method = event.method.decode("latin-1")
-        self.path = event.target.partition(b"?")[0].decode("latin-1")
+        self.path = unquote_to_bytes(event.target.partition(b"?")[0]).decode("latin-1")  # as the app logs it
         if _head_size(event) > self.limits.max_header_bytes:  # h11 bounds only a head still arriving
             raise Refusal(431, f"the request line and headers are larger than {self.limits.max_header_bytes} bytes")
         if event.method not in METHODS:
