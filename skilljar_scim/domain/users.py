@@ -30,6 +30,8 @@ from skilljar_scim.store.db import write_transaction
 from skilljar_scim.store.models import Group, Membership, RoleMapping, User, UserEmail
 from skilljar_scim.scim.etags import check_if_match, etag
 
+_OMITTED = object()  # a key absent from a body, as opposed to a JSON null
+
 # Never stored: computed from memberships, or server-assigned.
 COMPUTED = ("id", "meta", "groups", "roles", "schemas")
 
@@ -54,6 +56,7 @@ def get(user_id: str) -> User:
 def create(actor: Actor, body: object) -> Created:
     """Create a user; a returning person's old account is brought back instead (RFC 7644 §3.3)."""
     data = _normalise(body)
+    data.setdefault("active", _active_when_absent(body, True))  # an account is provisioned to be used
     with write_transaction():
         existing = _returning(data)
         if existing is None:
@@ -110,7 +113,7 @@ def replace(actor: Actor, user_id: str, body: object, if_match: str | None = Non
     data = _normalise(body)
     with write_transaction():
         user = check_if_match(get(user_id), if_match)
-        data.setdefault("active", documents.load(user).get("active", True))
+        data.setdefault("active", _active_when_absent(body, user.active))
         return _update(actor, user, data)
 
 
@@ -122,7 +125,16 @@ def patch(actor: Actor, user_id: str, body: object, if_match: str | None = None,
         current = {**documents.load(user), "id": user.id}
         changed = scim_patch.apply(current, ops, USER_TYPE)
         data = _normalise(documents.strip(changed, COMPUTED))
+        # Removed (or set to null): RFC 7643 §4.1.1 gives `active` no default, and an
+        # unassigned status must never grant access, so the account is inactive.
+        data.setdefault("active", False)
         return _update(actor, user, data)
+
+
+def _active_when_absent(body: object, omitted: bool) -> bool:
+    """Return `active` for a body without a value: `omitted` if not sent, false if sent as null (RFC 7644 §3.5.1)."""
+    sent = textkey.get(body, "active", _OMITTED) if isinstance(body, dict) else _OMITTED
+    return omitted if sent is _OMITTED else False
 
 
 def delete(actor: Actor, user_id: str, if_match: str | None = None) -> None:
@@ -249,7 +261,7 @@ def _write(user: User, data: dict, is_new: bool, reactivate: bool = False) -> Us
     user.user_name = data["userName"]
     user.user_name_key = textkey.key(data["userName"])
     user.external_id = data.get("externalId")
-    user.active = bool(data.setdefault("active", True))
+    user.active = bool(data.setdefault("active", False))  # callers decide; unassigned grants nothing
     user.display_name = _display_name(data)
     user.primary_email = _primary_email(data)
     user.attributes = json.dumps(data, ensure_ascii=False, sort_keys=True)
