@@ -33,10 +33,11 @@ def serve(settings: Settings) -> None:
     server = settings.server
     configure_logging(server.log_format)
     listener = listen(server)
+    tls_context(server)  # a bad certificate fails here, before anything starts
+    app = build_app(settings)  # migrates the store before the delivery worker opens it
     scheme = "https" if server.tls else "http"
     log.info("serving SCIM at %s://%s:%s%s with %d workers", scheme, _bracket(server.host), server.port,
              server.base_path, server.worker_count)
-    app = build_app(settings)  # migrates the store before the delivery worker opens it
     owner, webhook_worker = os.getpid(), deliverer.start(settings, listener)  # a fork before any thread
     try:
         run_gunicorn(app, settings, listener)
