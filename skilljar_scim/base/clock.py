@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Callable
 
 # Seconds on a clock that never goes back; the rate limiter and request deadlines take one
 # of these, so tests drive them with a controlled clock instead of waiting.
 Monotonic = Callable[[], float]
 monotonic: Monotonic = time.monotonic
+
+_AGO = re.compile(r"\s*(\d+)\s*([mhdw])\s*", re.IGNORECASE)
+_UNIT = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 
 
 def utcnow() -> datetime:
@@ -40,3 +44,14 @@ def parse_iso(text: str) -> datetime:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """Parse a moment: a duration ago (`30m`, `1h`, `7d`, `2w`) or an ISO date or time (UTC).
+
+    Raise ValueError if it is neither.
+    """
+    match = _AGO.fullmatch(text)
+    if match:
+        return (now or utcnow()) - int(match.group(1)) * _UNIT[match.group(2).lower()]
+    return parse_iso(text)

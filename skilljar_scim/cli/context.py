@@ -9,6 +9,7 @@ import typer
 
 from skilljar_scim.base import config, keyfile
 from skilljar_scim.base.config import Settings
+from skilljar_scim.store.db import open_database
 
 
 @dataclass
@@ -39,8 +40,6 @@ class AppContext:
 
     def open_store(self, create: bool = False) -> None:
         """Open the database for this command and close it when the command ends."""
-        from skilljar_scim.store.db import open_database
-
         settings = self.settings()
         db = open_database(settings.database.url, create=create, busy_timeout_ms=settings.database.busy_timeout_ms)
         self.root.call_on_close(db.close)

@@ -8,6 +8,7 @@ import typer
 from skilljar_scim.cli import output
 from skilljar_scim.cli.context import app_context
 from skilljar_scim.cli.options import JsonFlag, wants_json
+from skilljar_scim.domain import maintenance
 
 app = typer.Typer(help="Back up and check the database.", no_args_is_help=True)
 
@@ -15,15 +16,17 @@ app = typer.Typer(help="Back up and check the database.", no_args_is_help=True)
 @app.command()
 def backup(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="File to write the copy to (mode 600).")],
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="File to write the copy to (mode 600).")],
     force: Annotated[bool, typer.Option("--force", help="Replace PATH if it exists.")] = False,
     json_flag: JsonFlag = False,
 ) -> None:
-    """Copy the SQLite database to PATH, consistently, while the server keeps running."""
-    from skilljar_scim.domain import maintenance as maintenance
+    """Copy the SQLite database to PATH, consistently, while the server keeps running.
 
+    Example: scim db backup /var/backups/scim-$(date +%F).db
+    """
     settings = app_context(ctx).settings()
-    report = maintenance.backup(settings.database.url, path, force, settings.database.busy_timeout_ms)
+    with output.working("Backing up the database"):
+        report = maintenance.backup(settings.database.url, path, force, settings.database.busy_timeout_ms)
     if wants_json(ctx, json_flag):
         output.emit_json(report.as_dict())
         return
@@ -35,11 +38,15 @@ def backup(
 
 @app.command()
 def check(ctx: typer.Context, json_flag: JsonFlag = False) -> None:
-    """Verify the database's integrity and that its schema version matches this scim."""
-    from skilljar_scim.domain import maintenance as maintenance
+    """Verify the database's integrity and that its schema version matches this scim.
 
+    Exits 8 when a problem is found.
+
+    Example: scim db check --json
+    """
     settings = app_context(ctx).settings()
-    report = maintenance.check(settings.database.url, settings.database.busy_timeout_ms)
+    with output.working("Checking the database"):
+        report = maintenance.check(settings.database.url, settings.database.busy_timeout_ms)
     if wants_json(ctx, json_flag):
         output.emit_json(report.as_dict())
     else:

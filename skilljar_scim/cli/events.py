@@ -4,11 +4,17 @@ from typing import Annotated, Optional
 
 import typer
 
+from skilljar_scim.base import clock
+from skilljar_scim.base.errors import InvalidValue
 from skilljar_scim.cli import output
 from skilljar_scim.cli.context import app_context
 from skilljar_scim.cli.options import JsonFlag, wants_json
+from skilljar_scim.domain import events, listings, tokens
 
 app = typer.Typer(help="Read the provisioning and audit trail.", no_args_is_help=True)
+
+# Summary keys whose value is a user id: shown as the userName when the user still exists.
+USER_ID_KEYS = ("user", "user_id")
 
 
 @app.command("list")
@@ -17,37 +23,58 @@ def list_(
     user: Annotated[Optional[str], typer.Option("--user", help="User id or userName.")] = None,
     group: Annotated[Optional[str], typer.Option("--group", help="Group id or displayName.")] = None,
     token: Annotated[Optional[str], typer.Option("--token", help="Token id or name.")] = None,
-    action: Annotated[Optional[str], typer.Option("--action", help="e.g. user.created, role.granted.")] = None,
-    since: Annotated[Optional[str], typer.Option("--since", help="ISO date or time (UTC).")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=0, help="Newest N events.")] = 50,
+    action: Annotated[Optional[str], typer.Option("--action", help="One action, e.g. user.created or role.granted (README lists them).")] = None,
+    since: Annotated[Optional[str], typer.Option("--since", metavar="WHEN", help="Events from this moment: a duration ago (30m, 1h, 7d, 2w) or an ISO date or time (UTC).")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="Newest N events.", show_default=True)] = 50,
     json_flag: JsonFlag = False,
 ) -> None:
-    """List events, newest first."""
-    from skilljar_scim.base import clock
-    from skilljar_scim.domain import listings as directory, events, tokens
-    from skilljar_scim.base.errors import InvalidValue
+    """List events, newest first.
 
+    Example: scim events list --user alice@example.com --since 7d
+    """
     app_context(ctx).open_store()
-    try:
-        since_at = clock.parse_iso(since) if since else None
-    except ValueError:
-        raise InvalidValue(f"--since must be an ISO date or time, not {since!r}") from None
     found = events.query(
-        user_id=directory.find_user(user).id if user else None,
-        group_id=directory.find_group(group).id if group else None,
+        user_id=listings.filter_user(user).id if user else None,
+        group_id=listings.filter_group(group).id if group else None,
         token_id=tokens.find(token).id if token else None,
-        action=action, since=since_at, limit=limit,
+        action=action, since=_since(since), limit=limit,
     )
     rows = [events.as_dict(e) for e in found]
     if wants_json(ctx, json_flag):
-        output.emit_json(rows)
+        output.emit_json_list(rows)
         return
+    names = _names(rows)
     output.table("Events (newest first)", ("id", "at", "actor", "action", "resource", "summary"),
-                 ([r["id"], r["at"], r["actor"], r["action"], f"{r['resource_type'] or ''} {r['resource_id'] or ''}".strip(),
-                   _short(r["summary"])] for r in rows))
+                 ([r["id"], r["at"], r["actor"], r["action"], _resource(r, names), _summary(r["summary"], names)]
+                  for r in rows))
 
 
-def _short(summary) -> str:
-    if isinstance(summary, dict):
-        return ", ".join(f"{k}={v}" for k, v in summary.items())
-    return str(summary)
+def _since(text: str | None):
+    if not text:
+        return None
+    try:
+        return clock.parse_since(text)
+    except ValueError:
+        raise InvalidValue(f"--since must be a duration (30m, 1h, 7d, 2w) or an ISO date or time, not {text!r}") from None
+
+
+def _names(rows: list[dict]) -> dict[str, str]:
+    """Return the current name of every user and group the rows mention by id."""
+    users = [r["resource_id"] for r in rows if r["resource_type"] == "User"]
+    users += [r["summary"][k] for r in rows if isinstance(r["summary"], dict) for k in USER_ID_KEYS if k in r["summary"]]
+    groups = [r["resource_id"] for r in rows if r["resource_type"] == "Group"]
+    return listings.names([u for u in users if isinstance(u, str)], [g for g in groups if g])
+
+
+def _resource(row: dict, names: dict[str, str]) -> str:
+    """Say what an event is about: its kind and, where known, its name rather than its id."""
+    kind, rid = row["resource_type"] or "", row["resource_id"] or ""
+    return f"{kind} {output.shown(names.get(rid, rid))}".strip()
+
+
+def _summary(summary, names: dict[str, str]) -> str:
+    """Render a summary as `key: value` pairs people read (lists joined, yes/no, names for ids)."""
+    if not isinstance(summary, dict):
+        return output.shown(summary)
+    return "; ".join(f"{key}: {output.shown(names.get(value, value) if key in USER_ID_KEYS and isinstance(value, str) else value)}"
+                     for key, value in summary.items())

@@ -1,66 +1,121 @@
-"""Render for people (rich tables, panels) or scripts (JSON); errors become exit codes."""
+"""Render for people (rich, at a terminal), pipes (tab-separated lines) and scripts (JSON).
+
+This module is the only place that writes data: every value passes through `shown()`, and
+rich (cli/terminal.py) only ever receives `Text` objects on a console with markup and emoji
+codes off, so a name such as `okta [/prod]` or `:smile:` is printed as it is and can never
+make rendering fail. Control characters in data are shown escaped (`\\x1b`), so a value
+cannot move the cursor, retitle the terminal or write to the clipboard.
+
+JSON convention (README "JSON output"): `--json` prints exactly one JSON document on stdout:
+a listing is an array of objects, one per line; anything else is one object.
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
-import logging
+import re
 import sys
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import typer
-from typer.core import TyperGroup
 
 from skilljar_scim.base import clock
-from skilljar_scim.base.errors import Aborted, ExitCode, SkilljarError
+from skilljar_scim.base.errors import Aborted
 
-log = logging.getLogger("skilljar_scim.cli")
-
-
-def console(stderr: bool = False):
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+# C0 controls, DEL and C1 controls: shown as escapes, never sent to a terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+JSON_CHUNK = 500  # listing items per write: one write per item cost more than the listing itself
 
 
-def emit_json(data: Any) -> None:
-    """Print `data` as JSON on stdout (nothing else goes to stdout in --json mode)."""
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default))
+def for_people() -> bool:
+    """Say whether stdout is a terminal (rich tables) rather than a pipe or file (plain lines)."""
+    return sys.stdout.isatty()
 
 
-def _json_default(value: Any) -> Any:
+def when(moment: datetime | None, empty: str = "never") -> str:
+    """Format a stored UTC time for people."""
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else empty
+
+
+def shown(value: Any) -> str:
+    """Return the one-line text people see for a value; control characters are escaped."""
+    if value is None:
+        return "-"
     if isinstance(value, datetime):
-        return clock.iso(value)
-    raise TypeError(f"cannot encode {type(value).__name__}")
+        return when(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(shown(item) for item in value) or "-"
+    return _CONTROL.sub(_escape, str(value))
+
+
+def _escape(match: re.Match) -> str:
+    char = match.group()
+    return _NAMED.get(char, f"\\x{ord(char):02x}")
+
+
+def _terminal():
+    """Load the rich renderer (cli/terminal.py) on first use: a pipe never pays for it."""
+    return importlib.import_module("skilljar_scim.cli.terminal")
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Print a rich table with one row per item."""
-    from rich.table import Table
+    """Print rows: a rich table at a terminal, else a header line and tab-separated lines.
 
-    grid = Table(title=title, title_justify="left")
-    for index, column in enumerate(columns):
-        # The first column is an identifier people copy: never wrap it.
-        grid.add_column(column, overflow="fold", no_wrap=index == 0)
-    for row in rows:
-        grid.add_row(*(_cell(value) for value in row))
-    console().print(grid)
+    Written to a pipe or file a cell is never wrapped or cut, so `| grep` and `| cut -f2` work.
+    """
+    shown_rows = ([shown(value) for value in row] for row in rows)
+    if for_people():
+        _terminal().table(shown(title), [shown(c) for c in columns], shown_rows)
+    else:
+        _plain_lines([list(columns), *shown_rows])
 
 
 def details(title: str, pairs: Iterable[tuple[str, Any]]) -> None:
-    """Print key/value pairs as a two-column table."""
-    table(title, ("field", "value"), pairs)
+    """Print field/value pairs: a two-column rich table, or `field<TAB>value` lines."""
+    if for_people():
+        table(title, ("field", "value"), pairs)
+    else:
+        _plain_lines([[shown(key), shown(value)] for key, value in pairs])
 
 
-def panel(text: str, title: str, style: str = "yellow") -> None:
-    from rich.panel import Panel
+def _plain_lines(rows: Iterable[Sequence[str]]) -> None:
+    """Write tab-separated lines; a blank line after, so several tables stay apart."""
+    typer.echo("".join("\t".join(row) + "\n" for row in rows))
 
-    console().print(Panel(text, title=title, border_style=style, expand=False))
+
+def panel(lines: Sequence[Any], title: str) -> None:
+    """Print a boxed notice on stderr (diagnostics stay off stdout)."""
+    _terminal().panel([shown(line) for line in lines], shown(title))
+
+
+@contextmanager
+def working(message: str, streaming: bool = False) -> Iterator[None]:
+    """Show a spinner with `message` on stderr while the block runs, only if stderr is a terminal.
+
+    Never in a pipe or log. A block that writes to stdout as it goes (`streaming`) gets one
+    only when stdout is not that terminal, so the two never interleave.
+    """
+    if not sys.stderr.isatty() or (streaming and for_people()):
+        yield
+        return
+    with _terminal().status(shown(message) + " ..."):
+        yield
 
 
 def info(message: str) -> None:
     """Print a diagnostic line on stderr (stdout stays clean for data)."""
-    typer.echo(message, err=True)
+    typer.echo(_CONTROL.sub(_escape, message), err=True)
+
+
+def quoted(value: Any) -> str:
+    """Quote a name inside a message: 'okta [prod]', control characters escaped."""
+    return "'" + shown(value) + "'"
 
 
 def confirm(question: str, yes: bool) -> None:
@@ -71,75 +126,25 @@ def confirm(question: str, yes: bool) -> None:
         raise Aborted("aborted: nothing was changed")
 
 
-def when(moment: datetime | None, empty: str = "never") -> str:
-    """Format a stored UTC time for a table."""
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else empty
+def emit_json(data: dict) -> None:
+    """Print one JSON object on stdout (a show, generate, revoke or report command)."""
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default))
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, datetime):
-        return when(value)
-    from rich.markup import escape
-
-    return escape(str(value))
-
-
-def fail(message: str, code: int) -> None:
-    """Print `Error: <one line>` on stderr and exit with `code`."""
-    line = " ".join(str(message).split())
-    typer.echo(f"Error: {line}", err=True)
-    sys.exit(int(code))
-
-
-class ErrorTranslatingGroup(TyperGroup):
-    """Root command group: the one place where errors become a message and an exit code."""
-
-    def invoke(self, ctx: typer.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except SkilljarError as exc:
-            fail(exc.detail, exc.exit_code)
-        except typer.Abort:
-            fail("aborted: nothing was changed", ExitCode.ABORTED)
-        except typer.Exit:
-            raise
-        except typer.exceptions.TyperException as exc:
-            fail(*_usage(exc))
-        except Exception as exc:  # noqa: BLE001 - last line of defence: no tracebacks for users
-            fail(*_unexpected(exc))
-
-
-def _usage(exc: Exception) -> tuple[str, int]:
-    """Turn a usage error (bad flag or argument) into one line that names the help to read."""
-    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-    context = getattr(exc, "ctx", None)
-    hint = f" (see `{context.command_path} --help`)" if context is not None else ""
-    return message + hint, getattr(exc, "exit_code", ExitCode.USAGE)
-
-
-def _unexpected(exc: Exception) -> tuple[str, int]:
-    import peewee
-
-    if isinstance(exc, peewee.DatabaseError):
-        return f"database error: {exc}", ExitCode.DATABASE
-    log.debug("unexpected error", exc_info=True)
-    return f"unexpected {type(exc).__name__}: {exc}", ExitCode.ERROR
-
-
-def emit_json_lines(items) -> None:
-    """Print a JSON array item by item, so a long listing is never held in memory.
-
-    Items go out 500 at a time: one echo (a write and a flush) per item cost more than the
-    rest of `scim users list --json` on a large store (README "Performance").
-    """
+def emit_json_list(items: Iterable[dict]) -> None:
+    """Print a listing as one JSON array, an object per line, streamed (never held in memory)."""
     encode = json.JSONEncoder(ensure_ascii=False, default=_json_default).encode
-    chunk = ["["]
-    for index, item in enumerate(items):
-        chunk.append(("," if index else "") + "\n  " + encode(item))
-        if len(chunk) >= 500:
+    chunk, count = ["["], 0
+    for count, item in enumerate(items, 1):
+        chunk.append(("," if count > 1 else "") + "\n" + encode(item))
+        if len(chunk) >= JSON_CHUNK:
             typer.echo("".join(chunk), nl=False)
             chunk = []
-    chunk.append("\n]")
+    chunk.append("\n]" if count else "]")
     typer.echo("".join(chunk))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return clock.iso(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")

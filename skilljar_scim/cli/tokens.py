@@ -7,13 +7,15 @@ import typer
 from skilljar_scim.cli import output
 from skilljar_scim.cli.context import app_context
 from skilljar_scim.cli.options import JsonFlag, wants_json
+from skilljar_scim.domain import tokens
 
 app = typer.Typer(help="Manage the bearer tokens identity providers use to call the SCIM API.", no_args_is_help=True)
 
+TokenArg = Annotated[str, typer.Argument(metavar="ID|NAME", help="Token id or name.")]
+
 
 def _as_dict(token) -> dict:
-    from skilljar_scim.domain import tokens
-
+    """Return a token's --json keys (README "JSON output")."""
     return {
         "id": token.id,
         "name": token.name,
@@ -29,13 +31,16 @@ def _as_dict(token) -> dict:
 @app.command()
 def generate(
     ctx: typer.Context,
-    name: Annotated[str, typer.Option("--name", help='A label for the connection, e.g. "Okta Production".')],
-    expires: Annotated[str, typer.Option("--expires", help="30d, 90d, 12w, 1y, an ISO date, or never.")],
+    name: Annotated[str, typer.Option("--name", help='A label for the connection, e.g. "Okta Production"; not one that looks like a token id.')],
+    expires: Annotated[str, typer.Option("--expires", metavar="WHEN", help="30d, 90d, 12w, 1y, never, or an ISO date (UTC): a date means 00:00 UTC as that day begins.")],
     json_flag: JsonFlag = False,
 ) -> None:
-    """Create a token and show its value once."""
-    from skilljar_scim.domain import tokens
+    """Create a token and show its value once.
 
+    The value goes to stdout on a line of its own; the notice about it goes to stderr.
+
+    Example: scim token generate --name "Okta Production" --expires 90d
+    """
     actx = app_context(ctx)
     expires_at = tokens.parse_expiry(expires)
     keys = actx.keys()
@@ -45,14 +50,11 @@ def generate(
         fields = ("id", "name", "created_at", "expires_at")
         output.emit_json({**{k: _as_dict(made.token)[k] for k in fields}, "token": made.value})
         return
-    expiry = output.when(made.token.expires_at)
-    output.panel(
-        f"Name: {made.token.name}   Id: {made.token.id}   Expires: {expiry}\n"
-        "Copy the token below into your identity provider now: it will not be shown again.",
-        title="New SCIM bearer token",
-    )
-    # On a line of its own, outside the box, so a terminal copy gets exactly the value.
+    # The value first, alone on stdout: nothing printed after it can keep anyone from it.
     typer.echo(made.value)
+    output.panel([f"Name: {output.shown(made.token.name)}   Id: {made.token.id}   Expires: {output.when(made.token.expires_at)}",
+                  "Copy the token above into your identity provider now: it will not be shown again."],
+                 title="New SCIM bearer token")
 
 
 @app.command("list")
@@ -61,13 +63,14 @@ def list_(
     all_: Annotated[bool, typer.Option("--all", help="Include revoked tokens.")] = False,
     json_flag: JsonFlag = False,
 ) -> None:
-    """List tokens with their status and last use."""
-    from skilljar_scim.domain import tokens
+    """List tokens with their status and last use, newest first.
 
+    Example: scim token list --all
+    """
     app_context(ctx).open_store()
     rows = [_as_dict(t) for t in tokens.list_tokens(include_revoked=all_)]
     if wants_json(ctx, json_flag):
-        output.emit_json(rows)
+        output.emit_json_list(rows)
         return
     columns = ("id", "name", "created_at", "expires_at", "last_used_at", "status")
     output.table("SCIM tokens", ("id", "name", "created", "expires", "last used", "status"),
@@ -75,14 +78,11 @@ def list_(
 
 
 @app.command()
-def show(
-    ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="Token id or name.")],
-    json_flag: JsonFlag = False,
-) -> None:
-    """Show one token's details (never its value)."""
-    from skilljar_scim.domain import tokens
+def show(ctx: typer.Context, ref: TokenArg, json_flag: JsonFlag = False) -> None:
+    """Show one token's details (never its value).
 
+    Example: scim token show "Okta Production"
+    """
     app_context(ctx).open_store()
     data = _as_dict(tokens.find(ref))
     if wants_json(ctx, json_flag):
@@ -101,22 +101,23 @@ def _shown(key: str, value):
 @app.command()
 def revoke(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="Token id or name.")],
+    ref: TokenArg,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     json_flag: JsonFlag = False,
 ) -> None:
-    """Revoke a token: the next request that uses it is refused."""
-    from skilljar_scim.domain import tokens
+    """Revoke a token: the next request that uses it is refused.
 
+    With --json it prints the revoked token (the keys of `scim token show`).
+
+    Example: scim token revoke "Okta Production" --yes
+    """
     app_context(ctx).open_store()
     token = tokens.ensure_revocable(tokens.find(ref))
-    output.info(f"Token {token.name!r} (id {token.id}, created {output.when(token.created_at)}, "
+    output.info(f"Token {output.quoted(token.name)} (id {token.id}, created {output.when(token.created_at)}, "
                 f"status {tokens.status(token)})")
     output.confirm("Revoke it? Provisioning through it stops at once; provisioned users stay.", yes)
     revoked = tokens.revoke(token)
     if wants_json(ctx, json_flag):
         output.emit_json(_as_dict(revoked))
         return
-    output.info(f"Revoked token {revoked.name!r} ({revoked.id}).")
-
-
+    output.info(f"Revoked token {output.quoted(revoked.name)} ({revoked.id}).")

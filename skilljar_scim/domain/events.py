@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from skilljar_scim.base import clock
+from skilljar_scim.base.errors import InvalidValue
 from skilljar_scim.domain import outbox
 from skilljar_scim.store import sqlcache
 from skilljar_scim.store.models import Event, Token
@@ -26,6 +27,13 @@ class Actor:
 
 
 CLI = Actor("cli")
+
+# Every action an event can record (README "Inspecting users, groups and events").
+ACTIONS = (
+    "user.created", "user.updated", "user.deactivated", "user.reactivated", "user.deprovisioned", "user.purged",
+    "group.created", "group.updated", "group.deleted", "membership.added", "membership.removed",
+    "role.granted", "role.revoked", "mapping.added", "mapping.removed", "token.created", "token.revoked",
+)
 
 
 def record(
@@ -121,7 +129,12 @@ def query(
     since: datetime | None = None,
     limit: int = 50,
 ) -> list[Event]:
-    """Return the newest events matching every given filter (a user's include their memberships)."""
+    """Return the newest events matching every given filter (a user's include their memberships).
+
+    An action that no event can have is an InvalidValue naming the valid ones.
+    """
+    if action is not None and action not in ACTIONS:
+        raise InvalidValue(f"unknown action {action!r}: choose one of {', '.join(ACTIONS)}")
     select = Event.select().order_by(Event.id.desc()).limit(max(limit, 0))
     if user_id:
         select = select.where((Event.resource_id == user_id) | Event.summary.contains(user_id))

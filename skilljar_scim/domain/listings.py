@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+import difflib
+from typing import Iterable, Iterator
 
 import peewee
 
@@ -37,16 +38,45 @@ def find_group(ref: str) -> Group:
     return group
 
 
+def _check_choice(kind: str, value: str, valid: list[str]) -> None:
+    if value not in valid:
+        raise InvalidValue(f"unknown {kind} {value!r}; valid: {', '.join(valid) or '(none)'}")
+
+
+def filter_group(ref: str) -> Group:
+    """Return the group a filter names (id or displayName); else InvalidValue with close names."""
+    try:
+        return find_group(ref)
+    except NotFound:
+        close = difflib.get_close_matches(ref, [n for (n,) in Group.select(Group.display_name).tuples()])
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "; see `scim groups list`"
+        raise InvalidValue(f"no group with id or displayName {ref!r}{hint}") from None
+
+
+def filter_user(ref: str) -> User:
+    """Return the user a filter names (id or userName); else InvalidValue pointing at the listing."""
+    try:
+        return find_user(ref)
+    except NotFound:
+        raise InvalidValue(f"no user with id or userName {ref!r}; see `scim users list --search`") from None
+
+
 def user_query(state: str | None = None, role: str | None = None, group: str | None = None,
-               search: str | None = None) -> peewee.ModelSelect:
-    """Select users by status, effective role, group (id or name) and free text."""
+               search: str | None = None, known_roles: Iterable[str] = ()) -> peewee.ModelSelect:
+    """Select users by status, effective role, group (id or name) and free text.
+
+    A role outside `known_roles` or a group that does not exist is an InvalidValue naming
+    the valid choices: a filter that can match nothing is a mistake, not an empty answer.
+    """
     query = User.select()
     if state is not None:
         query = query.where(_status_clause(state))
     if role:
+        _check_choice("role", role, sorted(known_roles))
         query = query.where(User.id.in_(_holders(role)), User.active == True, User.deprovisioned_at.is_null())  # noqa: E712
     if group:
-        query = query.where(User.id.in_(Membership.select(Membership.user).where(Membership.group == find_group(group).id)))
+        group_id = filter_group(group).id
+        query = query.where(User.id.in_(Membership.select(Membership.user).where(Membership.group == group_id)))
     if search:
         text = search.strip()
         query = query.where(
@@ -137,3 +167,12 @@ def mapped_roles(group: Group) -> list[str]:
     """Return the roles a group grants to its active members."""
     query = RoleMapping.select(RoleMapping.role).where(RoleMapping.group_key == group.display_name_key)
     return sorted(r for (r,) in query.tuples())
+
+
+def names(user_ids: Iterable[str], group_ids: Iterable[str]) -> dict[str, str]:
+    """Return the userName or displayName of each id that still exists (for people, not keys)."""
+    users, groups = list(set(user_ids)), list(set(group_ids))
+    found = dict(User.select(User.id, User.user_name).where(User.id.in_(users)).tuples()) if users else {}
+    if groups:
+        found.update(Group.select(Group.id, Group.display_name).where(Group.id.in_(groups)).tuples())
+    return found

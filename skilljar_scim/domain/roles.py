@@ -63,6 +63,18 @@ def check_role(role: str, catalog: dict[str, str]) -> str:
     return role
 
 
+def known_roles(catalog: dict[str, str]) -> list[str]:
+    """Return every role a user can hold: the catalog's, and any still mapped outside it."""
+    mapped = {r for (r,) in RoleMapping.select(RoleMapping.role).distinct().tuples()}
+    return sorted(set(catalog) | mapped)
+
+
+def uncatalogued(catalog: dict[str, str]) -> list[tuple[str, str]]:
+    """Return the (group, role) mappings whose role is missing from the catalog (still granted)."""
+    query = RoleMapping.select(RoleMapping.group_name, RoleMapping.role).where(RoleMapping.role.not_in(list(catalog)))
+    return sorted(query.tuples())
+
+
 def check_group_name(name: str) -> str:
     """Return a group name as IdPs send it, trimmed; refuse an empty one."""
     name = (name or "").strip()
@@ -150,15 +162,16 @@ def members_of_name(group_key: str) -> list[str]:
 # --- mappings -------------------------------------------------------------------------
 
 
-def list_mappings() -> list[dict]:
-    """Return every mapping with the group it matches now (if pushed) and its member count."""
+def list_mappings(catalog: dict[str, str]) -> list[dict]:
+    """Return every mapping with the group it matches now (if pushed), its member count, and
+    whether its role is in the catalog (a mapping outside it still grants, and is flagged)."""
     rows = []
     for mapping in RoleMapping.select().order_by(RoleMapping.group_key, RoleMapping.role):
         group = Group.get_or_none(Group.display_name_key == mapping.group_key)
         members = Membership.select().where(Membership.group == group.id).count() if group else 0
         rows.append({
             "group": mapping.group_name, "role": mapping.role, "group_id": group.id if group else None,
-            "members": members, "created_at": mapping.created_at,
+            "member_count": members, "in_catalog": mapping.role in catalog, "created_at": mapping.created_at,
         })
     return rows
 

@@ -1,31 +1,19 @@
-"""Start-up cost: a command imports only its own group, and nothing of the server (issue 6)."""
+"""Start-up cost: a command imports only its own module, nothing of the server, and no pydantic."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import typer.main
 
-from skilljar_scim.cli.main import GROUPS, invoked_group
+from skilljar_scim.cli.group import PlainArgument, PlainOption
+from skilljar_scim.cli.main import COMMANDS, app
 
-
-@pytest.mark.parametrize("argv, group", [
-    (["token", "list"], "token"),
-    (["--config", "scim.toml", "users", "list"], "users"),
-    (["-c", "scim.toml", "--json", "db", "check"], "db"),
-    (["--db", "sqlite:///x.db", "mappings", "plan"], "mappings"),
-    (["--config=scim.toml", "events", "list"], "events"),
-    (["-c", "users"], None),  # "users" is the value of -c: no group is invoked
-    (["init"], None),
-    (["serve", "--port", "9000"], None),
-    (["--help"], None),
-    (["tokn", "list"], None),  # a typo: every group is loaded so the error can suggest one
-    ([], None),
-])
-def test_startup_invoked_group(argv, group):
-    assert invoked_group(argv) == group
+PACKAGE = Path(__file__).resolve().parents[2] / "skilljar_scim"
 
 
 def _modules_after(argv: list[str], cwd) -> set[str]:
@@ -44,14 +32,40 @@ def _modules_after(argv: list[str], cwd) -> set[str]:
 def test_startup_token_list_imports_only_its_group_and_no_server(initialised, tmp_path):
     modules = _modules_after(["--config", str(initialised.config_file), "token", "list"], tmp_path)
     assert "skilljar_scim.cli.tokens" in modules
-    others = {module for name, module in GROUPS.items() if name != "token"}
+    others = {module for name, module in COMMANDS.items() if name != "token"}
     assert not modules & others
     assert not {m for m in modules if m == "flask" or m.startswith(("flask.", "gunicorn", "skilljar_scim.web"))}
+    assert "pydantic" not in modules  # typer would import it to coerce --config; plain values skip it
 
 
-def test_startup_root_help_lists_every_group(tmp_path):
+@pytest.mark.parametrize("argv", [["tokn", "list"], ["token", "--help"], ["--version"]])
+def test_startup_group_help_and_typos_never_import_the_server(argv, tmp_path):
+    modules = _modules_after(argv, tmp_path)
+    assert not {m for m in modules if m == "flask" or m.startswith(("gunicorn", "skilljar_scim.web"))}
+
+
+def test_startup_root_help_lists_every_command(tmp_path):
     done = subprocess.run([sys.executable, "-m", "skilljar_scim", "--help"], capture_output=True, text=True,
                           cwd=tmp_path, timeout=60)
     assert done.returncode == 0
-    for name in GROUPS:
-        assert f" {name} " in done.stdout
+    for name in COMMANDS:
+        assert f"  {name} " in done.stdout
+
+
+def test_startup_every_parameter_is_plain_or_typers_own():
+    """The lazy group gives every str/int/Path parameter the pydantic-free coercion."""
+    root = typer.main.get_command(app)
+    context = typer.Context(root)
+    for name in root.list_commands(context):
+        command = root.get_command(context, name)
+        for sub in [command, *getattr(command, "commands", {}).values()]:
+            for param in sub.params:
+                assert isinstance(param, (PlainOption, PlainArgument)), (name, sub.name, param.name)
+
+
+def test_startup_no_function_level_imports_in_cli():
+    """Command modules import their domain modules at the top; only the lazy group imports on demand."""
+    for path in (PACKAGE / "cli").glob("*.py"):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if line.startswith((" ", "\t")) and line.strip().startswith(("import ", "from ")) and "import" in line:
+                assert line.strip().startswith(("from __future__",)), f"{path.name}:{number}: {line.strip()}"

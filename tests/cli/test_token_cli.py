@@ -16,9 +16,8 @@ def _generate(cli, name: str = "Okta Production", expires: str = "90d") -> dict:
 def test_token_generate_shows_value_once_in_panel(initialised) -> None:
     result = initialised("token", "generate", "--name", "Okta Production", "--expires", "90d")
     assert result.exit_code == 0, result.output
-    values = [line for line in result.stdout.splitlines() if line.startswith("sjscim_")]
-    assert len(values) == 1 and values[0] == values[0].strip()  # whole, on its own line, easy to copy
-    assert "will not be shown" in result.stdout
+    assert result.stdout.startswith("sjscim_") and result.stdout.count("\n") == 1  # only the value on stdout
+    assert "will not be shown" in result.stderr and "sjscim_" not in result.stderr
     listing = initialised("token", "list")
     assert "sjscim_" not in listing.stdout and "Okta" in listing.stdout
 

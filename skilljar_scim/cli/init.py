@@ -1,0 +1,29 @@
+"""`scim init`: create the settings file, the database and the secret key."""
+
+from typing import Annotated
+
+import typer
+
+from skilljar_scim.cli import output
+from skilljar_scim.cli.context import app_context
+from skilljar_scim.domain import bootstrap
+
+command = typer.Typer(add_completion=False)
+
+
+@command.command()
+def init(
+    ctx: typer.Context,
+    force: Annotated[bool, typer.Option("--force", help="Replace the secret key (invalidates every token).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation with --force.")] = False,
+) -> None:
+    """Create the settings file, the database and the secret key (safe to run again).
+
+    Example: scim init
+    """
+    app_ctx = app_context(ctx)
+    confirm = lambda: output.confirm("Replace the secret key? Every existing token stops working.", yes)  # noqa: E731
+    report = bootstrap.initialise(app_ctx.config_path, app_ctx.settings, force_key=force, confirm_replace=confirm)
+    for line in report.lines:
+        output.info(line)
+    output.info("Initialised." if report.changed else "Already initialised: nothing changed.")
