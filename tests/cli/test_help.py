@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import typer
 import typer.main
 
 from skilljar_scim.cli.main import app
@@ -12,7 +13,10 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 def _commands(group, prefix=("scim",)):
-    for name, command in group.commands.items():
+    """Yield (path, command) for every command, loading the lazy groups through list/get_command."""
+    context = typer.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
         path = (*prefix, name)
         yield path, command
         if hasattr(command, "commands"):
@@ -43,3 +47,28 @@ def test_help_usage_errors_are_one_line(initialised) -> None:
         assert result.exit_code == 2
         assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
         assert "--help" in result.stderr
+
+
+def test_help_lists_every_command() -> None:
+    names = {" ".join(path) for path, _ in _commands(typer.main.get_command(app))}
+    assert {"scim init", "scim serve", "scim token generate", "scim users purge", "scim db check"} <= names
+
+
+def test_help_every_command_has_an_example_and_flags_read_as_flags(tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    monkeypatch.chdir(tmp_path)
+    for path, command in _commands(typer.main.get_command(app)):
+        if hasattr(command, "commands"):
+            continue
+        result = CliRunner().invoke(app, [*path[1:], "--help"])
+        assert result.exit_code == 0, result.output
+        assert "Example: scim " in result.stdout, f"{' '.join(path)} --help has no example"
+        assert "<bool>" not in result.stdout and "╭" not in result.stdout, result.stdout
+
+
+def test_help_serve_shows_its_defaults() -> None:
+    from typer.testing import CliRunner
+
+    out = " ".join(CliRunner().invoke(app, ["serve", "--help"]).stdout.split())
+    assert "127.0.0.1" in out and "8080" in out and "[default: init]" in out
