@@ -32,6 +32,8 @@ MAX_NAME_LENGTH = 200
 # Compared against when the token id is unknown, so that path costs the same as a real one.
 _DUMMY_HASH = hashlib.sha256(b"skilljar-scim: no such token").hexdigest()
 _TOKEN_ID = re.compile(r"[0-9a-f]{1,32}")
+ID_HEX_DIGITS = 12  # the length of a token id
+_LOOKS_LIKE_ID = re.compile(rf"[0-9a-fA-F]{{{ID_HEX_DIGITS}}}")
 _DURATION = re.compile(r"^\s*(\d+)\s*([dwy])\s*$", re.IGNORECASE)
 _UNITS = {"d": 1, "w": 7, "y": 365}
 
@@ -83,10 +85,12 @@ def generate(keys: list[str], name: str, expires_at: datetime | None, now: datet
     """Create a token named `name`; return it with its value (shown once, never stored)."""
     name = _clean_name(name)
     now = now or clock.utcnow()
-    token_id, secret = secrets.token_hex(6), secrets.token_hex(32)
+    token_id, secret = secrets.token_hex(ID_HEX_DIGITS // 2), secrets.token_hex(32)
     with write_transaction():
-        if Token.select().where(Token.name_key == textkey.key(name), Token.revoked_at.is_null()).exists():
-            raise Conflict(f"a token named {name!r} already exists: revoke it first or choose another name")
+        existing = Token.get_or_none(Token.name_key == textkey.key(name), Token.revoked_at.is_null())
+        if existing is not None:
+            raise Conflict(f"a live token named {existing.name!r} (id {existing.id}) already exists: "
+                           "revoke it first or choose another name")
         token = Token.create(
             id=token_id, name=name, name_key=textkey.key(name), secret_hash=_hash(secret),
             created_at=now, expires_at=expires_at,
@@ -100,6 +104,9 @@ def _clean_name(name: str) -> str:
     name = " ".join((name or "").split())
     if not name or len(name) > MAX_NAME_LENGTH or not name.isprintable():
         raise InvalidValue(f"a token name must be 1-{MAX_NAME_LENGTH} printable characters")
+    if _LOOKS_LIKE_ID.fullmatch(name) or Token.get_or_none(Token.id == name.lower()) is not None:
+        # `scim token show/revoke NAME` tries ids first: such a name could never be looked up.
+        raise InvalidValue(f"a token name cannot look like a token id ({ID_HEX_DIGITS} hex digits), got {name!r}")
     return name
 
 

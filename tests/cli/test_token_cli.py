@@ -128,3 +128,31 @@ def test_token_revoked_cli_token_is_refused_by_authenticate(initialised, setting
             tokens.authenticate(keyfile.load(settings.key_path), data["token"])
     finally:
         database.close()
+
+
+@pytest.mark.parametrize("name", ["0123456789ab", "ABCDEF012345", " deadbeef0042 "])
+def test_token_generate_refuses_a_name_that_looks_like_an_id(initialised, name) -> None:
+    result = initialised("token", "generate", "--name", name, "--expires", "1d")
+    assert result.exit_code == ExitCode.USAGE and "look like a token id" in result.stderr
+    assert initialised.json("token", "list") == []
+
+
+def test_token_generate_refuses_another_tokens_id_as_name(initialised) -> None:
+    other = _generate(initialised, "Okta")
+    result = initialised("token", "generate", "--name", other["id"], "--expires", "1d")
+    assert result.exit_code == ExitCode.USAGE
+    assert [t["name"] for t in initialised.json("token", "list")] == ["Okta"]
+
+
+def test_token_generate_duplicate_names_the_stored_token(initialised) -> None:
+    first = _generate(initialised, "Okta  Production")
+    result = initialised("token", "generate", "--name", "OKTA production", "--expires", "1d")
+    assert result.exit_code == ExitCode.CONFLICT
+    assert "'Okta Production'" in result.stderr and first["id"] in result.stderr
+
+
+def test_token_generate_help_says_what_a_date_means(initialised) -> None:
+    help_text = " ".join(initialised("token", "generate", "--help").stdout.split())
+    assert "a date means 00:00 UTC as that day begins" in help_text
+    made = _generate(initialised, "dated", expires="2099-12-03")
+    assert made["expires_at"] == "2099-12-03T00:00:00Z"
