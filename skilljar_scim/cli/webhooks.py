@@ -7,6 +7,7 @@ import typer
 from skilljar_scim.cli import output
 from skilljar_scim.cli.context import app_context
 from skilljar_scim.cli.options import JsonFlag, wants_json
+from skilljar_scim.domain import webhooks, worker
 
 app = typer.Typer(help="Send every change to your application as signed HTTPS POSTs.", no_args_is_help=True)
 
@@ -22,9 +23,10 @@ def add(
     allow_http: Annotated[bool, typer.Option("--allow-http", help="Allow a plain http:// URL to a non-loopback host.")] = False,
     json_flag: JsonFlag = False,
 ) -> None:
-    """Register an endpoint and show its signing secret once."""
-    from skilljar_scim.domain import webhooks
+    """Register an endpoint and show its signing secret once.
 
+    Example: scim webhooks add https://app.example.com/hooks/scim --events "user.*,role.*"
+    """
     actx = app_context(ctx)
     types = webhooks.parse_types(events_)
     keys = actx.keys()
@@ -34,10 +36,10 @@ def add(
     if wants_json(ctx, json_flag):
         output.emit_json({"id": data["id"], "url": data["url"], "secret": added.secret, "events": data["events"]})
         return
-    output.panel(f"Id: {data['id']}   URL: {data['url']}\nEvents: {_types(data['events'])}\n"
-                 "Copy the signing secret below into the receiver now: it will not be shown again.",
+    typer.echo(added.secret)  # alone on stdout, first: nothing printed after it can keep anyone from it
+    output.panel([f"Id: {data['id']}   URL: {output.shown(data['url'])}", f"Events: {_types(data['events'])}",
+                  "Copy the signing secret above into the receiver now: it will not be shown again."],
                  title="New webhook endpoint")
-    typer.echo(added.secret)  # alone on its line, so a terminal copy gets exactly the value
 
 
 def _types(types) -> str:
@@ -46,13 +48,14 @@ def _types(types) -> str:
 
 @app.command("list")
 def list_(ctx: typer.Context, json_flag: JsonFlag = False) -> None:
-    """List endpoints with their status."""
-    from skilljar_scim.domain import webhooks
+    """List endpoints with their status.
 
+    Example: scim webhooks list --json
+    """
     app_context(ctx).open_store()
     rows = [webhooks.as_dict(e) for e in webhooks.list_endpoints()]
     if wants_json(ctx, json_flag):
-        output.emit_json(rows)
+        output.emit_json_list(rows)
         return
     output.table("Webhook endpoints", ("id", "url", "events", "status", "failing since", "description"),
                  ([r["id"], r["url"], _types(r["events"]), _status(r), r["failing_since"], r["description"]]
@@ -65,9 +68,10 @@ def _status(row: dict) -> str:
 
 @app.command()
 def show(ctx: typer.Context, endpoint_id: EndpointId, json_flag: JsonFlag = False) -> None:
-    """Show one endpoint (never its secret)."""
-    from skilljar_scim.domain import webhooks
+    """Show one endpoint (never its secret).
 
+    Example: scim webhooks show ep_1a2b3c4d5e6f7a8b
+    """
     app_context(ctx).open_store()
     data = webhooks.as_dict(webhooks.find(endpoint_id))
     if wants_json(ctx, json_flag):
@@ -82,9 +86,10 @@ def remove(
     endpoint_id: EndpointId,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Remove an endpoint and its pending deliveries (events stay in the events API)."""
-    from skilljar_scim.domain import webhooks
+    """Remove an endpoint and its pending deliveries (events stay in the events API).
 
+    Example: scim webhooks remove ep_1a2b3c4d5e6f7a8b --yes
+    """
     app_context(ctx).open_store()
     endpoint = webhooks.find(endpoint_id)
     output.confirm(f"Remove webhook endpoint {endpoint.id} ({endpoint.url})? Its pending deliveries are dropped.", yes)
@@ -94,9 +99,10 @@ def remove(
 
 @app.command()
 def enable(ctx: typer.Context, endpoint_id: EndpointId, json_flag: JsonFlag = False) -> None:
-    """Enable a disabled endpoint: its waiting deliveries go out again."""
-    from skilljar_scim.domain import webhooks
+    """Enable a disabled endpoint: its waiting deliveries go out again.
 
+    Example: scim webhooks enable ep_1a2b3c4d5e6f7a8b
+    """
     app_context(ctx).open_store()
     data = webhooks.as_dict(webhooks.enable(webhooks.find(endpoint_id)))
     if wants_json(ctx, json_flag):
@@ -107,9 +113,10 @@ def enable(ctx: typer.Context, endpoint_id: EndpointId, json_flag: JsonFlag = Fa
 
 @app.command()
 def test(ctx: typer.Context, endpoint_id: EndpointId, json_flag: JsonFlag = False) -> None:
-    """Queue a `webhook.test` event for this endpoint only (the server's worker sends it)."""
-    from skilljar_scim.domain import webhooks
+    """Queue a `webhook.test` event for this endpoint only (the server's worker sends it).
 
+    Example: scim webhooks test ep_1a2b3c4d5e6f7a8b
+    """
     app_context(ctx).open_store()
     event_id = webhooks.send_test(webhooks.find(endpoint_id))
     if wants_json(ctx, json_flag):
@@ -125,9 +132,10 @@ def rotate_secret(
     overlap: Annotated[str, typer.Option("--overlap", help="How long the old secret keeps signing too: e.g. 24h, 30m, 7d, 0.")] = "24h",
     json_flag: JsonFlag = False,
 ) -> None:
-    """Give an endpoint a new signing secret (shown once); both sign during the overlap."""
-    from skilljar_scim.domain import webhooks
+    """Give an endpoint a new signing secret (shown once); both sign during the overlap.
 
+    Example: scim webhooks rotate-secret ep_1a2b3c4d5e6f7a8b --overlap 24h
+    """
     actx = app_context(ctx)
     window = webhooks.parse_overlap(overlap)
     keys = actx.keys()
@@ -136,10 +144,10 @@ def rotate_secret(
     if wants_json(ctx, json_flag):
         output.emit_json({"id": endpoint_id, "secret": secret, "overlap_seconds": int(window.total_seconds())})
         return
-    output.panel(f"Id: {endpoint_id}   The old secret keeps signing for {overlap}.\n"
-                 "Copy the new signing secret below into the receiver: it will not be shown again.",
-                 title="New signing secret")
     typer.echo(secret)
+    output.panel([f"Id: {endpoint_id}   The old secret keeps signing for {output.shown(overlap)}.",
+                  "Copy the new signing secret above into the receiver: it will not be shown again."],
+                 title="New signing secret")
 
 
 @app.command()
@@ -150,13 +158,14 @@ def deliveries(
     limit: Annotated[int, typer.Option("--limit", min=0, help="Newest N deliveries.")] = 50,
     json_flag: JsonFlag = False,
 ) -> None:
-    """List an endpoint's newest deliveries and their attempts."""
-    from skilljar_scim.domain import webhooks
+    """List an endpoint's newest deliveries and their attempts.
 
+    Example: scim webhooks deliveries ep_1a2b3c4d5e6f7a8b --failed
+    """
     app_context(ctx).open_store()
     rows = webhooks.deliveries(webhooks.find(endpoint_id), failed, limit)
     if wants_json(ctx, json_flag):
-        output.emit_json(rows)
+        output.emit_json_list(rows)
         return
     columns = ("event_id", "type", "state", "attempts", "last_status", "last_error", "next_attempt_at", "delivered_at")
     output.table(f"Deliveries to {endpoint_id} (newest first)",
@@ -171,9 +180,10 @@ def resend(
     endpoint: Annotated[Optional[str], typer.Option("--endpoint", help="Send to this endpoint (default: every endpoint it went to).")] = None,
     json_flag: JsonFlag = False,
 ) -> None:
-    """Queue an event again, after the endpoint's pending deliveries."""
-    from skilljar_scim.domain import webhooks
+    """Queue an event again, after the endpoint's pending deliveries.
 
+    Example: scim webhooks resend 1042 --endpoint ep_1a2b3c4d5e6f7a8b
+    """
     app_context(ctx).open_store()
     targets = webhooks.resend(event_id, webhooks.find(endpoint) if endpoint else None)
     if wants_json(ctx, json_flag):
@@ -188,9 +198,10 @@ def deliver(
     once: Annotated[bool, typer.Option("--once", help="Send what is due now, then exit (for cron and tests).")] = False,
     json_flag: JsonFlag = False,
 ) -> None:
-    """Send due deliveries: with --once, then exit; without, until Ctrl-C (`scim serve` runs this itself)."""
-    from skilljar_scim.domain import worker
+    """Send due deliveries: with --once, then exit; without, until Ctrl-C (`scim serve` runs this itself).
 
+    Example: scim webhooks deliver --once
+    """
     actx = app_context(ctx)
     settings = actx.settings()
     actx.open_store()

@@ -31,12 +31,7 @@ SECRET_PREFIX = "whsec_"
 MAX_URL_LENGTH = 2048
 MAX_DESCRIPTION_LENGTH = 200
 # Every event type an endpoint may ask for; `token.*` and `webhook.*` go only where named.
-EVENT_TYPES = (
-    "user.created", "user.updated", "user.deactivated", "user.reactivated", "user.deprovisioned", "user.purged",
-    "group.created", "group.updated", "group.deleted", "membership.added", "membership.removed",
-    "role.granted", "role.revoked", "mapping.added", "mapping.removed", "token.created", "token.revoked",
-    "webhook.created", "webhook.removed", "webhook.enabled", "webhook.disabled", "webhook.secret_rotated",
-)
+EVENT_TYPES = tuple(action for action in events.ACTIONS if action != "webhook.test")
 _KEY_CONTEXT = b"skilljar-scim webhook signing secrets v1"
 
 

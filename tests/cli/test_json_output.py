@@ -47,6 +47,15 @@ RUNS = {
     "scim events list": ["events", "list"],
     "scim db backup": ["db", "backup", "{folder}/copy.db"],
     "scim db check": ["db", "check"],
+    "scim webhooks add": ["webhooks", "add", "http://127.0.0.1:9/other"],
+    "scim webhooks list": ["webhooks", "list"],
+    "scim webhooks show": ["webhooks", "show", "{endpoint}"],
+    "scim webhooks enable": ["webhooks", "enable", "{endpoint}"],
+    "scim webhooks test": ["webhooks", "test", "{endpoint}"],
+    "scim webhooks rotate-secret": ["webhooks", "rotate-secret", "{endpoint}", "--overlap", "1h"],
+    "scim webhooks deliveries": ["webhooks", "deliveries", "{endpoint}"],
+    "scim webhooks resend": ["webhooks", "resend", "{event}"],
+    "scim webhooks deliver": ["webhooks", "deliver", "--once"],
 }
 
 
@@ -59,6 +68,9 @@ def seeded(api, initialised, tmp_path):
     assert initialised("mappings", "add", "Engineering", "api-admin").exit_code == 0
     assert initialised("token", "generate", "--name", "doomed", "--expires", "1d").exit_code == 0
     (tmp_path / "mappings.json").write_text(json.dumps({"mappings": {"Support": ["codes-admin"]}}))
+    endpoint = initialised.json("webhooks", "add", "http://127.0.0.1:9/hook")["id"]
+    event = initialised.json("webhooks", "test", endpoint)["event_id"]
+    initialised.places = {"folder": tmp_path, "endpoint": endpoint, "event": event}
     return initialised
 
 
@@ -78,7 +90,7 @@ def _keys(item: dict, documented: list[str]) -> tuple[set[str], set[str]]:
     pytest.param(c, marks=pytest.mark.sqlite) if c == "scim db backup" else c for c in sorted(DOCUMENTED)])
 def test_json_output_matches_readme_table(seeded, tmp_path, command) -> None:
     prints, documented = DOCUMENTED[command]
-    args = [a.format(folder=tmp_path) for a in RUNS[command]]
+    args = [a.format(**seeded.places) for a in RUNS[command]]
     result = seeded(*args, "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
