@@ -141,6 +141,8 @@ def _due(now: datetime, limit: int) -> peewee.Select:
 def _load(keys: list[str], ids: list[int], now: datetime) -> list[Claimed]:
     rows = list(WebhookDelivery.select().where(WebhookDelivery.id.in_(ids)).order_by(WebhookDelivery.id))
     found = {e.id: e for e in Event.select().where(Event.id.in_({r.event_id for r in rows}))}
+    _give_up_pruned([r.id for r in rows if r.event_id not in found], now)
+    rows = [r for r in rows if r.event_id in found]
     endpoints = {e.id: e for e in WebhookEndpoint.select().where(WebhookEndpoint.id.in_({r.endpoint_id for r in rows}))}
     secrets = {e.id: tuple(webhooks.signing_secrets(keys, e, now)) for e in endpoints.values()}
     claimed = []
@@ -150,6 +152,23 @@ def _load(keys: list[str], ids: list[int], now: datetime) -> list[Claimed]:
         claimed.append(Claimed(row.id, row.endpoint_id, endpoints[row.endpoint_id].url, str(item["id"]), body,
                                secrets[row.endpoint_id]))
     return claimed
+
+
+def _give_up_pruned(ids: list[int], now: datetime) -> None:
+    """Mark failed the deliveries whose event retention already deleted (nothing left to send)."""
+    if ids:
+        WebhookDelivery.update(state="failed", last_error="the event is past events.retention_days",
+                               last_attempt_at=now, lease_until=None, claimed_by=None).where(
+            WebhookDelivery.id.in_(ids)).execute()
+
+
+def prune() -> int:
+    """Delete finished deliveries of events retention has deleted; return how many."""
+    with write_transaction():
+        oldest = Event.select(peewee.fn.MIN(Event.id)).scalar()
+        finished = WebhookDelivery.state != "pending"
+        gone = WebhookDelivery.event_id < oldest if oldest is not None else WebhookDelivery.id.is_null(False)
+        return WebhookDelivery.delete().where(finished & gone).execute()
 
 
 class Sender:

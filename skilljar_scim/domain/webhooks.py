@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import peewee
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from skilljar_scim.base import clock
@@ -270,7 +271,8 @@ def _sent_to(event_id: int) -> list[str]:
 
 def deliveries(endpoint: WebhookEndpoint, failed_only: bool = False, limit: int = 50) -> list[dict[str, Any]]:
     """Return the endpoint's newest deliveries (with the event type); failing or given up only when asked."""
-    query = (WebhookDelivery.select(WebhookDelivery, Event.action).join(Event, on=(WebhookDelivery.event_id == Event.id), attr="event_row")
+    query = (WebhookDelivery.select(WebhookDelivery, Event.action)
+             .join(Event, peewee.JOIN.LEFT_OUTER, on=(WebhookDelivery.event_id == Event.id), attr="event_row")
              .where(WebhookDelivery.endpoint == endpoint.id).order_by(WebhookDelivery.id.desc()).limit(max(limit, 0)))
     if failed_only:
         query = query.where((WebhookDelivery.state == "failed") |
@@ -280,7 +282,8 @@ def deliveries(endpoint: WebhookEndpoint, failed_only: bool = False, limit: int 
 
 def delivery_dict(row: WebhookDelivery) -> dict[str, Any]:
     """Return a delivery with stable keys for --json."""
-    return {"id": row.id, "event_id": row.event_id, "type": row.event_row.action, "state": row.state,
+    event = getattr(row, "event_row", None)
+    return {"id": row.id, "event_id": row.event_id, "type": event.action if event else None, "state": row.state,
             "attempts": row.attempts, "last_status": row.last_status, "last_error": row.last_error,
             "last_attempt_at": row.last_attempt_at, "next_attempt_at": row.next_attempt_at if row.state == "pending" else None,
             "delivered_at": row.delivered_at}

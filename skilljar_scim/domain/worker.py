@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from datetime import datetime
 from typing import Callable
 
@@ -18,6 +19,7 @@ from skilljar_scim.domain import delivery
 log = logging.getLogger("skilljar_scim.webhooks")
 MAX_ROUNDS = 10_000  # drain(): a bound, far above what one backlog needs
 ERROR_PAUSE = 5.0  # seconds to wait after the store or the key file failed
+PRUNE_EVERY = 600.0  # seconds between deletions of finished deliveries whose events are gone
 
 
 def drain(settings: Settings, now: Callable[[], datetime] = clock.utcnow, rng: random.Random | None = None) -> dict:
@@ -45,13 +47,24 @@ def run_until_stopped(settings: Settings, stop: threading.Event | None = None,
     config, name = settings.webhooks, delivery.worker_name()
     sender = delivery.Sender(config.timeout_ms, config.concurrency)
     log.info("webhook delivery worker %s started", name)
+    pruned_at = 0.0
     try:
         while not stop.is_set() and alive():
+            if time.monotonic() - pruned_at > PRUNE_EVERY:
+                pruned_at = time.monotonic()
+                _prune()
             stop.wait(_round(settings, sender, name))
     except KeyboardInterrupt:
         pass
     finally:
         sender.close()
+
+
+def _prune() -> None:
+    try:
+        delivery.prune()
+    except (SkilljarError, peewee.DatabaseError) as exc:
+        log.error("pruning old webhook deliveries failed: %s", " ".join(str(getattr(exc, "detail", exc)).split()))
 
 
 def _round(settings: Settings, sender: delivery.Sender, name: str) -> float:

@@ -253,3 +253,29 @@ def test_redirect_is_not_followed(store, keys, settings, endpoint, receiver):
     [row] = _rows(endpoint.endpoint.id)
     assert (row.attempts, row.last_status, row.state) == (1, 307, "pending")
     assert len(receiver.received) == 1
+
+
+def test_two_workers_claim_each_delivery_once(store, keys, settings, endpoint, receiver):
+    import threading
+
+    receiver.delay = 0.01
+    made = {_create(f"w{n}@example.com") for n in range(30)}
+    threads = [threading.Thread(target=worker.drain, args=(settings,)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    ids = [r.headers["webhook-id"] for r in receiver.received]
+    assert len(ids) == len(set(ids)) == 30
+    assert {r.json["data"]["id"] for r in receiver.received} == made
+
+
+def test_delivery_of_a_pruned_event_gives_up(store, keys, settings, endpoint, receiver):
+    from skilljar_scim.store.models import Event
+
+    _create("so@example.com")
+    Event.delete().execute()  # what retention does to old events
+    assert worker.drain(settings)["sent"] == 0
+    [row] = _rows(endpoint.endpoint.id)
+    assert row.state == "failed" and "retention" in row.last_error
+    assert delivery.prune() == 1 and _rows(endpoint.endpoint.id) == []
