@@ -13,6 +13,12 @@ Where RFC 7644 or the IdPs leave room, decided once here:
 - A path-less add/replace takes each key of its value as a path: plain, dotted
   (`name.givenName`), URN-qualified, or an extension URN holding an object of its
   attributes. `schemas` there is ignored; an unknown attribute is invalidPath.
+- A path may name a whole schema by its URN (RFC 7644 §3.5.2): add/replace with the
+  enterprise extension's URN take an object of its attributes, as a path-less value keyed
+  by the URN does (attributes not given are left unchanged); remove with it drops the
+  whole extension object, or only the attributes an object `value` names. The core
+  schema's URN as a path is a path-less add/replace; it cannot be removed (noTarget).
+  `URN.attribute` (a dot after the URN) is not a path: invalidPath.
 - A write to a readOnly attribute that leaves it unchanged succeeds (Okta renames a
   Group with `{"id": <same id>, "displayName": ...}`); one that changes it is
   `mutability`, as is changing an immutable value once set (RFC 7644 §3.5.2).
@@ -42,7 +48,7 @@ from typing import Any
 from skilljar_scim.base import errors, textkey
 from skilljar_scim.scim import filter as scim_filter
 from skilljar_scim.scim import resources, schemas
-from skilljar_scim.scim.schemas import Attribute, Resolved, ResourceType
+from skilljar_scim.scim.schemas import Attribute, Resolved, ResourceType, Schema
 
 OPS = ("add", "remove", "replace")
 MEMBER_CHANGE_KINDS = ("add", "remove", "replace", "remove_all")
@@ -110,7 +116,7 @@ def parse(body: object, rtype: ResourceType, *, max_operations: int = 1000) -> l
         raise errors.InvalidSyntax('"Operations" must be a non-empty JSON array.')
     if len(raw) > max_operations:
         raise errors.TooMany(f"A PATCH request may hold at most {max_operations} operations.")
-    return [_parse_operation(item, rtype, n) for n, item in enumerate(raw, 1)]
+    return [operation for n, item in enumerate(raw, 1) for operation in _parse_operation(item, rtype, n)]
 
 
 def _check_schemas(value: object) -> None:
@@ -119,13 +125,16 @@ def _check_schemas(value: object) -> None:
         raise errors.InvalidSyntax(f'"schemas" must contain "{schemas.PATCH_OP}".')
 
 
-def _parse_operation(item: object, rtype: ResourceType, n: int) -> Operation:
-    """Check one element of "Operations" (RFC 7644 §3.5.2)."""
+def _parse_operation(item: object, rtype: ResourceType, n: int) -> list[Operation]:
+    """Check one element of "Operations" (RFC 7644 §3.5.2); return the operations it stands for."""
     if not isinstance(item, dict):
         raise errors.InvalidSyntax(f"Operation {n} must be a JSON object.")
     op = _op_name(_get(item, "op"), n)
-    path = _optional_path(_get(item, "path"), rtype)
     value = _get(item, "value")
+    schema = _schema_named(_get(item, "path"), rtype)
+    if schema is not None:
+        return _whole_schema(op, schema, value, rtype, n)
+    path = _optional_path(_get(item, "path"), rtype)
     if op == "remove" and path is None:
         # RFC 7644 §3.5.2.2: "If 'path' is unspecified, the operation fails".
         raise errors.NoTarget(f"Operation {n}: a remove operation needs a path.")
@@ -134,7 +143,32 @@ def _parse_operation(item: object, rtype: ResourceType, n: int) -> Operation:
     operation = Operation(op, path, None if value is _MISSING else value)
     if path is None:
         _expand(operation.value, rtype)  # check every key now, before anything is applied
-    return operation
+    return [operation]
+
+
+def _schema_named(path: object, rtype: ResourceType) -> Schema | None:
+    """Return the schema a path names whole, by its URN in any letter case (RFC 7644 §3.5.2, §3.10)."""
+    return rtype.schema_by_urn(path.strip()) if isinstance(path, str) else None
+
+
+def _whole_schema(op: str, schema: Schema, value: object, rtype: ResourceType, n: int) -> list[Operation]:
+    """Turn an operation on a whole schema's attributes into operations on each (RFC 7644 §3.5.2).
+
+    add/replace take an object of attributes, as a path-less value keyed by the URN does;
+    remove drops the attributes `value` names, or with no value the whole extension object.
+    """
+    if op != "remove":
+        if value is _MISSING:
+            raise errors.InvalidSyntax(f'Operation {n}: an {op} operation needs a "value".')
+        operation = Operation(op, None, {schema.id: value} if schema is not rtype.schema else value)
+        _expand(operation.value, rtype)
+        return [operation]
+    if schema is rtype.schema:
+        raise errors.NoTarget(f"Operation {n}: the core schema cannot be removed; name its attributes.")
+    if value not in (_MISSING, None) and not isinstance(value, dict):
+        raise errors.InvalidValue(f"Operation {n}: a remove of '{schema.id}' takes an object of its attributes.")
+    names = [a.name for a in schema.attributes] if value in (_MISSING, None) else list(value)
+    return [Operation("remove", parse_path(f"{schema.id}:{name}", rtype)) for name in names]
 
 
 def _op_name(value: object, n: int) -> str:
