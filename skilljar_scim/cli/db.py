@@ -8,7 +8,7 @@ import typer
 from skilljar_scim.cli import output
 from skilljar_scim.cli.context import app_context
 from skilljar_scim.cli.options import JsonFlag, wants_json
-from skilljar_scim.domain import maintenance
+from skilljar_scim.domain import backup as store_backup, integrity
 
 app = typer.Typer(help="Back up and check the database.", no_args_is_help=True)
 
@@ -26,7 +26,7 @@ def backup(
     """
     settings = app_context(ctx).settings()
     with output.working("Backing up the database"):
-        report = maintenance.backup(settings.database.url, path, force, settings.database.busy_timeout_ms)
+        report = store_backup.backup(settings.database.url, path, force, settings.database.busy_timeout_ms)
     if wants_json(ctx, json_flag):
         output.emit_json(report.as_dict())
         return
@@ -46,7 +46,7 @@ def check(ctx: typer.Context, json_flag: JsonFlag = False) -> None:
     """
     settings = app_context(ctx).settings()
     with output.working("Checking the database"):
-        report = maintenance.check(settings.database.url, settings.database.busy_timeout_ms)
+        report = integrity.check(settings.database.url, settings.database.busy_timeout_ms)
     if wants_json(ctx, json_flag):
         output.emit_json(report.as_dict())
     else:

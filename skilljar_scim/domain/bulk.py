@@ -1,44 +1,23 @@
-"""Bulk operations (RFC 7644 §3.7) and searching every resource type at once (§3.4.3)."""
+"""Bulk operations (RFC 7644 §3.7)."""
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import replace
 from typing import Any, Callable
 
 from skilljar_scim.domain import groups, users
-from skilljar_scim.base.errors import (InvalidFilter, InvalidSyntax, InvalidValue, MethodNotAllowed, NotFound,
+from skilljar_scim.base.errors import (InvalidSyntax, InvalidValue, MethodNotAllowed, NotFound,
                                   PayloadTooLarge, SkilljarError)
 from skilljar_scim.domain.events import Actor
 from skilljar_scim.scim.errors import error_response
 from skilljar_scim.scim.schemas import BULK_REQUEST, BULK_RESPONSE, declares
-from skilljar_scim.domain.search.query import Page, Query
 
 log = logging.getLogger("skilljar_scim.domain")
 
 # A whole value `bulkId:<id>`, or a quoted one inside a PATCH filter path (RFC 7644 §3.7.2).
 _WHOLE = re.compile(r"^bulkId:([^\s\"/]+)$")
 _QUOTED = re.compile(r"\"bulkId:([^\s\"/]+)\"")
-
-
-def search_all(query: Query, base_url: str, with_members: bool, limits) -> Page:
-    """Search Users then Groups as one list (RFC 7644 §3.4.3); a type the filter cannot apply to is skipped."""
-    searches: list[Callable[[Query], Page]] = [
-        lambda q: users.search(q, base_url, limits.max_filter_length, limits.max_filter_depth),
-        lambda q: groups.search(q, base_url, with_members, limits.max_filter_length, limits.max_filter_depth),
-    ]
-    total, found, skip, refusals = 0, [], query.start_index - 1, []
-    for search in searches:
-        try:
-            page = search(replace(query, start_index=skip + 1, count=query.count - len(found)))
-        except InvalidFilter as exc:
-            refusals.append(exc)
-            continue
-        total, found, skip = total + page.total, found + page.resources, max(skip - page.total, 0)
-    if len(refusals) == len(searches):
-        raise refusals[0]
-    return Page(total, query.start_index, found)
 
 
 def execute(actor: Actor, body: object, base_url: str, limits) -> dict:

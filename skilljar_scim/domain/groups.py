@@ -20,7 +20,7 @@ from skilljar_scim.scim.patch import MemberChange
 from skilljar_scim.scim.schemas import GROUP_SCHEMA, GROUP_TYPE
 from skilljar_scim.domain.search.query import Page, Query, Source, run
 from skilljar_scim.domain.search import sql as filter_sql
-from skilljar_scim.store import sqlcache as prepared
+from skilljar_scim.store import sqlcache
 from skilljar_scim.store.db import write_transaction
 from skilljar_scim.store.models import Group, Membership, RoleMapping, User
 from skilljar_scim.scim.etags import check_if_match, etag
@@ -31,7 +31,7 @@ _MEMBER_KEYS = (textkey.key("members"), textkey.key(f"{GROUP_SCHEMA.id}:members"
 
 def get(group_id: str) -> Group:
     """Return a group, or raise NotFound."""
-    group = prepared.first("group.by_id", lambda: Group.select().where(Group.id == prepared.param(0)), [group_id])
+    group = sqlcache.first("group.by_id", lambda: Group.select().where(Group.id == sqlcache.param(0)), [group_id])
     if group is None:
         raise NotFound(f"Group {group_id} not found")
     return group
@@ -215,8 +215,8 @@ def _write(group: Group, data: dict, is_new: bool) -> Group:
 def _bump(group: Group) -> Group:
     """Give the group a new version: its attributes or members changed."""
     now = clock.utcnow()
-    prepared.run("group.bump", lambda: Group.update(version=Group.version + 1, updated_at=prepared.param(0))
-                 .where(Group.id == prepared.param(1)), [Group.updated_at.db_value(now), group.id])
+    sqlcache.run("group.bump", lambda: Group.update(version=Group.version + 1, updated_at=sqlcache.param(0))
+                 .where(Group.id == sqlcache.param(1)), [Group.updated_at.db_value(now), group.id])
     group.version += 1
     group.updated_at = now
     return group
@@ -238,7 +238,7 @@ def _add(actor: Actor, group: Group, ids: list[str]) -> bool:
     """Add users by id; ids already members are skipped; unknown ids are 400 invalidValue."""
     if not ids:
         return False
-    known = {u for (u,) in prepared.listed("group.known_users", lambda _, listed: User.select(User.id).where(
+    known = {u for (u,) in sqlcache.listed("group.known_users", lambda _, listed: User.select(User.id).where(
         User.id.in_(listed), User.deprovisioned_at.is_null()).tuples(), ids)}
     unknown = [i for i in ids if i not in known]
     if unknown:
@@ -249,7 +249,7 @@ def _add(actor: Actor, group: Group, ids: list[str]) -> bool:
         now = clock.utcnow()
         rows = [{"group": group.id, "user": i, "created_at": now} for i in new]
         # A concurrent add of the same member (PostgreSQL, READ COMMITTED) must not fail the request.
-        _changing_members(actor, new, "membership", lambda: prepared.insert(Membership, rows, ignore_conflicts=True))
+        _changing_members(actor, new, "membership", lambda: sqlcache.insert(Membership, rows, ignore_conflicts=True))
         _record_members(actor, "membership.added", group, new)
     return bool(new)
 
@@ -262,7 +262,7 @@ def _remove(actor: Actor, group: Group, ids: list[str] | None, keep: tuple[str, 
         query = Membership.select(Membership.user).where(Membership.group == group.id)
         gone = [u for (u,) in (query.where(Membership.user.not_in(list(keep))) if keep else query).tuples()]
     if gone:
-        delete = lambda: prepared.listed("group.delete_members", lambda fixed, listed: Membership.delete().where(  # noqa: E731
+        delete = lambda: sqlcache.listed("group.delete_members", lambda fixed, listed: Membership.delete().where(  # noqa: E731
             Membership.group == fixed[0], Membership.user.in_(listed)), gone, [group.id], write=True)
         _changing_members(actor, gone, "membership", delete)
         _record_members(actor, "membership.removed", group, gone)
@@ -271,7 +271,7 @@ def _remove(actor: Actor, group: Group, ids: list[str] | None, keep: tuple[str, 
 
 def _members_among(group: Group, ids: list[str]) -> list[tuple]:
     """Return (user id,) of those of `ids` who are members of `group`."""
-    return prepared.listed("group.members_among", lambda fixed, listed: Membership.select(Membership.user).where(
+    return sqlcache.listed("group.members_among", lambda fixed, listed: Membership.select(Membership.user).where(
         Membership.group == fixed[0], Membership.user.in_(listed)).tuples(), ids, [group.id])
 
 

@@ -17,7 +17,7 @@ from skilljar_scim.base import clock, textkey
 from skilljar_scim.domain import events
 from skilljar_scim.base.errors import InvalidValue
 from skilljar_scim.domain.events import Actor
-from skilljar_scim.store import sqlcache as prepared
+from skilljar_scim.store import sqlcache
 from skilljar_scim.store.db import write_transaction
 from skilljar_scim.store.models import Group, Membership, RoleMapping, User
 
@@ -90,7 +90,7 @@ def grants(user_ids: Iterable[str] | None = None) -> list[Grant]:
     """Return every grant of active, provisioned users (of `user_ids` when given)."""
     if user_ids is None:
         return [Grant(*row) for row in _grants_query().tuples()]
-    rows = prepared.listed("grants", lambda _, ids: _grants_query(ids).tuples(), list(user_ids))
+    rows = sqlcache.listed("grants", lambda _, ids: _grants_query(ids).tuples(), list(user_ids))
     return [Grant(*row) for row in rows]
 
 
@@ -141,7 +141,7 @@ def touch_users(user_ids: Iterable[str]) -> None:
     """Give users a new version: their computed `groups` or `roles` changed (RFC 7644 §3.14)."""
     ids = list(user_ids)
     if ids:
-        prepared.listed("users.touch", lambda fixed, listed: User.update(version=User.version + 1, updated_at=fixed[0])
+        sqlcache.listed("users.touch", lambda fixed, listed: User.update(version=User.version + 1, updated_at=fixed[0])
                         .where(User.id.in_(listed)), ids, [User.updated_at.db_value(clock.utcnow())], write=True)
 
 
@@ -149,7 +149,7 @@ def _user_names(user_ids: Iterable[str]) -> dict[str, str]:
     ids = list(user_ids)
     if not ids:
         return {}
-    return dict(prepared.listed("user_names", lambda _, listed: User.select(User.id, User.user_name)
+    return dict(sqlcache.listed("user_names", lambda _, listed: User.select(User.id, User.user_name)
                                 .where(User.id.in_(listed)).tuples(), ids))
 
 

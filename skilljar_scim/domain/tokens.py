@@ -21,7 +21,7 @@ import peewee
 from skilljar_scim.base import clock, textkey
 from skilljar_scim.domain import events
 from skilljar_scim.base.errors import Conflict, InvalidValue, NotFound, TokenRefused, Unauthorized
-from skilljar_scim.store import sqlcache as prepared
+from skilljar_scim.store import sqlcache
 from skilljar_scim.store.db import best_effort_write, write_transaction
 from skilljar_scim.store.models import Token
 
@@ -163,7 +163,7 @@ def authenticate(keys: list[str], value: str, now: datetime | None = None,
     token_id, secret = _unsign(keys, value)
     if before_lookup is not None:
         before_lookup(token_id)
-    token = prepared.first("token.by_id", lambda: Token.select().where(Token.id == prepared.param(0)), [token_id])
+    token = sqlcache.first("token.by_id", lambda: Token.select().where(Token.id == sqlcache.param(0)), [token_id])
     matched = hmac.compare_digest(token.secret_hash if token else _DUMMY_HASH, _hash(secret))
     if token is None or not matched:
         raise Unauthorized("the bearer token is not valid")

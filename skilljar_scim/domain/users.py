@@ -25,7 +25,7 @@ from skilljar_scim.scim import resources
 from skilljar_scim.scim.schemas import USER_TYPE
 from skilljar_scim.domain.search.query import Page, Query, Source, run
 from skilljar_scim.domain.search import sql as filter_sql
-from skilljar_scim.store import sqlcache as prepared
+from skilljar_scim.store import sqlcache
 from skilljar_scim.store.db import write_transaction
 from skilljar_scim.store.models import Group, Membership, RoleMapping, User, UserEmail
 from skilljar_scim.scim.etags import check_if_match, etag
@@ -46,8 +46,8 @@ class Created:
 
 def get(user_id: str) -> User:
     """Return a user SCIM can see (not deprovisioned), or raise NotFound."""
-    user = prepared.first("user.visible", lambda: User.select().where(
-        (User.id == prepared.param(0)) & User.deprovisioned_at.is_null()), [user_id])
+    user = sqlcache.first("user.visible", lambda: User.select().where(
+        (User.id == sqlcache.param(0)) & User.deprovisioned_at.is_null()), [user_id])
     if user is None:
         raise NotFound(f"User {user_id} not found")
     return user
@@ -101,10 +101,10 @@ def _returning(data: dict) -> User | None:
 def _with_keys(key: str, external: str | None) -> list[User]:
     """Return the users (in any state) holding this userName key or, when one is given, this externalId."""
     if not external:
-        return prepared.execute("user.by_name_key", lambda: User.select().where(User.user_name_key == prepared.param(0)),
+        return sqlcache.instances("user.by_name_key", lambda: User.select().where(User.user_name_key == sqlcache.param(0)),
                                 [key])
-    return prepared.execute("user.by_keys", lambda: User.select().where(
-        (User.user_name_key == prepared.param(0)) | (User.external_id == prepared.param(1))), [key, external])
+    return sqlcache.instances("user.by_keys", lambda: User.select().where(
+        (User.user_name_key == sqlcache.param(0)) | (User.external_id == sqlcache.param(1))), [key, external])
 
 
 def replace(actor: Actor, user_id: str, body: object, if_match: str | None = None) -> User:
@@ -177,7 +177,7 @@ def _groups_and_roles(users: list[User]) -> tuple[dict[str, list[tuple[str, str]
     """
     if not users:
         return {}, {}
-    rows = prepared.listed("user.groups_and_roles", lambda _, ids: _groups_and_roles_query(ids), [u.id for u in users])
+    rows = sqlcache.listed("user.groups_and_roles", lambda _, ids: _groups_and_roles_query(ids), [u.id for u in users])
     entitled = {u.id for u in users if u.active and u.deprovisioned_at is None}
     groups: dict[str, list[tuple[str, str]]] = {}
     held: dict[str, set[str]] = {}
@@ -279,16 +279,16 @@ def _write(user: User, data: dict, is_new: bool, reactivate: bool = False) -> Us
 def _save(user: User, is_new: bool) -> None:
     try:
         with User._meta.database.atomic():
-            prepared.save(user, is_new)
+            sqlcache.save(user, is_new)
     except peewee.IntegrityError:
         raise Conflict(f"userName {user.user_name!r} or externalId {user.external_id!r} is already taken") from None
 
 
 def _index_emails(user: User, data: dict, is_new: bool = False) -> None:
     if not is_new:  # a new user has no rows yet
-        prepared.run("user_email.delete", lambda: UserEmail.delete().where(UserEmail.user == prepared.param(0)), [user.id])
+        sqlcache.run("user_email.delete", lambda: UserEmail.delete().where(UserEmail.user == sqlcache.param(0)), [user.id])
     values = {textkey.key(e["value"]) for e in data.get("emails", []) if e.get("value")}
-    prepared.insert(UserEmail, [{"user": user.id, "value_key": v} for v in sorted(values)])
+    sqlcache.insert(UserEmail, [{"user": user.id, "value_key": v} for v in sorted(values)])
 
 
 def _display_name(data: dict) -> str | None:

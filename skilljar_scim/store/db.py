@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import sqlite3
 from pathlib import Path
 from typing import Callable
 from urllib.parse import unquote, urlparse
@@ -255,6 +256,15 @@ def best_effort_write(wait_ms: int = 100):
     finally:
         if sqlite:
             db.execute_sql(f"PRAGMA busy_timeout = {int(previous)}")
+
+
+# peewee wraps errors raised by execute(); fetching rows can raise sqlite3's own.
+READ_ERRORS = (peewee.DatabaseError, sqlite3.DatabaseError)
+
+
+def one_line(exc: Exception) -> str:
+    """Return a database error's message on one line (SQLite's span several)."""
+    return " ".join(str(exc).split())
 
 
 def _is_busy(exc: Exception) -> bool:

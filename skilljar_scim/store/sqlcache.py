@@ -2,14 +2,18 @@
 
 Peewee turns a query into SQL text anew on every execution, and for the few statements
 every SCIM request runs (rate-limit counters, the token, the user lookup, a user's groups
-and roles) that compilation costs several times what SQLite takes to answer. A query is
-built here with `param(i)` standing for its i-th value; the first execution compiles it,
-later ones under the same key only bind values. The SQL text depends on the query's shape
-and the database's dialect, never on a value, so the key names the shape and the cache is
-per database class.
+and roles, a filter of one shape) that compilation costs several times what SQLite takes to
+answer. A query is built here with `param(i)` standing for its i-th value; the first
+execution compiles it with peewee's public `Query.sql()`, later ones under the same key only
+bind values and hand the SQL to `Database.execute_sql`. The SQL text depends on the query's
+shape and the database's dialect, never on a value, so the key names the shape and the cache
+is per database class.
 
-Values given for params are bound as they are: convert them to their stored form first
-(peewee's field converters are skipped for params, as for any value marked converter=False).
+Rows come back through the selected columns' own converters (`Field.python_value`): as
+tuples (`tuples`), or as model instances (`instances`, `first`) for a query selecting whole rows
+of one model. Values given for params are bound as they are: convert them to their stored
+form first (peewee's field converters are skipped for params, as for any value marked
+converter=False).
 """
 
 from __future__ import annotations
@@ -47,43 +51,26 @@ def params(start: int, count: int) -> list[peewee.Value]:
 
 
 class _Compiled(NamedTuple):
-    query: peewee.BaseQuery
     sql: str
     template: tuple  # parameters, Slot where a value is bound
-    decode: Callable[[Any], list]  # cursor -> rows, as peewee would give them
+    converters: tuple  # per selected column: its field's python_value, or None to keep the value
+    model: type[peewee.Model] | None  # the model whose whole rows the query selects, else None
+    names: tuple  # the model's field names, in the order selected
 
 
-def _decoder(query: peewee.BaseQuery) -> Callable[[Any], list]:
-    """Return how to turn a cursor into the query's rows, with peewee's converters.
-
-    Peewee's own cursor wrapper works out the columns again for every cursor, which costs
-    as much as a lookup itself; a statement's columns never change, so for the two row types
-    the hot path uses (whole models of one table, and tuples) that work is done once here.
-    """
-    if not isinstance(query, peewee.ModelSelect):
-        return lambda cursor: list(query._get_cursor_wrapper(cursor))
-    columns = query._returning or []
-    row_type = query._row_type or query.default_row_type
-    converters = [c.python_value if isinstance(c, peewee.Field) else None for c in columns]
-    if row_type == peewee.ROW.TUPLE:
-        return lambda cursor: [tuple(_converted(converters, row)) for row in cursor.fetchall()]
-    model = query.model
-    whole_model = (row_type == peewee.ROW.MODEL and not query._joins and query._from_list == [model]
-                   and all(isinstance(c, peewee.Field) and c.model is model for c in columns))
-    if whole_model:
-        names = [c.name for c in columns]
-        return lambda cursor: [_instance(model, names, _converted(converters, row)) for row in cursor.fetchall()]
-    return lambda cursor: list(query._get_cursor_wrapper(cursor))
+def _compile(query: peewee.BaseQuery) -> _Compiled:
+    """Compile a query and work out, once, how its rows are converted (public peewee API only)."""
+    sql, parameters = query.sql()
+    columns = list(getattr(query, "selected_columns", None) or [])
+    converters = tuple(c.python_value if isinstance(c, peewee.Field) else None for c in columns)
+    model = getattr(query, "model", None)
+    whole = model is not None and columns and all(isinstance(c, peewee.Field) and c.model is model for c in columns)
+    return _Compiled(sql, tuple(parameters), converters, model if whole else None,
+                     tuple(c.name for c in columns) if whole else ())
 
 
-def _converted(converters: list, row: tuple):
-    return (v if c is None or v is None else c(v) for c, v in zip(converters, row))
-
-
-def _instance(model, names: list[str], values) -> peewee.Model:
-    instance = model(__no_default__=1, **dict(zip(names, values)))
-    instance._dirty.clear()  # as loaded, nothing to save
-    return instance
+def _converted(converters: tuple, row: tuple) -> tuple:
+    return tuple(v if c is None or v is None else c(v) for c, v in zip(converters, row))
 
 
 class _Cache:
@@ -101,9 +88,7 @@ class _Cache:
             if found is not None:
                 self.entries.move_to_end(full)
                 return found
-        query = build()
-        sql, parameters = query.sql()
-        compiled = _Compiled(query, sql, tuple(parameters), _decoder(query))
+        compiled = _compile(build())
         with self.lock:
             self.entries[full] = compiled
             while len(self.entries) > self.size:
@@ -125,18 +110,24 @@ def _run(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[
     return compiled, db.execute_sql(compiled.sql, _bind(compiled.template, values))
 
 
-def execute(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any] = ()) -> list:
-    """Run the query `build` returns (built once per key) with `values`; return its rows.
-
-    Rows come as the query would give them: model instances, tuples or dicts.
-    """
+def tuples(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any] = ()) -> list[tuple]:
+    """Run the query `build` returns (built once per key) with `values`; return its rows as tuples."""
     compiled, cursor = _run(key, build, values)
-    return compiled.decode(cursor)
+    return [_converted(compiled.converters, row) for row in cursor.fetchall()]
 
 
-def first(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any] = ()) -> Any:
-    """Return the first row of execute(), or None."""
-    rows = execute(key, build, values)
+def instances(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any] = ()) -> list[peewee.Model]:
+    """Run a query selecting whole rows of one model (built once per key); return model instances."""
+    compiled, cursor = _run(key, build, values)
+    if compiled.model is None:
+        raise TypeError(f"statement {key!r} does not select whole rows of one model: use tuples()")
+    model, names = compiled.model, compiled.names
+    return [model(**dict(zip(names, _converted(compiled.converters, row)))) for row in cursor.fetchall()]
+
+
+def first(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any] = ()) -> peewee.Model | None:
+    """Return the first instance instances() gives, or None."""
+    rows = instances(key, build, values)
     return rows[0] if rows else None
 
 
@@ -175,24 +166,24 @@ def _insert_query(model: type[peewee.Model], fields: list, count: int, ignore_co
 
 def listed(key: Hashable, build: Callable[[list, list], peewee.BaseQuery], items: Sequence[Any],
            fixed: Sequence[Any] = (), write: bool = False):
-    """Run a query over a list of values (an IN list): rows of a select, or the rows a write changed.
+    """Run a query over a list of values (an IN list): a select's rows as tuples, or the rows a write changed.
 
     `build(fixed_params, item_params)` makes the query. It is compiled once per list length
     up to MAX_LISTED; a longer list is built with the values themselves, every time.
     """
     if len(items) > MAX_LISTED:
         query = build(list(fixed), list(items))
-        return query.execute() if write else list(query)
+        return query.execute() if write else list(query.tuples())
     count = len(fixed)
     values = [*fixed, *items]
     make = lambda: build(params(0, count), params(count, len(items)))  # noqa: E731
-    return (run if write else execute)((key, len(items)), make, values)
+    return (run if write else tuples)((key, len(items)), make, values)
 
 
 def save(instance: peewee.Model, is_new: bool) -> None:
     """Write every field of a model instance: an INSERT when new, else an UPDATE by primary key."""
     model, meta = type(instance), instance._meta
-    data = {f.name: instance.__data__.get(f.name) for f in meta.sorted_fields}
+    data = {f.name: getattr(instance, _attribute(f)) for f in meta.sorted_fields}
     if is_new:
         insert(model, [data])
         return
@@ -201,6 +192,11 @@ def save(instance: peewee.Model, is_new: bool) -> None:
     values = [f.db_value(data[f.name]) for f in fields] + [key.db_value(data[key.name])]
     run(("update", model.__name__), lambda: model.update({f: param(i) for i, f in enumerate(fields)})
         .where(key == param(len(fields))), values)
+
+
+def _attribute(field: peewee.Field) -> str:
+    """Return the attribute holding a field's stored value (a foreign key's id, not its row)."""
+    return field.object_id_name if isinstance(field, peewee.ForeignKeyField) else field.name
 
 
 def count_of(select: peewee.Select) -> peewee.Select:

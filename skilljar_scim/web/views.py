@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from skilljar_scim.domain import bulk, groups, users
+from skilljar_scim.domain.search import root
 from skilljar_scim.scim import discovery, resources
 from skilljar_scim.scim.schemas import GROUP_TYPE, USER_TYPE
 from skilljar_scim.store import models
@@ -175,7 +176,7 @@ def _search_body() -> dict:
 @http.read
 def search_all():
     source = _search_body()
-    page = bulk.search_all(http.list_query(source), http.base_url(), http.wants_members(source), _limits())
+    page = root.search_all(http.list_query(source), http.base_url(), http.wants_members(source), _limits())
     return http.list_response(page, lambda r: USER_TYPE if r["meta"]["resourceType"] == "User" else GROUP_TYPE, source)
 
 

@@ -12,7 +12,7 @@ from skilljar_scim.base.errors import InvalidValue
 from skilljar_scim.scim import filter as scim_filter
 from skilljar_scim.scim.schemas import Resolved, ResourceType, parse_attr_path
 from skilljar_scim.domain.search import sql as filter_sql
-from skilljar_scim.store import sqlcache as prepared
+from skilljar_scim.store import sqlcache
 
 BATCH = 500
 
@@ -54,14 +54,14 @@ class _Select:
 
     query: peewee.ModelSelect
     values: tuple
-    shape: tuple  # with a suffix naming the statement, it keys the compiled SQL (store/prepared.py)
+    shape: tuple  # with a suffix naming the statement, it keys the compiled SQL (store/sqlcache.py)
 
     def rows(self, name: str, build: Callable[[peewee.ModelSelect, int], peewee.Query], *more) -> list:
         """Run `build(query, first extra param index)`, binding this select's values then `more`."""
-        return prepared.execute((*self.shape, name), lambda: build(self.query, len(self.values)), (*self.values, *more))
+        return sqlcache.instances((*self.shape, name), lambda: build(self.query, len(self.values)), (*self.values, *more))
 
     def count(self) -> int:
-        return prepared.scalar((*self.shape, "count"), lambda: prepared.count_of(self.query), self.values)
+        return sqlcache.scalar((*self.shape, "count"), lambda: sqlcache.count_of(self.query), self.values)
 
 
 def run(source: Source, query: Query, max_filter_length: int, max_filter_depth: int) -> Page:
@@ -120,11 +120,11 @@ def _sql_page(select: _Select, query: Query, source: Source) -> Page:
 
 
 def _first(query: peewee.ModelSelect, at: int) -> peewee.ModelSelect:
-    return query.limit(prepared.param(at))
+    return query.limit(sqlcache.param(at))
 
 
 def _window(query: peewee.ModelSelect, at: int) -> peewee.ModelSelect:
-    return query.offset(prepared.param(at)).limit(prepared.param(at + 1))
+    return query.offset(sqlcache.param(at)).limit(sqlcache.param(at + 1))
 
 
 def _python_page(select: _Select, node, query: Query, source: Source, order: list | None) -> Page:

@@ -18,7 +18,7 @@ from skilljar_scim.base import clock, textkey
 from skilljar_scim.base.errors import InvalidValue
 from skilljar_scim.scim import filter as scim_filter
 from skilljar_scim.scim.schemas import Resolved
-from skilljar_scim.store import sqlcache as prepared
+from skilljar_scim.store import sqlcache
 
 Key = tuple[str, str | None]  # (attribute name, sub-attribute name), lowercase
 # PostgreSQL cannot put a value of much over 2,700 bytes in a B-tree index, and case
@@ -44,18 +44,18 @@ class Subquery:
 
 
 class Values(list):
-    """The values a translated filter binds, in the order of its `prepared.param`s."""
+    """The values a translated filter binds, in the order of its `sqlcache.param`s."""
 
     def bind(self, value: object) -> peewee.Value:
         self.append(value)
-        return prepared.param(len(self) - 1)
+        return sqlcache.param(len(self) - 1)
 
 
 def shape(node: scim_filter.Node) -> tuple:
     """Return what a filter's SQL depends on: its structure, attributes and operators, no literal.
 
     Two filters of one shape translate to the same SQL text with other values bound, so the
-    shape keys the compiled statement (store/prepared.py).
+    shape keys the compiled statement (store/sqlcache.py).
     """
     if isinstance(node, (scim_filter.And, scim_filter.Or)):
         return (type(node).__name__, shape(node.left), shape(node.right))

@@ -1,19 +1,16 @@
-"""Online backup and integrity check of the store.
+"""Online backup of a SQLite store (`scim db backup`).
 
-SQLite: `backup` copies the live database with SQLite's online backup API in one step, from
-one read snapshot, so the copy is consistent while the server keeps writing (in WAL mode a
-reader never blocks writers). PostgreSQL has its own tools for this (pg_dump / pg_restore);
-`check` works on both.
+`backup` copies the live database with SQLite's online backup API in one step, from one
+read snapshot, so the copy is consistent while the server keeps writing (in WAL mode a
+reader never blocks writers). PostgreSQL has its own tools for this (pg_dump / pg_restore).
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import peewee
 
 from skilljar_scim.base.config import sqlite_file
 from skilljar_scim.base.errors import Conflict, DatabaseError, InvalidValue, Unsupported
@@ -28,10 +25,6 @@ COUNTED = {"users": models.User, "groups": models.Group, "memberships": models.M
            "mappings": models.RoleMapping, "tokens": models.Token}
 
 
-# peewee wraps errors raised by execute(); fetching rows can raise sqlite3's own.
-_DB_ERRORS = (peewee.DatabaseError, sqlite3.DatabaseError)
-
-
 @dataclass(frozen=True)
 class BackupReport:
     """Where the copy went and what it holds (checked on the copy itself)."""
@@ -44,31 +37,6 @@ class BackupReport:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class CheckReport:
-    """What `scim db check` found; `problems` is empty when the database is healthy."""
-
-    database: str
-    backend: str
-    schema_version: int | None = None
-    expected_schema_version: int = store_db.SCHEMA_VERSION
-    integrity: str = "not checked"
-    foreign_key_violations: int | None = None
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def as_dict(self) -> dict:
-        return {**asdict(self), "ok": self.ok}
-
-    def raise_for_problems(self) -> None:
-        """Raise DatabaseError (exit 8) naming every problem found."""
-        if self.problems:
-            raise DatabaseError("database check failed: " + "; ".join(self.problems))
 
 
 def backup(url: str, target: Path, force: bool = False, busy_timeout_ms: int = 5000) -> BackupReport:
@@ -115,8 +83,8 @@ def _copy(source: sqlite3.Connection, partial: Path, target: Path) -> BackupRepo
     try:
         try:
             source.backup(copy)  # pages=-1: one step, one consistent snapshot
-        except _DB_ERRORS as exc:
-            raise DatabaseError(f"cannot back up the database: {' '.join(str(exc).split())}") from None
+        except store_db.READ_ERRORS as exc:
+            raise DatabaseError(f"cannot back up the database: {store_db.one_line(exc)}") from None
         integrity = copy.execute("PRAGMA integrity_check").fetchone()[0]
         if integrity != "ok":
             raise DatabaseError(f"the backup copy failed its integrity check: {integrity}")
@@ -135,50 +103,3 @@ def _sync_folder(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def check(url: str, busy_timeout_ms: int = 5000) -> CheckReport:
-    """Check integrity (SQLite), foreign keys (SQLite) and the schema version; never migrate."""
-    db = store_db.open_database(url, busy_timeout_ms=busy_timeout_ms, migrate_schema=False)
-    sqlite = isinstance(db, peewee.SqliteDatabase)
-    report = CheckReport(database=store_db.redact(url), backend="sqlite" if sqlite else "postgresql")
-    try:
-        db.execute_sql("SELECT 1")
-        if sqlite:
-            _check_sqlite(db, report)
-        else:
-            report.integrity = "not checked: PostgreSQL checks its own pages (see pg_amcheck)"
-        _check_schema(db, report)
-    except _DB_ERRORS as exc:
-        report.problems.append(f"cannot read the database: {' '.join(str(exc).split())}")
-    finally:
-        db.close()
-    return report
-
-
-def _check_sqlite(db: peewee.Database, report: CheckReport) -> None:
-    try:
-        rows = [row[0] for row in db.execute_sql("PRAGMA integrity_check").fetchall()]
-    except _DB_ERRORS as exc:  # damage bad enough that SQLite stops reading
-        rows = [" ".join(str(exc).split())]
-    report.integrity = "ok" if rows == ["ok"] else "; ".join(rows[:5])
-    if rows != ["ok"]:
-        report.problems.append(f"integrity check failed: {report.integrity}")
-    violations = db.execute_sql("PRAGMA foreign_key_check").fetchall()
-    report.foreign_key_violations = len(violations)
-    if violations:
-        tables = sorted({row[0] for row in violations})
-        report.problems.append(f"{len(violations)} row(s) point at missing rows (tables: {', '.join(tables)})")
-
-
-def _check_schema(db: peewee.Database, report: CheckReport) -> None:
-    report.schema_version = store_db.schema_version(db)
-    if report.schema_version < store_db.SCHEMA_VERSION:
-        report.problems.append(
-            f"schema version {report.schema_version} is older than this scim's "
-            f"({store_db.SCHEMA_VERSION}): run `scim init` to migrate it"
-        )
-    elif report.schema_version > store_db.SCHEMA_VERSION:
-        report.problems.append(
-            f"schema version {report.schema_version} is newer than this scim's ({store_db.SCHEMA_VERSION}): upgrade scim"
-        )
