@@ -351,7 +351,7 @@ def seed_rows(body: dict, actor, now) -> tuple[dict, list[dict], dict]:
     from skilljar_scim.scim.schemas import USER_TYPE
     from skilljar_scim.domain.search.sql import casefold
 
-    data = resources.normalise(USER_TYPE, body, context="create")
+    data = resources.normalise(USER_TYPE, body)
     data.setdefault("active", True)
     user_id = str(uuid.uuid4())
     user = {"id": user_id, "user_name": data["userName"], "user_name_key": casefold(data["userName"]),
