@@ -19,8 +19,11 @@ from gunicorn.app.base import BaseApplication
 
 from skilljar_scim.base.config import ServerSettings, Settings
 from skilljar_scim.base.errors import ConfigError, ListenError, SkilljarError
+from skilljar_scim.store import db as store_db
+from skilljar_scim.store import models
 from skilljar_scim.web import deliverer
 from skilljar_scim.web.access import AccessLog, configure_logging, gunicorn_log_config
+from skilljar_scim.web.app import create_app
 
 __all__ = ["AccessLog", "configure_logging", "serve", "gunicorn_options", "build_app", "run_gunicorn"]
 log = logging.getLogger("skilljar_scim.server")
@@ -47,10 +50,6 @@ def serve(settings: Settings) -> None:
 
 def build_app(settings: Settings) -> Callable:
     """Build the WSGI app `scim serve` runs, with no database connection left open across fork."""
-    from skilljar_scim.store import db as store_db
-    from skilljar_scim.store import models
-    from skilljar_scim.web.app import create_app
-
     app = AccessLog(create_app(settings, reuse_connections=True))
     store_db.close_all(models.database.obj)  # no connection may cross the fork into the workers
     return app
