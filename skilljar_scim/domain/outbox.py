@@ -46,7 +46,7 @@ def add(deliveries: list[tuple[int, str, str | None]], now) -> None:
 
 
 def _enabled_endpoints() -> list[tuple[str, str | None]]:
-    return sqlcache.execute("webhook.enabled", lambda: WebhookEndpoint.select(
+    return sqlcache.tuples("webhook.enabled", lambda: WebhookEndpoint.select(
         WebhookEndpoint.id, WebhookEndpoint.event_types).where(WebhookEndpoint.disabled_at.is_null()).tuples())
 
 
