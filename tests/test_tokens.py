@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+import string
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -44,6 +46,74 @@ def test_tokens_one_changed_character_is_refused(keys) -> None:
     for tampered in _mutations(made.value):
         with pytest.raises(Unauthorized):
             tokens.authenticate(keys, tampered)
+
+
+BASE64URL = string.ascii_letters + string.digits + "-_"
+
+
+def test_tokens_only_the_exact_issued_string_authenticates(keys) -> None:
+    """Every one-character substitution, anywhere, and every extension of a real token is refused.
+
+    itsdangerous' base64 has spare bits in the signature's last character: without the exact
+    comparison, some substitutions there (and trailing '=') still authenticated.
+    """
+    made = tokens.generate(keys, "Okta", None)
+    value = made.value
+    variants = {value[:i] + c + value[i + 1:] for i in range(len(value)) for c in BASE64URL + ".=+/"}
+    variants |= {value + c for c in BASE64URL + ".=+/ "} | {value[:-1], value.upper(), value.lower(), " " + value}
+    variants.discard(value)
+    accepted = []
+    for variant in sorted(variants):
+        try:
+            tokens.authenticate(keys, variant)
+            accepted.append(variant)
+        except Unauthorized:
+            pass
+    assert accepted == []
+    assert len(variants) > 64 * len(value)
+    assert tokens.authenticate(keys, value).id == made.token.id
+
+
+def _signed(keys: list[str], payload: str) -> str:
+    """Build a correctly signed value, as only the server (holding the key) can."""
+    return tokens.PREFIX + tokens._signer(keys).sign(payload).decode("ascii")
+
+
+def test_tokens_signed_value_with_the_wrong_secret_is_refused(keys) -> None:
+    """The signature proves the server made the value, not that this secret is the token's: the hash must match."""
+    made = tokens.generate(keys, "Okta", None)
+    token_id, _, secret = made.value[len(tokens.PREFIX):].rpartition(".")[0].partition(".")
+    for wrong in ("a" * 64, secret[:-1] + ("0" if secret[-1] != "0" else "1"), "", secret.upper()):
+        with pytest.raises(Unauthorized, match="not valid"):
+            tokens.authenticate(keys, _signed(keys, f"{token_id}.{wrong}"))
+    assert models.Token.get_by_id(made.token.id).last_used_at is None  # a refused value leaves no trace of use
+    assert tokens.authenticate(keys, made.value).id == made.token.id
+
+
+def test_tokens_record_the_key_that_signed_them(keys) -> None:
+    made = tokens.generate(keys, "Okta", None)
+    assert made.token.key_id == models.Token.get_by_id(made.token.id).key_id == keyfile.key_id(keys[-1])
+    assert len(made.token.key_id) == 8 and made.token.key_id not in "".join(keys)
+
+
+def test_tokens_of_unknown_key_learn_it_on_first_use(keys) -> None:
+    """Tokens issued before schema 6 have no key id; the key that verifies one is recorded."""
+    made = tokens.generate(keys, "Legacy", None)
+    models.Token.update(key_id=None).execute()
+    assert tokens.status(models.Token.get_by_id(made.token.id), key_ids={keyfile.key_id(keys[0])}) == "active"
+    tokens.authenticate(keys, made.value)
+    assert models.Token.get_by_id(made.token.id).key_id == keyfile.key_id(keys[0])
+
+
+def test_tokens_status_unverifiable_when_the_key_is_gone(keys) -> None:
+    made = tokens.generate(keys, "Okta", None, now=NOW)
+    current = {keyfile.key_id(keys[0])}
+    assert tokens.status(made.token, NOW, current) == "active"
+    assert tokens.status(made.token, NOW, {"0badc0de"}) == "unverifiable"
+    assert tokens.status(made.token, NOW, set()) == "unverifiable"
+    assert tokens.status(made.token, NOW) == "active"  # without keys to compare: no verdict on them
+    tokens.revoke(made.token)
+    assert tokens.status(models.Token.get_by_id(made.token.id), NOW, set()) == "revoked"
 
 
 @pytest.mark.parametrize("value", ["", "Bearer", "sjscim_", "sjscim_abc", "xx_" + "a" * 100, "sjscim_a.b.c"])
@@ -120,13 +190,15 @@ def test_tokens_last_used_written_at_most_once_a_minute(keys) -> None:
 
 def test_tokens_key_rotation_keeps_old_tokens_working(keys, settings) -> None:
     old = tokens.generate(keys, "Old", None)
-    settings.key_path.write_text(keys[0] + "\nnew-key-for-rotation\n")
+    fresh = secrets.token_urlsafe(32)
+    settings.key_path.write_text(keys[0] + f"\n{fresh}\n")
     rotated = keyfile.load(settings.key_path)
     new = tokens.generate(rotated, "New", None)
     assert tokens.authenticate(rotated, old.value).name == "Old"
     assert tokens.authenticate(rotated, new.value).name == "New"
+    assert (old.token.key_id, new.token.key_id) == (keyfile.key_id(keys[0]), keyfile.key_id(fresh))
     with pytest.raises(Unauthorized):
-        tokens.authenticate(["new-key-for-rotation"], old.value)
+        tokens.authenticate([fresh], old.value)
 
 
 def test_tokens_several_live_at_once(keys) -> None:

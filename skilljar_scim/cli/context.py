@@ -47,6 +47,14 @@ class AppContext:
     def keys(self) -> list[str]:
         return keyfile.load(self.settings().key_path)
 
+    def key_ids(self) -> set[str]:
+        """Return the ids of the current keys; none (and a warning) when the key file is missing."""
+        path = self.settings().key_path
+        found = keyfile.key_ids(path)
+        if not found:
+            typer.echo(f"Warning: no secret key file at {path}: no token can be verified.", err=True)
+        return found
+
 
 def app_context(ctx: typer.Context) -> AppContext:
     """Return the AppContext of the running command."""

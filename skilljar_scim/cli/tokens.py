@@ -14,8 +14,9 @@ app = typer.Typer(help="Manage the bearer tokens identity providers use to call 
 TokenArg = Annotated[str, typer.Argument(metavar="ID|NAME", help="Token id or name.")]
 
 
-def _as_dict(token) -> dict:
-    """Return a token's --json keys (README "JSON output")."""
+def _as_dict(token, key_ids=None) -> dict:
+    """Return a token's --json keys (README "JSON output"); with the current `key_ids`, status
+    says "unverifiable" for a token they cannot verify."""
     return {
         "id": token.id,
         "name": token.name,
@@ -23,8 +24,9 @@ def _as_dict(token) -> dict:
         "expires_at": token.expires_at,
         "last_used_at": token.last_used_at,
         "revoked_at": token.revoked_at,
-        "status": tokens.status(token),
+        "status": tokens.status(token, key_ids=key_ids),
         "refused_requests": token.refused_count,
+        "key_id": token.key_id,
     }
 
 
@@ -67,8 +69,10 @@ def list_(
 
     Example: scim token list --all
     """
-    app_context(ctx).open_store()
-    rows = [_as_dict(t) for t in tokens.list_tokens(include_revoked=all_)]
+    actx = app_context(ctx)
+    actx.open_store()
+    key_ids = actx.key_ids()
+    rows = [_as_dict(t, key_ids) for t in tokens.list_tokens(include_revoked=all_)]
     if wants_json(ctx, json_flag):
         output.emit_json_list(rows)
         return
@@ -83,8 +87,9 @@ def show(ctx: typer.Context, ref: TokenArg, json_flag: JsonFlag = False) -> None
 
     Example: scim token show "Okta Production"
     """
-    app_context(ctx).open_store()
-    data = _as_dict(tokens.find(ref))
+    actx = app_context(ctx)
+    actx.open_store()
+    data = _as_dict(tokens.find(ref), actx.key_ids())
     if wants_json(ctx, json_flag):
         output.emit_json(data)
         return
@@ -92,9 +97,11 @@ def show(ctx: typer.Context, ref: TokenArg, json_flag: JsonFlag = False) -> None
 
 
 def _shown(key: str, value):
-    """Say "never" for a token that never expires or was never used."""
+    """Say "never" for a token that never expires or was never used, "unknown" for an unrecorded key."""
     if key in ("expires_at", "last_used_at"):
         return output.when(value)
+    if key == "key_id" and value is None:
+        return "unknown"
     return value
 
 

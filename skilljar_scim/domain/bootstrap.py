@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from skilljar_scim.base import keyfile
 from skilljar_scim.base.config import Settings
+from skilljar_scim.base.errors import ConfigError
+from skilljar_scim.domain import tokens
 from skilljar_scim.store import db
 
 SETTINGS_TEMPLATE = """\
@@ -52,41 +55,63 @@ def initialise(
     force_key: bool = False,
     confirm_replace: Callable[[], None] = lambda: None,
 ) -> Report:
-    """Create the settings file, secret key and database where missing; report each step."""
+    """Create the settings file, database and secret key where missing; report each step.
+
+    A missing key file is not silently replaced while the database holds live tokens: they
+    were signed with the lost key, and a new one would leave them all refused.
+    """
     report = Report()
     _settings_file(config_path, report)
     settings = load_settings()
-    _key(settings.key_path, force_key, confirm_replace, report)
-    _database(settings, report)
+    database = _database(settings, report)
+    try:
+        _key(settings.key_path, force_key, confirm_replace, report)
+    finally:
+        database.close()
     return report
 
 
 def _settings_file(path: Path, report: Report) -> None:
+    """Write the template owner-only: the file may come to hold a database password."""
     if path.exists():
         report.kept(f"Settings file {path} exists: unchanged.")
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(SETTINGS_TEMPLATE, encoding="utf-8")
-    report.did(f"Created settings file {path}.")
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(SETTINGS_TEMPLATE)
+    report.did(f"Created settings file {path} (mode 600).")
 
 
 def _key(path: Path, force: bool, confirm_replace: Callable[[], None], report: Report) -> None:
     if path.exists() and not force:
-        keyfile.load(path)  # refuses an unsafe or empty file now rather than at first use
+        keyfile.load(path)  # refuses an unsafe, empty or weak file now rather than at first use
         report.kept(f"Secret key file {path} exists: kept.")
         return
-    if path.exists():
+    live = tokens.live_count()
+    if not path.exists() and live and not force:
+        raise ConfigError(
+            f"secret key file {path} is missing, but the database holds {live} live token(s) signed with it: "
+            f"restore {path} from a backup (mode 600), or run `scim init --force` to create a new key, "
+            "after which every existing token is refused"
+        )
+    existed = path.exists()
+    if existed or live:
         confirm_replace()
     keyfile.create(path)
-    report.did(f"{'Replaced' if force else 'Created'} secret key file {path} (mode 600).")
+    report.did(f"{'Replaced' if existed else 'Created'} secret key file {path} (mode 600).")
+    if live:
+        report.did(f"The {live} live token(s) signed with the old key no longer work: "
+                   "generate new ones with `scim token generate`.")
 
 
-def _database(settings: Settings, report: Report) -> None:
+def _database(settings: Settings, report: Report):
+    """Open (creating and migrating) the database; the caller closes it."""
     existed = settings.sqlite_path is None or settings.sqlite_path.exists()
     database = db.open_database(settings.database.url, create=True, busy_timeout_ms=settings.database.busy_timeout_ms)
-    database.close()
     where = db.redact(settings.database.url)
     if existed:
         report.kept(f"Database {where} is ready (schema version {db.SCHEMA_VERSION}).")
     else:
         report.did(f"Created database {where} (schema version {db.SCHEMA_VERSION}).")
+    return database

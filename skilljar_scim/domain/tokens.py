@@ -2,7 +2,11 @@
 
 A token value is `sjscim_` + an itsdangerous-signed `<id>.<secret>`. The signature lets
 the server refuse forged or mangled values before touching the database; the store keeps
-only SHA-256 of the 256-bit secret, compared in constant time.
+only SHA-256 of the 256-bit secret, compared in constant time. Only the exact string that
+was issued authenticates: itsdangerous alone would also accept variants (base64's spare
+bits in the last character), so the signature is recomputed and the whole value compared.
+Each token records the id of the key that signed it (base/keyfile.key_id), so listings can
+say which tokens the current key file can no longer verify.
 """
 
 from __future__ import annotations
@@ -13,12 +17,12 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, Collection
 
 import itsdangerous
 import peewee
 
-from skilljar_scim.base import clock, textkey
+from skilljar_scim.base import clock, keyfile, textkey
 from skilljar_scim.domain import events
 from skilljar_scim.base.errors import Conflict, InvalidValue, NotFound, TokenRefused, Unauthorized
 from skilljar_scim.store import sqlcache
@@ -26,6 +30,7 @@ from skilljar_scim.store.db import best_effort_write, write_transaction
 from skilljar_scim.store.models import Token
 
 PREFIX = "sjscim_"
+INVALID = "the bearer token is not valid"
 SALT = "skilljar-scim.token.v1"
 LAST_USED_INTERVAL = timedelta(seconds=60)
 MAX_NAME_LENGTH = 200
@@ -46,14 +51,33 @@ class Generated:
     value: str
 
 
-def status(token: Token, now: datetime | None = None) -> str:
-    """Return "revoked", "expired" or "active"."""
+def status(token: Token, now: datetime | None = None, key_ids: Collection[str] | None = None) -> str:
+    """Return "revoked", "expired", "unverifiable" (given the current `key_ids`) or "active".
+
+    Unverifiable: signed by a key no longer in the key file, so every request with it is
+    refused. A token whose key is unknown (issued before keys were recorded, never used
+    since) counts as verifiable while there is any key.
+    """
     now = now or clock.utcnow()
     if token.revoked_at is not None:
         return "revoked"
     if token.expires_at is not None and token.expires_at <= now:
         return "expired"
+    if key_ids is not None and not verifiable(token, key_ids):
+        return "unverifiable"
     return "active"
+
+
+def verifiable(token: Token, key_ids: Collection[str]) -> bool:
+    """Return whether one of the keys `key_ids` names can have signed `token`."""
+    return token.key_id in key_ids if token.key_id else bool(key_ids)
+
+
+def live_count(now: datetime | None = None) -> int:
+    """Return how many tokens are neither revoked nor expired."""
+    now = now or clock.utcnow()
+    unexpired = Token.expires_at.is_null() | (Token.expires_at > now)
+    return Token.select().where(Token.revoked_at.is_null(), unexpired).count()
 
 
 def parse_expiry(text: str, now: datetime | None = None) -> datetime | None:
@@ -93,7 +117,7 @@ def generate(keys: list[str], name: str, expires_at: datetime | None, now: datet
                            "revoke it first or choose another name")
         token = Token.create(
             id=token_id, name=name, name_key=textkey.key(name), secret_hash=_hash(secret),
-            created_at=now, expires_at=expires_at,
+            created_at=now, expires_at=expires_at, key_id=keyfile.key_id(keys[-1]),
         )
         events.record(events.CLI, "token.created", "Token", token_id, {"name": name}, now)
     value = PREFIX + _signer(keys).sign(f"{token_id}.{secret}").decode("ascii")
@@ -160,13 +184,13 @@ def authenticate(keys: list[str], value: str, now: datetime | None = None,
     expired raises TokenRefused. An unknown id costs the same as a wrong secret: the
     secret is hashed and compared against a dummy hash.
     """
-    token_id, secret = _unsign(keys, value)
+    token_id, secret, key_id = _unsign(keys, value)
     if before_lookup is not None:
         before_lookup(token_id)
     token = sqlcache.first("token.by_id", lambda: Token.select().where(Token.id == sqlcache.param(0)), [token_id])
     matched = hmac.compare_digest(token.secret_hash if token else _DUMMY_HASH, _hash(secret))
     if token is None or not matched:
-        raise Unauthorized("the bearer token is not valid")
+        raise Unauthorized(INVALID)
     now = now or clock.utcnow()
     state = status(token, now)
     if state != "active":
@@ -174,6 +198,7 @@ def authenticate(keys: list[str], value: str, now: datetime | None = None,
             Token.update(refused_count=Token.refused_count + 1).where(Token.id == token.id).execute()
         raise TokenRefused(f"the bearer token is {state}", token.id, token.name)
     _touch(token, now)
+    _remember_key(token, key_id)
     return token
 
 
@@ -185,16 +210,31 @@ def claimed_id(value: object) -> str | None:
     return token_id if _TOKEN_ID.fullmatch(token_id) else None
 
 
-def _unsign(keys: list[str], value: str) -> tuple[str, str]:
-    """Check prefix and signature without any database work."""
-    if not isinstance(value, str) or not value.startswith(PREFIX):
-        raise Unauthorized("the bearer token is not valid")
-    try:
-        payload = _signer(keys).unsign(value[len(PREFIX):]).decode("ascii")
-    except (itsdangerous.BadSignature, UnicodeError):
-        raise Unauthorized("the bearer token is not valid") from None
-    token_id, _, secret = payload.partition(".")
-    return token_id, secret
+def _unsign(keys: list[str], value: str) -> tuple[str, str, str]:
+    """Return (token id, secret, key id) of exactly an issued value, without any database work.
+
+    itsdangerous decodes the signature's base64 leniently, so other strings carry the same
+    signature; signing the payload again with each key and comparing the whole value (in
+    constant time) accepts only the one string that was issued.
+    """
+    if not isinstance(value, str) or not value.startswith(PREFIX) or not value.isascii():
+        raise Unauthorized(INVALID)
+    signed = value[len(PREFIX):].encode("ascii")
+    payload = signed.rpartition(b".")[0]
+    for key in reversed(keys):  # the newest key signs most tokens
+        if hmac.compare_digest(_signer([key]).sign(payload), signed):
+            token_id, _, secret = payload.decode("ascii").partition(".")
+            return token_id, secret, keyfile.key_id(key)
+    raise Unauthorized(INVALID)
+
+
+def _remember_key(token: Token, key_id: str) -> None:
+    """Record which key signed a token issued before keys were recorded (schema 6), on its first use."""
+    if token.key_id is not None:
+        return
+    with best_effort_write():
+        Token.update(key_id=key_id).where(Token.id == token.id, Token.key_id.is_null()).execute()
+    token.key_id = key_id
 
 
 def _touch(token: Token, now: datetime) -> None:

@@ -12,6 +12,7 @@ from typing import Callable
 from urllib.parse import unquote, urlparse
 
 import peewee
+from playhouse import migrate as schema_migrate
 
 from skilljar_scim.base import clock, textkey
 from skilljar_scim.base.config import sqlite_file
@@ -21,7 +22,7 @@ from skilljar_scim.store.writelock import LockedPooledSqliteDatabase, LockedSqli
 
 log = logging.getLogger("skilljar_scim.store")
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def _migrate_to_1(db: peewee.Database) -> None:
@@ -112,9 +113,21 @@ def _migrate_to_5(db: peewee.Database) -> None:
     db.execute_sql('CREATE INDEX IF NOT EXISTS "webhook_delivery_history" ON "webhook_delivery" ("endpoint_id", "id")')
 
 
+def record_token_keys(db: peewee.Database) -> None:
+    """Record which key signed each token; earlier tokens' key is unknown until their next use."""
+    _add_column(db, "token", "key_id", peewee.CharField(max_length=16, null=True))
+
+
+def _add_column(db: peewee.Database, table: str, name: str, column: peewee.Field) -> None:
+    """Add a column unless step 1 made it already (it creates the tables as the models are now)."""
+    if name not in {c.name for c in db.get_columns(table)}:
+        schema_migrate.migrate(schema_migrate.SchemaMigrator.from_database(db).add_column(table, name, column))
+
+
 # Each step brings the schema from version N-1 to N; never edit a released step.
 MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
     1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3, 4: recompute_keys, 5: _migrate_to_5,
+    6: record_token_keys,
 }
 
 

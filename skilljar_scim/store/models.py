@@ -43,6 +43,8 @@ class Token(BaseModel):
     last_used_at = DateTimeField(null=True)
     revoked_at = DateTimeField(null=True)
     refused_count = IntegerField(default=0)
+    # Which key signed it: base/keyfile.key_id (schema 6); None for tokens issued before, until first use.
+    key_id = CharField(max_length=16, null=True)
 
 
 class User(BaseModel):

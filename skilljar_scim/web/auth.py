@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import current_app, g, request
 
 from skilljar_scim.base.errors import RateLimited, TokenRefused
@@ -10,6 +12,8 @@ from skilljar_scim.domain.events import Actor
 
 TOKEN_NAME_KEY = "skilljar_scim.token_name"  # read by the access log; never the value
 REALM = "skilljar-scim"
+# RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 def authenticate() -> None:
@@ -28,9 +32,22 @@ def authenticate() -> None:
 
 
 def _bearer_value() -> str | None:
-    """Return the token of an `Authorization: Bearer <token>` header, or None (RFC 6750 §2.1)."""
-    scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+    """Return the credentials of an `Authorization: Bearer <b64token>` header (RFC 6750 §2.1).
+
+    None: no Bearer credentials (no header, "Bearer" alone, or another scheme such as Basic
+    or Token). The scheme is case-insensitive (RFC 7235 §2.1) and 1*SP may separate it from
+    the token. "" is a Bearer header whose token breaks the b64token grammar (a tab, a second
+    word, a comma: also two Authorization headers, which arrive joined by a comma), refused
+    as an invalid token.
+    """
+    header = request.headers.get("Authorization", "")
+    scheme, _, rest = header.strip(" \t").partition(" ")  # OWS is SP / HTAB (RFC 9110 §5.6.3)
+    if scheme.lower() != "bearer":
+        return None
+    value = rest.lstrip(" ")
+    if not value:
+        return None
+    return value if _B64TOKEN.fullmatch(value) else ""
 
 
 def client_address() -> str:

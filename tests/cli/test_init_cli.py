@@ -82,3 +82,50 @@ def test_init_bad_settings_file_is_one_line_error(cli, config_file) -> None:
     result = cli("init")
     assert result.exit_code == ExitCode.CONFIG
     assert result.stderr.count("\n") == 1 and "server.prot" in result.stderr and str(config_file) in result.stderr
+
+
+def test_init_creates_an_owner_only_settings_file(cli, config_file) -> None:
+    """It may come to hold a PostgreSQL password."""
+    config_file.unlink()
+    assert cli("init").exit_code == 0
+    assert mode(config_file) == 0o600
+
+
+def _live_token_then_lose_the_key(cli, settings) -> dict:
+    token = cli.json("token", "generate", "--name", "Okta", "--expires", "1d")
+    settings.key_path.unlink()
+    return token
+
+
+@pytest.mark.parametrize("command", [("init",), ("serve",)])
+def test_init_refuses_to_replace_a_missing_key_while_tokens_live(initialised, settings, monkeypatch, command) -> None:
+    from skilljar_scim.web import server
+
+    monkeypatch.setattr(server, "serve", lambda _settings: pytest.fail("served with a new key"))
+    _live_token_then_lose_the_key(initialised, settings)
+    result = initialised(*command)
+    assert result.exit_code == ExitCode.CONFIG, result.output
+    said = result.stderr.strip()
+    assert said.startswith("Error: ") and said.count("\n") == 0, said
+    assert f"secret key file {settings.key_path} is missing" in said and "1 live token" in said
+    assert "restore" in said and "scim init --force" in said
+    assert not settings.key_path.exists()
+
+
+def test_init_force_replaces_a_missing_key_and_says_the_tokens_died(initialised, settings) -> None:
+    _live_token_then_lose_the_key(initialised, settings)
+    result = initialised("init", "--force", "--yes")
+    assert result.exit_code == 0, result.output
+    assert mode(settings.key_path) == 0o600
+    assert "Created secret key file" in result.stderr
+    assert "1 live token(s) signed with the old key no longer work" in result.stderr
+    assert initialised.json("token", "list")[0]["status"] == "unverifiable"
+
+
+def test_init_recreates_a_missing_key_when_no_token_lives(initialised, settings) -> None:
+    token = initialised.json("token", "generate", "--name", "Okta", "--expires", "1d")
+    assert initialised("token", "revoke", token["id"], "--yes").exit_code == 0
+    settings.key_path.unlink()
+    result = initialised("init")
+    assert result.exit_code == 0, result.output
+    assert settings.key_path.exists() and "Created secret key file" in result.stderr

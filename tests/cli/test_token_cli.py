@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from skilljar_scim.base.errors import ExitCode
 
-TOKEN_KEYS = {"id", "name", "created_at", "expires_at", "last_used_at", "revoked_at", "status", "refused_requests"}
+TOKEN_KEYS = {"id", "name", "created_at", "expires_at", "last_used_at", "revoked_at", "status", "refused_requests",
+              "key_id"}
 
 
 def _generate(cli, name: str = "Okta Production", expires: str = "90d") -> dict:
@@ -156,3 +159,34 @@ def test_token_generate_help_says_what_a_date_means(initialised) -> None:
     assert "a date means 00:00 UTC as that day begins" in help_text
     made = _generate(initialised, "dated", expires="2099-12-03")
     assert made["expires_at"] == "2099-12-03T00:00:00Z"
+
+
+# --- which key signed a token -----------------------------------------------------------------------
+
+
+def test_token_list_and_show_mark_tokens_the_current_keys_cannot_verify(initialised, settings) -> None:
+    from skilljar_scim.base import keyfile
+
+    old = _generate(initialised, "Signed by the old key")
+    old_id = keyfile.key_id(keyfile.load(settings.key_path)[-1])
+    assert initialised.json("token", "show", old["id"])["key_id"] == old_id
+    keyfile.create(settings.key_path)  # the key file was replaced by someone else (not `scim init`)
+    new = _generate(initialised, "Signed by the new key")
+    listed = {row["name"]: row for row in initialised.json("token", "list")}
+    assert listed["Signed by the old key"]["status"] == "unverifiable"
+    assert listed["Signed by the new key"]["status"] == "active"
+    assert listed["Signed by the old key"]["key_id"] == old_id != listed["Signed by the new key"]["key_id"]
+    assert initialised.json("token", "show", new["id"])["status"] == "active"
+    shown = initialised("token", "show", old["id"])
+    assert shown.exit_code == 0 and "unverifiable" in shown.stdout and old_id in shown.stdout
+    assert "unverifi" in initialised("token", "list").stdout  # the table may fold the word
+
+
+def test_token_list_without_a_key_file_marks_every_token_unverifiable(initialised, settings) -> None:
+    _generate(initialised, "A")
+    _generate(initialised, "B")
+    settings.key_path.unlink()
+    result = initialised("token", "list", "--json")
+    assert result.exit_code == 0, result.output
+    assert [row["status"] for row in json.loads(result.stdout)] == ["unverifiable", "unverifiable"]
+    assert result.stderr.strip() == f"Warning: no secret key file at {settings.key_path}: no token can be verified."

@@ -63,3 +63,22 @@ def test_db_unsupported_url_is_config_error() -> None:
 
 def test_db_redact_hides_password() -> None:
     assert db.redact("postgresql://bob:s3cret@host/db") == "postgresql://bob:***@host/db"
+
+
+def test_db_schema_6_adds_token_key_ids_to_an_older_database(settings, keys) -> None:
+    """A token from before key ids (schema 6) keeps working, its key unknown until its next use records it."""
+    from skilljar_scim.base import keyfile
+    from skilljar_scim.domain import tokens
+
+    made = tokens.generate(keys, "From schema 3", None)
+    database = models.database.obj
+    database.execute_sql('ALTER TABLE "token" DROP COLUMN "key_id"')
+    step = next(v for v, migration in db.MIGRATIONS.items() if migration is db.record_token_keys)
+    models.SchemaVersion.delete().where(models.SchemaVersion.version >= step).execute()
+    database.close()
+    reopened = db.open_database(settings.database.url)
+    assert db.schema_version(reopened) == db.SCHEMA_VERSION >= step
+    assert models.Token.get_by_id(made.token.id).key_id is None
+    assert tokens.authenticate(keys, made.value).id == made.token.id
+    assert models.Token.get_by_id(made.token.id).key_id == keyfile.key_id(keys[-1])
+    reopened.close()

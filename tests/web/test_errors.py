@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 from datetime import datetime, timedelta
@@ -223,6 +224,16 @@ def test_auth_unknown_token_is_401(api, keys) -> None:
     _assert_unauthorized(api, api.get("/Users", token=made.value))
 
 
+def test_auth_signed_value_with_a_wrong_secret_is_401(api, keys) -> None:
+    """A value the server's key signed, naming a real token id with another secret, is no token."""
+    token_id = api.token[len(tokens.PREFIX):].partition(".")[0]
+    forged = tokens.PREFIX + tokens._signer(keys).sign(f"{token_id}.{'0' * 64}").decode("ascii")
+    body = _assert_unauthorized(api, api.get("/Users", token=forged))
+    assert "not valid" in body["detail"]
+    _assert_unauthorized(api, api.post("/Users", {"userName": "forged@example.com"}, token=forged))
+    assert api.get("/Users").get_json()["totalResults"] == 0
+
+
 def test_auth_token_signed_with_another_key_is_401(api, keys) -> None:
     made = tokens.generate(["another-secret-key-entirely"], "Other key", None)
     _assert_unauthorized(api, api.get("/Users", token=made.value))
@@ -253,6 +264,33 @@ def test_auth_scheme_is_case_insensitive(api, scheme) -> None:
 def test_auth_extra_whitespace_is_tolerated(api) -> None:
     response = api.client.get(api.base + "/Users", headers={"Authorization": f"  Bearer   {api.token}  "})
     assert response.status_code == 200, response.get_json()
+
+
+@pytest.mark.parametrize("header", [
+    "Token {t}", "Basic {t}", "Basic {basic}", "{t}", "Bearer:{t}", "Bearer: {t}", "Bearer\t{t}", "Bearer{t}",
+    "Bearer {t} {t}", "Bearer {t},", "Bearer {t}, Basic x", "Bearer \"{t}\"", "Bearer {t}\u00a0", "Bearer  \t{t}",
+    "MAC {t}", "Bearer-{t}", "Bearers {t}", "OAuth {t}",
+])
+def test_auth_valid_token_outside_the_bearer_grammar_is_401(api, header) -> None:
+    """Only `Bearer 1*SP b64token` carries a token (RFC 6750 §2.1); a valid token in any other form is refused."""
+    basic = base64.b64encode(f"{api.token}:".encode()).decode()
+    response = api.client.get(api.base + "/Users", headers={"Authorization": header.format(t=api.token, basic=basic)})
+    _assert_unauthorized(api, response)
+    assert api.get("/Users").status_code == 200  # the token itself is fine
+
+
+def test_auth_two_authorization_headers_are_401(api) -> None:
+    """RFC 9110 §5.3: Authorization is not a list; two headers (joined by a comma) are ambiguous, even if one is right."""
+    for second in (f"Bearer {api.token}", "Basic dXNlcjpwYXNz"):
+        headers = [("Authorization", f"Bearer {api.token}"), ("Authorization", second)]
+        _assert_unauthorized(api, api.client.get(api.base + "/Users", headers=headers))
+
+
+def test_auth_bearer_token_may_follow_several_spaces_and_end_in_padding(api, keys) -> None:
+    """RFC 6750 §2.1 / RFC 7235 §2.1: 1*SP after the scheme; b64token allows trailing '='."""
+    response = api.client.get(api.base + "/Users", headers={"Authorization": f"bearer     {api.token}"})
+    assert response.status_code == 200, response.get_json()
+    _assert_unauthorized(api, api.client.get(api.base + "/Users", headers={"Authorization": f"Bearer {api.token}="}))
 
 
 @pytest.mark.parametrize(("method", "path"), [
