@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime, timedelta
-from typing import Callable
+from typing import Callable, Iterator
+
+from skilljar_scim.base.errors import DeadlineExceeded
 
 # Seconds on a clock that never goes back; the rate limiter and request deadlines take one
 # of these, so tests drive them with a controlled clock instead of waiting.
@@ -55,3 +59,41 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     if match:
         return (now or utcnow()) - int(match.group(1)) * _UNIT[match.group(2).lower()]
     return parse_iso(text)
+
+
+# The running request's deadline: (clock, moment). A context variable, so the long loops of
+# the protocol and domain layers can check it without every signature carrying it.
+_deadline: ContextVar[tuple[Monotonic, float] | None] = ContextVar("skilljar_scim_deadline", default=None)
+
+
+def start_deadline(seconds: float, now: Monotonic = monotonic) -> Token:
+    """Give the running request `seconds` from now (0: no deadline); return what end_deadline() takes."""
+    return _deadline.set((now, now() + seconds) if seconds > 0 else None)
+
+
+def end_deadline(token: Token) -> None:
+    """Forget the deadline start_deadline() set."""
+    _deadline.reset(token)
+
+
+@contextmanager
+def deadline(seconds: float, now: Monotonic = monotonic) -> Iterator[None]:
+    """Give the code run inside `seconds` to finish (0: no deadline); check_deadline() enforces it."""
+    token = start_deadline(seconds, now)
+    try:
+        yield
+    finally:
+        end_deadline(token)
+
+
+def past_deadline() -> bool:
+    """Say whether the running request is past its deadline (never, without one)."""
+    found = _deadline.get()
+    return found is not None and found[0]() >= found[1]
+
+
+def check_deadline() -> None:
+    """Raise DeadlineExceeded (503) when the running request is past its deadline; long loops call it."""
+    if past_deadline():
+        raise DeadlineExceeded("the request took longer than this server allows: nothing was changed; "
+                               "split it into smaller requests")

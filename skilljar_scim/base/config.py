@@ -89,6 +89,9 @@ class LimitsSettings:
     max_members_per_patch: int = 1000
     max_bulk_operations: int = 100
     max_bulk_payload_bytes: int = 1_048_576
+    max_values_per_attribute: int = 100  # emails, phoneNumbers, addresses...; 0: no limit
+    max_resource_bytes: int = 65_536  # a user's or group's stored JSON; 0: no limit
+    request_deadline_seconds: int = 10  # then 503, transaction rolled back; 0: no deadline
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,12 @@ class StoreBusy(DatabaseError):
     retry_after = 1
 
 
+class DeadlineExceeded(SkilljarError):
+    """503: the request ran past limits.request_deadline_seconds; its transaction was rolled back."""
+
+    status = 503
+
+
 class Unsupported(SkilljarError):
     """The command does not apply to this kind of database (e.g. `scim db backup` on PostgreSQL)."""
 

@@ -6,11 +6,13 @@ import logging
 import re
 from typing import Any, Callable
 
+from skilljar_scim.base import clock
 from skilljar_scim.domain import groups, users
 from skilljar_scim.base.errors import (InvalidSyntax, InvalidValue, MethodNotAllowed, NotFound,
                                   PayloadTooLarge, SkilljarError)
 from skilljar_scim.domain.events import Actor
 from skilljar_scim.scim.errors import error_response
+from skilljar_scim.scim.resources import Bounds
 from skilljar_scim.scim.schemas import BULK_REQUEST, BULK_RESPONSE, declares
 
 log = logging.getLogger("skilljar_scim.domain")
@@ -21,7 +23,11 @@ _QUOTED = re.compile(r"\"bulkId:([^\s\"/]+)\"")
 
 
 def execute(actor: Actor, body: object, base_url: str, limits) -> dict:
-    """Run a BulkRequest's operations in order, each on its own (RFC 7644 §3.7)."""
+    """Run a BulkRequest's operations in order, each on its own (RFC 7644 §3.7).
+
+    Past the request's deadline, the operation at hand answers 503 (rolled back) and none
+    after it runs, as failOnErrors would stop them; those before it stay done.
+    """
     operations, fail_on_errors = _check_request(body, limits.max_bulk_operations)
     ids: dict[str, str] = {}
     results, errors = [], 0
@@ -29,7 +35,7 @@ def execute(actor: Actor, body: object, base_url: str, limits) -> dict:
         result = _run_one(actor, operation, ids, base_url, limits)
         results.append(result)
         errors += int(result["status"]) >= 400
-        if fail_on_errors and errors >= fail_on_errors:
+        if (fail_on_errors and errors >= fail_on_errors) or (result["status"] == "503" and clock.past_deadline()):
             break
     return {"schemas": [BULK_RESPONSE], "Operations": results}
 
@@ -56,6 +62,7 @@ def _run_one(actor: Actor, operation: Any, ids: dict[str, str], base_url: str, l
     given = operation if isinstance(operation, dict) else {}
     result: dict = {"method": str(given.get("method", "")).upper() or None, "bulkId": given.get("bulkId")}
     try:
+        clock.check_deadline()
         if not isinstance(operation, dict):
             raise InvalidSyntax("each bulk operation must be a JSON object")
         kind, resource_id = _target(_resolve_path(operation.get("path"), ids))
@@ -151,17 +158,22 @@ def _services(base_url: str) -> dict[str, dict[str, Callable]]:
     """Map each endpoint to the domain calls a bulk operation can make on it."""
     return {
         "Users": {
-            "create": lambda actor, data, limits: users.create(actor, data).user,
-            "put": lambda actor, rid, data, version, limits: users.replace(actor, rid, data, version),
-            "patch": lambda actor, rid, data, version, limits: users.patch(actor, rid, data, version, limits.max_patch_operations),
+            "create": lambda actor, data, limits: users.create(actor, data, Bounds.from_limits(limits)).user,
+            "put": lambda actor, rid, data, version, limits: users.replace(actor, rid, data, version,
+                                                                           Bounds.from_limits(limits)),
+            "patch": lambda actor, rid, data, version, limits: users.patch(actor, rid, data, version, limits.max_patch_operations,
+                                                                           Bounds.from_limits(limits)),
             "delete": users.delete,
             "render": lambda user: users.render(user, base_url),
         },
         "Groups": {
-            "create": lambda actor, data, limits: groups.create(actor, data, limits.max_members_per_patch),
-            "put": lambda actor, rid, data, version, limits: groups.replace(actor, rid, data, version, limits.max_members_per_patch),
+            "create": lambda actor, data, limits: groups.create(actor, data, limits.max_members_per_patch,
+                                                                Bounds.from_limits(limits)),
+            "put": lambda actor, rid, data, version, limits: groups.replace(actor, rid, data, version, limits.max_members_per_patch,
+                                                                            Bounds.from_limits(limits)),
             "patch": lambda actor, rid, data, version, limits: groups.patch(
-                actor, rid, data, version, limits.max_patch_operations, limits.max_members_per_patch),
+                actor, rid, data, version, limits.max_patch_operations, limits.max_members_per_patch,
+                Bounds.from_limits(limits)),
             "delete": groups.delete,
             "render": lambda group: groups.render(group, base_url, with_members=False),
         },

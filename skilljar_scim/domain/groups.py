@@ -17,6 +17,7 @@ from skilljar_scim.scim import filter as scim_filter
 from skilljar_scim.scim import patch as scim_patch
 from skilljar_scim.scim import resources
 from skilljar_scim.scim.patch import MemberChange
+from skilljar_scim.scim.resources import Bounds
 from skilljar_scim.scim.schemas import GROUP_SCHEMA, GROUP_TYPE
 from skilljar_scim.domain.search.query import Page, Query, Source, run
 from skilljar_scim.domain.search import sql as filter_sql
@@ -37,9 +38,9 @@ def get(group_id: str) -> Group:
     return group
 
 
-def create(actor: Actor, body: object, max_members: int = 1000) -> Group:
+def create(actor: Actor, body: object, max_members: int = 1000, bounds: Bounds = Bounds()) -> Group:
     """Create a group with its initial members (RFC 7644 §3.3)."""
-    data = _normalise(body)
+    data = _normalise(body, bounds)
     members = _ids(body, data.pop("members", []))
     _check_count(len(members), max_members)
     with write_transaction():
@@ -49,10 +50,11 @@ def create(actor: Actor, body: object, max_members: int = 1000) -> Group:
         return group
 
 
-def replace(actor: Actor, group_id: str, body: object, if_match: str | None = None, max_members: int = 1000) -> Group:
+def replace(actor: Actor, group_id: str, body: object, if_match: str | None = None, max_members: int = 1000,
+            bounds: Bounds = Bounds()) -> Group:
     """Replace a group's attributes and members with the body (RFC 7644 §3.5.1)."""
     documents.check_body_id(body, group_id)
-    data = _normalise(body)
+    data = _normalise(body, bounds)
     members = _ids(body, data.pop("members", []))
     _check_count(len(members), max_members)
     with write_transaction():
@@ -63,9 +65,9 @@ def replace(actor: Actor, group_id: str, body: object, if_match: str | None = No
 
 
 def patch(actor: Actor, group_id: str, body: object, if_match: str | None = None,
-          max_operations: int = 1000, max_members: int = 1000) -> Group:
+          max_operations: int = 1000, max_members: int = 1000, bounds: Bounds = Bounds()) -> Group:
     """Apply a PatchOp atomically; member changes never load the member list (RFC 7644 §3.5.2)."""
-    ops = scim_patch.parse(body, GROUP_TYPE, max_operations=max_operations)
+    ops = scim_patch.parse(body, GROUP_TYPE, max_operations=max_operations, max_values=bounds.max_values)
     member_changes, rest = scim_patch.split_members(ops, GROUP_TYPE)
     _check_count(sum(len(c.ids) for c in member_changes), max_members)
     with write_transaction():
@@ -73,15 +75,16 @@ def patch(actor: Actor, group_id: str, body: object, if_match: str | None = None
         changed = False
         if rest:
             current = {**documents.load(group), "id": group.id}
-            data = _normalise(documents.strip(scim_patch.apply(current, rest, GROUP_TYPE), COMPUTED))
+            data = _normalise(documents.strip(scim_patch.apply(current, rest, GROUP_TYPE), COMPUTED), bounds)
             changed = _update(actor, group, data)
         changed |= _apply_members(actor, group, member_changes)
         return _bump(group) if changed else group
 
 
-def _normalise(body: object) -> dict:
-    """Validate a body into canonical form; refuse indexed values too long to index."""
+def _normalise(body: object, bounds: Bounds) -> dict:
+    """Validate a body into canonical form; refuse indexed values too long to index, or a resource out of bounds."""
     data = resources.normalise(GROUP_TYPE, body)
+    resources.check_bounds(GROUP_TYPE, data, bounds)
     filter_sql.check_indexable("displayName", data["displayName"])
     filter_sql.check_indexable("externalId", data.get("externalId"))
     return data

@@ -84,7 +84,7 @@ class Limiter:
             return
         with self._lock:
             due, name = self._due.get((kind, subject), (None, None))
-            wait = _wait(limit, due, self._now())
+            wait = _wait(limit, due, self._now()) if due is not None else 0.0
         if wait > 0:
             raise RateLimited(REFUSED, _seconds(wait), name)
 

@@ -22,6 +22,7 @@ from skilljar_scim.base.errors import Conflict, NotFound
 from skilljar_scim.domain.events import Actor
 from skilljar_scim.scim import patch as scim_patch
 from skilljar_scim.scim import resources
+from skilljar_scim.scim.resources import Bounds
 from skilljar_scim.scim.schemas import USER_TYPE
 from skilljar_scim.domain.search.query import Page, Query, Source, run
 from skilljar_scim.domain.search import sql as filter_sql
@@ -53,9 +54,9 @@ def get(user_id: str) -> User:
     return user
 
 
-def create(actor: Actor, body: object) -> Created:
+def create(actor: Actor, body: object, bounds: Bounds = Bounds()) -> Created:
     """Create a user; a returning person's old account is brought back instead (RFC 7644 §3.3)."""
-    data = _normalise(body)
+    data = _normalise(body, bounds)
     data.setdefault("active", _active_when_absent(body, True))  # an account is provisioned to be used
     with write_transaction():
         existing = _returning(data)
@@ -70,9 +71,10 @@ def create(actor: Actor, body: object) -> Created:
         return Created(user, True)
 
 
-def _normalise(body: object) -> dict:
-    """Validate a body into canonical form; refuse indexed values too long to index."""
+def _normalise(body: object, bounds: Bounds) -> dict:
+    """Validate a body into canonical form; refuse indexed values too long to index, or a resource out of bounds."""
     data = resources.normalise(USER_TYPE, body)
+    resources.check_bounds(USER_TYPE, data, bounds)
     filter_sql.check_indexable("userName", data["userName"])
     filter_sql.check_indexable("externalId", data.get("externalId"))
     for email in data.get("emails", []):
@@ -107,24 +109,26 @@ def _with_keys(key: str, external: str | None) -> list[User]:
         (User.user_name_key == sqlcache.param(0)) | (User.external_id == sqlcache.param(1))), [key, external])
 
 
-def replace(actor: Actor, user_id: str, body: object, if_match: str | None = None) -> User:
+def replace(actor: Actor, user_id: str, body: object, if_match: str | None = None,
+            bounds: Bounds = Bounds()) -> User:
     """Replace a user's attributes with the body (RFC 7644 §3.5.1)."""
     documents.check_body_id(body, user_id)
-    data = _normalise(body)
+    data = _normalise(body, bounds)
     with write_transaction():
         user = check_if_match(get(user_id), if_match)
         data.setdefault("active", _active_when_absent(body, user.active))
         return _update(actor, user, data)
 
 
-def patch(actor: Actor, user_id: str, body: object, if_match: str | None = None, max_operations: int = 1000) -> User:
+def patch(actor: Actor, user_id: str, body: object, if_match: str | None = None, max_operations: int = 1000,
+          bounds: Bounds = Bounds()) -> User:
     """Apply a PatchOp atomically: every operation or none (RFC 7644 §3.5.2)."""
-    ops = scim_patch.parse(body, USER_TYPE, max_operations=max_operations)
+    ops = scim_patch.parse(body, USER_TYPE, max_operations=max_operations, max_values=bounds.max_values)
     with write_transaction():
         user = check_if_match(get(user_id), if_match)
         current = {**documents.load(user), "id": user.id}
         changed = scim_patch.apply(current, ops, USER_TYPE)
-        data = _normalise(documents.strip(changed, COMPUTED))
+        data = _normalise(documents.strip(changed, COMPUTED), bounds)
         # Removed (or set to null): RFC 7643 §4.1.1 gives `active` no default, and an
         # unassigned status must never grant access, so the account is inactive.
         data.setdefault("active", False)

@@ -37,15 +37,21 @@ Where RFC 7644 or the IdPs leave room, decided once here:
   it updates the element already there.
 - Removing the `value` of an element (`emails[type eq "work"].value`) removes the
   element: an element without its value describes nothing.
+- An operation may write at most `max_values` values to a multi-valued attribute (Group
+  `members` aside: they have their own limit), refused before anything is applied.
+  Applying costs time linear in the values: elements are matched through a dict keyed by
+  their normalised identity, never by scanning the list for each value. `apply` checks the
+  request's deadline (base/clock) between operations.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Hashable
 
-from skilljar_scim.base import errors, textkey
+from skilljar_scim.base import clock, errors, textkey
 from skilljar_scim.scim import filter as scim_filter
 from skilljar_scim.scim import resources, schemas
 from skilljar_scim.scim.schemas import Attribute, Resolved, ResourceType, Schema
@@ -106,8 +112,11 @@ class MemberChange:
 # --- parse: the PatchOp message --------------------------------------------------------
 
 
-def parse(body: object, rtype: ResourceType, *, max_operations: int = 1000) -> list[Operation]:
-    """Check a PatchOp message and return its operations in order (RFC 7644 §3.5.2)."""
+def parse(body: object, rtype: ResourceType, *, max_operations: int = 1000, max_values: int = 0) -> list[Operation]:
+    """Check a PatchOp message and return its operations in order (RFC 7644 §3.5.2).
+
+    `max_values` (0: no limit) caps the values one operation writes to a multi-valued attribute.
+    """
     if not isinstance(body, dict):
         raise errors.InvalidSyntax("The PATCH body must be a JSON object.")
     _check_schemas(_get(body, "schemas"))
@@ -116,7 +125,23 @@ def parse(body: object, rtype: ResourceType, *, max_operations: int = 1000) -> l
         raise errors.InvalidSyntax('"Operations" must be a non-empty JSON array.')
     if len(raw) > max_operations:
         raise errors.TooMany(f"A PATCH request may hold at most {max_operations} operations.")
-    return [operation for n, item in enumerate(raw, 1) for operation in _parse_operation(item, rtype, n)]
+    operations = []
+    for n, item in enumerate(raw, 1):
+        for operation in _parse_operation(item, rtype, n):
+            if max_values > 0:
+                _check_value_count(operation, rtype, max_values, n)
+            operations.append(operation)
+    return operations
+
+
+def _check_value_count(operation: Operation, rtype: ResourceType, max_values: int, n: int) -> None:
+    """Refuse an operation writing more values to a multi-valued attribute than it may hold (RFC 7644 §3.12)."""
+    members = rtype.schema.attribute("members")  # rows of their own, capped by max_members_per_patch
+    for path, value in _targets(operation, rtype):
+        whole = path.attribute.multi_valued and path.filter is None and path.sub is None
+        if whole and path.attribute is not members and isinstance(value, list) and len(value) > max_values:
+            raise errors.InvalidValue(f"Operation {n}: attribute '{path.attribute.name}' may hold at most "
+                                      f"{max_values} values; this operation gives {len(value)}.")
 
 
 def _check_schemas(value: object) -> None:
@@ -409,6 +434,7 @@ def apply(resource: dict, ops: list[Operation], rtype: ResourceType) -> dict:
     doc = copy.deepcopy(resource)
     for operation in ops:
         for path, value in _targets(operation, rtype):
+            clock.check_deadline()
             _apply_target(doc, operation.op, path, value)
     return doc
 
@@ -538,7 +564,8 @@ def _apply_list(op: str, path: Path, items: list, value: object) -> tuple[list, 
     new = _elements(attribute, value, path.text)
     if op == "remove":
         # Entra ID and Okta name the values to remove in `value`.
-        return [e for e in items if not any(_selects(attribute, g, e) for g in new)], []
+        selects = _selector(attribute, new)
+        return [e for e in items if not selects(e)], []
     if op == "replace":
         items = []
     return _add_all(attribute, items, new)
@@ -555,11 +582,15 @@ def _elements(attribute: Attribute, value: object, where: str) -> list:
 def _add_all(attribute: Attribute, items: list, new: list) -> tuple[list, list]:
     """Append elements, updating instead of duplicating one already there (RFC 7644 §3.5.2.1)."""
     items, touched = list(items), []
+    where: dict[Hashable, int] = {}
+    for i, element in enumerate(items):
+        where.setdefault(_identity(attribute, element), i)
     for element in new:
-        index = next((i for i, e in enumerate(items) if _same(attribute, e, element)), None)
+        key = _identity(attribute, element)
+        index = where.get(key)
         if index is None:
             items.append(element)
-            index = len(items) - 1
+            index = where[key] = len(items) - 1
         elif isinstance(element, dict) and attribute.sub("value"):
             # The same (type, value): keep it as stored (§3.5.2.1: no change for a value
             # already there) but take the other sub-attributes given, such as primary.
@@ -604,7 +635,7 @@ def _selected_value(path: Path, value: object) -> object:
 
 def _remove_selected(path: Path, items: list, hits: list[int]) -> list:
     """Remove the selected elements, or their sub-attribute (RFC 7644 §3.5.2.2)."""
-    sub = path.sub
+    sub, hits = path.sub, set(hits)
     if sub is None or sub.name == "value":  # an element without its value is nothing
         return [e for i, e in enumerate(items) if i not in hits]
     out = [{k: v for k, v in e.items() if k != sub.name} if i in hits else e
@@ -650,22 +681,48 @@ def _equality_terms(node: scim_filter.Node) -> dict | None:
 # --- comparing elements -------------------------------------------------------------------
 
 
-def _same(attribute: Attribute, a: object, b: object) -> bool:
-    """Say whether two elements are the same value (RFC 7643 §2.4: type and value)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        keys = ("type", "value") if attribute.sub("value") else tuple({*a, *b})
-        return all(_norm(attribute.sub(k), a.get(k)) == _norm(attribute.sub(k), b.get(k))
-                   for k in keys)
-    return _norm(attribute, a) == _norm(attribute, b)
+def _identity(attribute: Attribute, element: object) -> Hashable:
+    """Return what makes two elements the same value, as a dict key (RFC 7643 §2.4).
+
+    Complex elements are the same when their type and value match, or, without a `value`
+    sub-attribute, when every sub-attribute matches (a missing one matches null).
+    """
+    if not isinstance(element, dict):
+        return ("simple", _hashable(_norm(attribute, element)))
+    keys = ("type", "value") if attribute.sub("value") else sorted(k for k, v in element.items() if v is not None)
+    return ("complex", _fields(attribute, element, keys))
 
 
-def _selects(attribute: Attribute, given: object, element: object) -> bool:
-    """Say whether a value named for removal selects `element`: by `value`, else by its fields."""
-    if not (isinstance(given, dict) and isinstance(element, dict)):
-        return _norm(attribute, given) == _norm(attribute, element)
-    keys = ("value",) if "value" in given else tuple(given)
-    return all(_norm(attribute.sub(k), given.get(k)) == _norm(attribute.sub(k), element.get(k))
-               for k in keys)
+def _selector(attribute: Attribute, given: list):
+    """Return a test of whether a value named for removal selects an element: by `value`, else by its fields.
+
+    Built once from `given`, so removing n values from m elements costs n + m, not n x m.
+    """
+    simple = {_hashable(_norm(attribute, g)) for g in given if not isinstance(g, dict)}
+    by_fields: dict[tuple[str, ...], set] = {}
+    for g in given:
+        if isinstance(g, dict):
+            keys = ("value",) if "value" in g else tuple(sorted(g))
+            by_fields.setdefault(keys, set()).add(_fields(attribute, g, keys))
+
+    def selects(element: object) -> bool:
+        if not isinstance(element, dict):
+            return _hashable(_norm(attribute, element)) in simple
+        return any(_fields(attribute, element, keys) in found for keys, found in by_fields.items())
+
+    return selects
+
+
+def _fields(attribute: Attribute, element: dict, keys) -> tuple:
+    """Return the normalised (name, value) pairs of `keys` in a complex element."""
+    return tuple((k, _hashable(_norm(attribute.sub(k), element.get(k)))) for k in keys)
+
+
+def _hashable(value: object) -> Hashable:
+    """Return `value`, or a canonical JSON text of it when it is a list or object."""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return value
 
 
 def _norm(attribute: Attribute | None, value: object) -> object:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
+from dataclasses import dataclass
 from datetime import datetime
 
 from skilljar_scim.base import textkey
@@ -29,6 +31,10 @@ from skilljar_scim.scim.schemas import (
     parse_attr_path,
 )
 
+
+# Group members are rows of their own (max_members_per_patch bounds a change to them), not
+# part of the stored document, so the bounds below leave them out.
+STORED_APART = ("members",)
 
 _DROP = object()  # marks "leave this out of the output"; False and 0 are real values
 
@@ -150,6 +156,45 @@ def _check_required(rtype: ResourceType, out: dict) -> None:
 def _path(rtype: ResourceType, schema: Schema, name: str) -> str:
     """Name an attribute for error messages: URN-qualified only for extensions."""
     return name if schema is rtype.schema else f"{schema.id}:{name}"
+
+
+# --- bounds: how large a stored resource may be --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How large a stored resource may be (README "Limits"); 0 means no limit."""
+
+    max_values: int = 100  # values of one multi-valued attribute
+    max_bytes: int = 65_536  # the resource's JSON, compact, in UTF-8
+
+    @classmethod
+    def from_limits(cls, limits) -> "Bounds":
+        """Build the bounds from the [limits] settings."""
+        return cls(limits.max_values_per_attribute, limits.max_resource_bytes)
+
+
+def check_bounds(rtype: ResourceType, data: dict, bounds: Bounds) -> None:
+    """Refuse a canonical resource larger than this server stores (RFC 7644 §3.12 invalidValue)."""
+    if bounds.max_values > 0:
+        for schema in rtype.schemas:
+            target = data if schema is rtype.schema else data.get(schema.id) or {}
+            for attribute in schema.attributes:
+                _check_value_count(attribute, target.get(attribute.name), bounds.max_values,
+                                   _path(rtype, schema, attribute.name))
+    if bounds.max_bytes > 0:
+        stored = {k: v for k, v in data.items() if k not in STORED_APART}
+        size = len(json.dumps(stored, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        if size > bounds.max_bytes:
+            raise InvalidValue(f"The resource would take {size} bytes of JSON; this server stores at most "
+                               f"{bounds.max_bytes} per resource.")
+
+
+def _check_value_count(attribute: Attribute, values: object, max_values: int, path: str) -> None:
+    """Refuse more values in a multi-valued attribute than `max_values`."""
+    counted = attribute.multi_valued and attribute.name not in STORED_APART and isinstance(values, list)
+    if counted and len(values) > max_values:
+        raise InvalidValue(f"Attribute '{path}' may hold at most {max_values} values, not {len(values)}.")
 
 
 # --- coerce_value: one attribute value -----------------------------------------------------

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import re
 
-from flask import Flask, request
+from flask import Flask, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from skilljar_scim.base import clock as base_clock
@@ -42,6 +42,8 @@ def create_app(settings: Settings, reuse_connections: bool = False,
     database = store_db.open_database(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms,
                                       reuse_connections=reuse_connections)
     store_db.close_all(database)
+    app.before_request(_start_deadline)
+    app.teardown_request(_end_deadline)
     app.before_request(_refuse_nul)
     app.before_request(_connect)
     app.teardown_request(_disconnect)
@@ -102,6 +104,17 @@ def _check_declared(app: Flask) -> None:
                         if name != "static" and not hasattr(view, "scim_transaction"))
     if undeclared:
         raise RuntimeError(f"views without @read, @write or @each_operation: {', '.join(undeclared)}")
+
+
+def _start_deadline() -> None:
+    """Give the request limits.request_deadline_seconds; long loops check it (base/clock.check_deadline)."""
+    seconds = current_app.config["SKILLJAR_SETTINGS"].limits.request_deadline_seconds
+    g.deadline = base_clock.start_deadline(seconds, current_app.config["SKILLJAR_CLOCK"])
+
+
+def _end_deadline(_exc: BaseException | None) -> None:
+    if "deadline" in g:
+        base_clock.end_deadline(g.pop("deadline"))
 
 
 def _refuse_nul() -> None:

@@ -7,6 +7,7 @@ from flask import Blueprint, request
 from skilljar_scim.domain import bulk, groups, users
 from skilljar_scim.domain.search import root
 from skilljar_scim.scim import discovery, resources
+from skilljar_scim.scim.resources import Bounds
 from skilljar_scim.scim.schemas import GROUP_TYPE, USER_TYPE
 from skilljar_scim.store import models
 from skilljar_scim.scim.etags import etag, matches
@@ -37,6 +38,10 @@ def _limits():
     return http.settings().limits
 
 
+def _bounds() -> Bounds:
+    return Bounds.from_limits(_limits())
+
+
 # --- Users -------------------------------------------------------------------------
 
 
@@ -63,7 +68,7 @@ def search_users():
 
 @http.write
 def create_user():
-    created = users.create(actor(), http.body())
+    created = users.create(actor(), http.body(), _bounds())
     return http.resource_response(users.render(created.user, http.base_url()), USER_TYPE, 201)
 
 
@@ -77,13 +82,14 @@ def get_user(user_id: str):
 
 @http.write
 def replace_user(user_id: str):
-    user = users.replace(actor(), user_id, http.body(), request.headers.get("If-Match"))
+    user = users.replace(actor(), user_id, http.body(), request.headers.get("If-Match"), _bounds())
     return http.resource_response(users.render(user, http.base_url()), USER_TYPE)
 
 
 @http.write
 def patch_user(user_id: str):
-    user = users.patch(actor(), user_id, http.body(), request.headers.get("If-Match"), _limits().max_patch_operations)
+    user = users.patch(actor(), user_id, http.body(), request.headers.get("If-Match"), _limits().max_patch_operations,
+                       _bounds())
     return http.resource_response(users.render(user, http.base_url()), USER_TYPE)
 
 
@@ -125,7 +131,7 @@ def _group_response(group, status: int = 200):
 
 @http.write
 def create_group():
-    return _group_response(groups.create(actor(), http.body(), _limits().max_members_per_patch), 201)
+    return _group_response(groups.create(actor(), http.body(), _limits().max_members_per_patch, _bounds()), 201)
 
 
 @http.read
@@ -140,14 +146,14 @@ def get_group(group_id: str):
 def replace_group(group_id: str):
     limits = _limits()
     return _group_response(groups.replace(actor(), group_id, http.body(), request.headers.get("If-Match"),
-                                          limits.max_members_per_patch))
+                                          limits.max_members_per_patch, _bounds()))
 
 
 @http.write
 def patch_group(group_id: str):
     limits = _limits()
     group = groups.patch(actor(), group_id, http.body(), request.headers.get("If-Match"),
-                         limits.max_patch_operations, limits.max_members_per_patch)
+                         limits.max_patch_operations, limits.max_members_per_patch, _bounds())
     if _patch_answers_no_content():
         return http.respond(None, 204, {"ETag": etag(group)})
     return _group_response(group)

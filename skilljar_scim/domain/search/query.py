@@ -7,7 +7,7 @@ from typing import Callable, Iterator
 
 import peewee
 
-from skilljar_scim.base import textkey
+from skilljar_scim.base import clock, textkey
 from skilljar_scim.base.errors import InvalidValue
 from skilljar_scim.scim import filter as scim_filter
 from skilljar_scim.scim.schemas import Resolved, ResourceType, parse_attr_path
@@ -130,7 +130,7 @@ def _window(query: peewee.ModelSelect, at: int) -> peewee.ModelSelect:
 def _python_page(select: _Select, node, query: Query, source: Source, order: list | None) -> Page:
     """Filter (and, when needed, sort) in Python over the SQL candidates, in batches."""
     ordered = _Select(select.query.order_by(*(order or [source.tiebreak])), select.values, select.shape)
-    candidates = _stream(ordered, source)
+    candidates = _in_time(_stream(ordered, source))
     matched = (r for r in candidates if not node or scim_filter.matches(node, r))
     if order is None:
         matched = iter(_python_sorted(list(matched), source.rtype, query))
@@ -140,6 +140,13 @@ def _python_page(select: _Select, node, query: Query, source: Source, order: lis
         if query.start_index <= total < query.start_index + query.count:
             page.append(resource)
     return Page(total, query.start_index, page)
+
+
+def _in_time(resources: Iterator[dict]) -> Iterator[dict]:
+    """Yield resources, checking the request's deadline before each (503 past it): this loop can be long."""
+    for resource in resources:
+        clock.check_deadline()
+        yield resource
 
 
 def _stream(select: _Select, source: Source) -> Iterator[dict]:
