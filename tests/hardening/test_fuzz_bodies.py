@@ -352,6 +352,10 @@ def test_fuzz_bodies_indexed_values_over_1024_bytes_are_invalid_value(api, path,
 
 
 def test_fuzz_bodies_long_values_elsewhere_are_stored_whole(api) -> None:
-    user = api.create_user("long@example.com", title=_long(200_000), name={"formatted": "é" * 100_000})
+    # Up to limits.max_resource_bytes (64 KiB of JSON) a value is kept whole; past it the
+    # whole resource is refused, never truncated.
+    user = api.create_user("long@example.com", title=_long(40_000), name={"formatted": "é" * 10_000})
     fetched = api.get(f"/Users/{user['id']}").get_json()
-    assert len(fetched["title"]) == 200_000 and fetched["name"]["formatted"] == "é" * 100_000
+    assert len(fetched["title"]) == 40_000 and fetched["name"]["formatted"] == "é" * 10_000
+    over = api.post("/Users", {"userName": "longer@example.com", "title": _long(70_000)})
+    api.assert_error(over, 400, "invalidValue")

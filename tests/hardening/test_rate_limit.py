@@ -13,7 +13,6 @@ import pytest
 from skilljar_scim.base import config
 from skilljar_scim.base.errors import RateLimited, Unauthorized
 from skilljar_scim.domain import ratelimit, tokens
-from skilljar_scim.store import db as store_db
 from skilljar_scim.store import models
 from skilljar_scim.store.models import Token
 from skilljar_scim.web.app import create_app
@@ -424,7 +423,7 @@ def test_rate_limit_forwarded_for_is_ignored_by_default(api, settings, clock) ->
     api.assert_error(limited.get("/Users", token="sjscim_bad", headers={"X-Forwarded-For": "198.51.100.99"}), 429)
 
 
-# --- settings and schema ----------------------------------------------------------------
+# --- settings ----------------------------------------------------------------
 
 
 def test_rate_limit_settings_load_from_file_and_environment(tmp_path) -> None:
@@ -437,21 +436,3 @@ def test_rate_limit_settings_load_from_file_and_environment(tmp_path) -> None:
     defaults = config.Settings().security
     assert (defaults.auth_failures_per_minute, defaults.token_failures_per_minute, defaults.trusted_proxies,
             defaults.auth_failure_table_size) == (30, 30, 0, 10_000)
-
-
-def test_rate_limit_migrates_a_version_1_database(settings, monkeypatch) -> None:
-    from skilljar_scim.base import keyfile
-
-    keyfile.create(settings.key_path)
-    keys = keyfile.load(settings.key_path)
-    current = store_db.SCHEMA_VERSION
-    monkeypatch.setattr(store_db, "SCHEMA_VERSION", 1)
-    database = store_db.open_database(settings.database.url, create=True)
-    made = tokens.generate(keys, "From v1", None)
-    assert store_db.schema_version(database) == 1
-    database.close()
-    monkeypatch.setattr(store_db, "SCHEMA_VERSION", current)
-    database = store_db.open_database(settings.database.url)
-    assert store_db.schema_version(database) == current >= 2
-    assert tokens.authenticate(keys, made.value).id == made.token.id  # data kept
-    database.close()
