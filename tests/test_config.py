@@ -130,3 +130,24 @@ def test_config_cli_db_flag_overrides_file(initialised, tmp_path: Path) -> None:
     result = initialised("--db", f"sqlite:///{other}", "init")
     assert result.exit_code == 0, result.output
     assert other.exists()
+
+
+@pytest.mark.parametrize(("url", "mode", "warned"), [
+    ("postgresql://scim:pa55word@db.example/scim", 0o644, True),
+    ("postgresql://scim:pa55word@db.example/scim", 0o640, True),
+    ("postgresql://scim:pa55word@db.example/scim", 0o604, True),
+    ("postgresql://scim:pa55word@db.example/scim", 0o600, False),
+    ("postgresql://scim@db.example/scim", 0o644, False),
+    ("sqlite:///scim.db", 0o644, False),
+])
+def test_config_warns_when_a_file_with_a_password_is_readable_by_others(tmp_path, capsys, url, mode, warned) -> None:
+    path = tmp_path / "scim.toml"
+    path.write_text(f'[database]\nurl = "{url}"\n')
+    path.chmod(mode)
+    assert config.load(path, env={}).database.url.endswith(url.removeprefix("sqlite:///"))
+    said = capsys.readouterr().err
+    if not warned:
+        assert said == ""
+        return
+    assert said.count("\n") == 1 and said.startswith(f"Warning: settings file {path} holds a database password")
+    assert f"chmod 600 {path}" in said and "pa55word" not in said

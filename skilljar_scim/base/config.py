@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import sys
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlparse
 
 from skilljar_scim.base.errors import ConfigError
 
@@ -182,7 +185,24 @@ def _merge_file(layers: dict, path: Path, explicit: bool) -> bool:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read settings: {exc}") from None
     _merge(layers, data, base=path.resolve().parent, source=str(path))
+    _warn_if_shared_with_password(path, data)
     return True
+
+
+def _warn_if_shared_with_password(path: Path, data: Mapping[str, Any]) -> None:
+    """Say on stderr (one line) when a file holding a database password is readable by others."""
+    url = data.get("database", {}).get("url")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if isinstance(url, str) and _has_password(url) and mode & 0o077:
+        print(f"Warning: settings file {path} holds a database password and other users can read it "
+              f"(mode {mode:o}): run `chmod 600 {path}`", file=sys.stderr)
+
+
+def _has_password(url: str) -> bool:
+    try:
+        return bool(urlparse(url).password)
+    except ValueError:  # a malformed URL: opening the database reports it
+        return False
 
 
 def _merge(layers: dict, data: Mapping[str, Any], base: Path, source: str) -> None:
