@@ -840,7 +840,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-client-check", action="store_true", help="Do not compare a Python client with wrk.")
     parser.add_argument("--keep", action="store_true", help="Keep the temporary folder (database, logs).")
     parser.add_argument("--json-out", type=Path, default=None, help="Also write the JSON results to this file.")
+    parser.add_argument("--webhooks", action="store_true",
+                        help="Run only the webhook workloads (scripts/bench/webhooks.py): create with and without an "
+                             "endpoint, delivery lag, receiver outage.")
+    parser.add_argument("--webhook-outage", type=float, default=600.0,
+                        help="Seconds the receiver stays down in the webhook outage workload (default 600).")
+    parser.add_argument("--webhook-outage-rate", type=float, default=10.0,
+                        help="Users created (and then updated) per second during the outage (default 10).")
     return parser.parse_args(argv)
+
+
+def run_webhooks(args: argparse.Namespace, folder: Path) -> int:
+    """Run scripts/bench/webhooks.py's workloads with this script's servers and wrk; print JSON."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_webhooks", LUA_DIR / "webhooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    report = module.run(sys.modules[__name__], folder, args)
+    text = json.dumps(report, indent=2)
+    if args.json_out:
+        args.json_out.write_text(text + "\n")
+    print(text)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -852,6 +874,8 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="scim-bench-"))
     started = time.monotonic()
     try:
+        if args.webhooks:
+            return run_webhooks(args, folder)
         report = Bench(args, folder).run()
     finally:
         if args.keep:

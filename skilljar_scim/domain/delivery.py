@@ -234,26 +234,38 @@ def complete(worker: str, outcomes: list[Outcome], config: WebhooksSettings, now
     if not outcomes:
         return
     with write_transaction():
+        for status in sorted({o.status for o in outcomes if o.ok}):
+            _record_delivered(worker, [o.delivery_id for o in outcomes if o.ok and o.status == status], status, now)
         for outcome in outcomes:
-            _record_attempt(worker, outcome, now, rng)
+            if not outcome.ok:
+                _record_failure(worker, outcome, now, rng)
         for endpoint_id in sorted({o.endpoint_id for o in outcomes}):
             _judge_endpoint(endpoint_id, [o for o in outcomes if o.endpoint_id == endpoint_id], config, now)
 
 
-def _record_attempt(worker: str, outcome: Outcome, now: datetime, rng: random.Random) -> None:
-    ours = (WebhookDelivery.id == outcome.delivery_id) & (WebhookDelivery.claimed_by == worker) \
-        & (WebhookDelivery.state == "pending")
-    common = {"attempts": WebhookDelivery.attempts + 1, "last_status": outcome.status, "last_error": outcome.error,
-              "last_attempt_at": now, "lease_until": None, "claimed_by": None}
-    if outcome.ok:
-        WebhookDelivery.update(state="delivered", delivered_at=now, **common).where(ours).execute()
-        return
+def _ours(worker: str):
+    """Rows this worker still holds (a claim whose lease ran out may be another worker's now)."""
+    return (WebhookDelivery.claimed_by == worker) & (WebhookDelivery.state == "pending")
+
+
+def _record_delivered(worker: str, ids: list[int], status: int, now: datetime) -> None:
+    """Mark these deliveries done, in one statement (the common case, so it stays cheap)."""
+    WebhookDelivery.update(state="delivered", delivered_at=now, attempts=WebhookDelivery.attempts + 1,
+                           last_status=status, last_error=None, last_attempt_at=now, lease_until=None,
+                           claimed_by=None).where(WebhookDelivery.id.in_(ids) & _ours(worker)).execute()
+
+
+def _record_failure(worker: str, outcome: Outcome, now: datetime, rng: random.Random) -> None:
+    """Schedule the next attempt with backoff and jitter, or give up after the last one."""
+    ours = (WebhookDelivery.id == outcome.delivery_id) & _ours(worker)
     attempts = WebhookDelivery.select(WebhookDelivery.attempts).where(ours).scalar()
-    if attempts is None:  # our lease ran out and another worker has it now
+    if attempts is None:
         return
     later = retry_at(attempts + 1, now, rng)
-    changes = {"next_attempt_at": later} if later else {"state": "failed"}
-    WebhookDelivery.update(**changes, **common).where(ours).execute()
+    WebhookDelivery.update(
+        {"next_attempt_at": later} if later else {"state": "failed"}, attempts=attempts + 1,
+        last_status=outcome.status, last_error=outcome.error, last_attempt_at=now, lease_until=None, claimed_by=None,
+    ).where(ours).execute()
 
 
 def _judge_endpoint(endpoint_id: str, outcomes: list[Outcome], config: WebhooksSettings, now: datetime) -> None:
