@@ -9,12 +9,16 @@ and is known by its key id (`key_id`), which each token records without revealin
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import secrets
 import stat
+import threading
 from pathlib import Path
 
-from skilljar_scim.base.errors import ConfigError, NotInitialised
+from skilljar_scim.base.errors import ConfigError, NotInitialised, SkilljarError
+
+log = logging.getLogger("skilljar_scim.keys")
 
 # 32 bytes of entropy in base64 (RFC 4648 §4) is 43 characters: HMAC-SHA256's full key strength.
 MIN_KEY_CHARS = 43
@@ -74,3 +78,49 @@ def key_ids(path: Path) -> set[str]:
     if not path.exists():
         return set()
     return {key_id(key) for key in load(path)}
+
+
+class KeyRing:
+    """The keys of a key file, read again when the file changes: a running server picks up a new key at once.
+
+    Each use costs one os.stat(); the file is read again when its inode, size, mtime or mode
+    differ from the last reading (`scim init --force` and an editor's save both change one).
+    A changed file that cannot be used (missing, shared, empty, weak) is refused as at start,
+    said once in the log, and the keys in use are kept, so a half-written file never stops
+    provisioning; the next change is tried again.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+        self._seen = _signature(path)  # before reading: a change in between is seen next time
+        self._keys = load(path)
+
+    def current(self) -> list[str]:
+        """Return the keys, oldest first, after reading the file again if it changed."""
+        seen = _signature(self.path)
+        if seen != self._seen:
+            self._reload(seen)
+        return self._keys
+
+    def _reload(self, seen: tuple | None) -> None:
+        with self._lock:
+            if seen == self._seen:
+                return  # another thread read this version
+            self._seen = seen
+            try:
+                self._keys = load(self.path)
+            except SkilljarError as exc:
+                log.error("the secret key file changed but cannot be used; keeping the keys in use: %s", exc.detail)
+                return
+            log.info("secret key file %s read again: %d key(s), signing with key %s",
+                     self.path, len(self._keys), key_id(self._keys[-1]))
+
+
+def _signature(path: Path) -> tuple | None:
+    """Return what changes when a file is replaced, written or chmod-ed; None when it is missing."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_mode

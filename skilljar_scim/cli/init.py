@@ -14,7 +14,8 @@ command = typer.Typer(add_completion=False)
 @command.command()
 def init(
     ctx: typer.Context,
-    force: Annotated[bool, typer.Option("--force", help="Replace the secret key (invalidates every token).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace the secret key: every token stops working, "
+                                        "on a running `scim serve` too (at its next request).")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation with --force.")] = False,
 ) -> None:
     """Create the settings file, the database and the secret key (safe to run again).
@@ -22,7 +23,9 @@ def init(
     Example: scim init
     """
     app_ctx = app_context(ctx)
-    confirm = lambda: output.confirm("Replace the secret key? Every existing token stops working.", yes)  # noqa: E731
+    question = ("Replace the secret key? Every existing token stops working, at once on a running "
+                "`scim serve` too (it reads the new key on its next request).")
+    confirm = lambda: output.confirm(question, yes)  # noqa: E731
     report = bootstrap.initialise(app_ctx.config_path, app_ctx.settings, force_key=force, confirm_replace=confirm)
     for line in report.lines:
         output.info(line)

@@ -83,6 +83,11 @@ def _settings_file(path: Path, report: Report) -> None:
     report.did(f"Created settings file {path} (mode 600).")
 
 
+# What a replaced key means for a `scim serve` that is running (web/app.py: base/keyfile.KeyRing).
+RUNNING_SERVER = ("A running `scim serve` reads the new key on its next request, without a restart: "
+                  "from then on it refuses every token signed with the old key (401).")
+
+
 def _key(path: Path, force: bool, confirm_replace: Callable[[], None], report: Report) -> None:
     if path.exists() and not force:
         keyfile.load(path)  # refuses an unsafe, empty or weak file now rather than at first use
@@ -103,6 +108,8 @@ def _key(path: Path, force: bool, confirm_replace: Callable[[], None], report: R
     if live:
         report.did(f"The {live} live token(s) signed with the old key no longer work: "
                    "generate new ones with `scim token generate`.")
+    if existed:
+        report.did(RUNNING_SERVER)
 
 
 def _database(settings: Settings, report: Report):

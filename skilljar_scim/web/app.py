@@ -34,7 +34,7 @@ def create_app(settings: Settings, reuse_connections: bool = False,
     app.wsgi_app = _merged_slashes(app.wsgi_app)
     app.config.update(
         SKILLJAR_SETTINGS=settings,
-        SKILLJAR_KEYS=keyfile.load(settings.key_path),
+        SKILLJAR_KEYRING=keyfile.KeyRing(settings.key_path),  # read again when the file changes
         SKILLJAR_CLOCK=clock,
         SKILLJAR_LIMITER=ratelimit.Limiter(ratelimit.Policy.from_settings(settings.security), clock),
         MAX_CONTENT_LENGTH=settings.server.max_body_bytes,

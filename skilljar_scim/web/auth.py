@@ -20,9 +20,9 @@ def authenticate() -> None:
     """Check the bearer token, within the failure rate limits; remember it for the view and log."""
     value = _bearer_value()
     g.token_presented = value is not None
+    keys = current_app.config["SKILLJAR_KEYRING"].current()  # a replaced key file is read again
     try:
-        token = ratelimit.authenticate(current_app.config["SKILLJAR_LIMITER"], current_app.config["SKILLJAR_KEYS"],
-                                       client_address(), value)
+        token = ratelimit.authenticate(current_app.config["SKILLJAR_LIMITER"], keys, client_address(), value)
     except (TokenRefused, RateLimited) as exc:
         if exc.token_name is not None:  # a genuine token, revoked or expired: the log names it
             request.environ[TOKEN_NAME_KEY] = exc.token_name
