@@ -82,6 +82,16 @@ def test_limits_max_bulk_payload_bytes_at_and_over(api, settings) -> None:
     assert str(len(raw)) in body["detail"]
 
 
+def test_limits_bulk_payload_limit_applies_to_bulk_instead_of_max_body_bytes(api, settings) -> None:
+    """A BulkRequest may be larger than max_body_bytes, up to max_bulk_payload_bytes (RFC 7644 §3.7.4)."""
+    limited = _limited(api, settings, server={"max_body_bytes": 200}, max_bulk_payload_bytes=10_000)
+    body = {"schemas": [BULK], "Operations": [{"method": "POST", "path": "/Users", "bulkId": f"u{n}",
+                                               "data": {"userName": f"u{n}@example.com", "title": "x" * 300}}
+                                              for n in range(2)]}
+    assert limited.post("/Bulk", body).status_code == 200
+    limited.assert_error(limited.post("/Users", {"userName": "x", "title": "y" * 300}), 413)
+
+
 # --- filters --------------------------------------------------------------------------------
 
 

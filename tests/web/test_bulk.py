@@ -236,19 +236,7 @@ def test_bulk_fail_on_errors_stops_after_that_many_errors(api, fail_on_errors, e
     assert count(api, "/Users") == expected.count("201")
 
 
-# --- §3.7.4: request limits and malformed requests ------------------------------------------
-
-
-def test_bulk_more_operations_than_max_operations_is_413(api) -> None:
-    operations = [post_user(f"u{i}", f"u{i}@example.com") for i in range(101)]
-    response = api.post("/Bulk", {"schemas": [BULK_REQUEST], "Operations": operations})
-    api.assert_error(response, 413)
-    assert count(api, "/Users") == 0
-
-
-def test_bulk_max_operations_is_allowed(api) -> None:
-    results = bulk(api, *[post_user(f"u{i}", f"u{i}@example.com") for i in range(100)])
-    assert [r["status"] for r in results] == ["201"] * 100
+# --- malformed requests (the limits of §3.7.4: tests/hardening/test_limits.py) ---------------
 
 
 @pytest.mark.parametrize("body, scim_type", [

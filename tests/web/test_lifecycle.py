@@ -48,27 +48,6 @@ def test_lifecycle_put_active_false_deactivates(api, alice) -> None:
     assert "user.deactivated" in _actions(alice["id"])
 
 
-def test_lifecycle_delete_then_post_returns_same_id(api, alice) -> None:
-    group = api.create_group("Engineering", [alice["id"]])
-    assert api.delete(f"/Users/{alice['id']}").status_code == 204
-    api.assert_error(api.get(f"/Users/{alice['id']}"), 404)
-    assert api.get(f"/Groups/{group['id']}").get_json().get("members") is None
-    again = api.post("/Users", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                                "userName": "ALICE@example.com", "title": "Back"})
-    assert again.status_code == 201 and again.get_json()["id"] == alice["id"]
-    assert again.headers["Location"].endswith(alice["id"])
-    assert again.get_json()["title"] == "Back" and "externalId" not in again.get_json()
-    assert models.User.select().count() == 1
-    assert _actions(alice["id"])[-2:] == ["user.deprovisioned", "user.reactivated"]
-
-
-def test_lifecycle_post_by_external_id_reactivates_deactivated(api, alice) -> None:
-    api.ops(f"/Users/{alice['id']}", {"op": "replace", "value": {"active": False}})
-    again = api.post("/Users", {"userName": "alice.new@example.com", "externalId": "ext-alice"})
-    assert again.status_code == 201 and again.get_json()["id"] == alice["id"]
-    assert again.get_json()["active"] is True and again.get_json()["userName"] == "alice.new@example.com"
-
-
 def test_lifecycle_post_matching_active_is_conflict(api, alice) -> None:
     api.assert_error(api.post("/Users", {"userName": "Alice@Example.com"}), 409, "uniqueness")
 

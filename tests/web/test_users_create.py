@@ -196,25 +196,19 @@ def test_create_external_id_is_case_exact_for_uniqueness(api) -> None:
 # --- returning people (DESIGN: Users) -----------------------------------------------------------
 
 
-def test_create_matching_deprovisioned_user_reactivates_same_account(api) -> None:
-    first = api.create_user("alice@example.com", displayName="Alice")
-    assert api.delete(f"/Users/{first['id']}").status_code == 204
+@pytest.mark.parametrize("how", ["deleted", "deactivated"])
+def test_create_returning_person_is_201_with_the_same_id_and_location(api, how) -> None:
+    """The rules are tests/domain/test_users.py's; here the HTTP answer: 201, same id, Location, new ETag."""
+    first = api.create_user("alice@example.com", externalId="ext-1")
+    if how == "deleted":
+        assert api.delete(f"/Users/{first['id']}").status_code == 204
+    else:
+        api.ops(f"/Users/{first['id']}", {"op": "replace", "path": "active", "value": False})
     response = post_user(api, {"userName": "Alice@Example.com", "displayName": "Alice Again"})
     again = response.get_json()
     assert response.status_code == 201, again
-    assert again["id"] == first["id"]
-    assert again["active"] is True and again["displayName"] == "Alice Again"
-    assert again["meta"]["version"] != first["meta"]["version"]
-    assert api.get(f"/Users/{first['id']}").status_code == 200
-
-
-def test_create_matching_deactivated_user_reactivates_same_account(api) -> None:
-    first = api.create_user("alice@example.com", externalId="ext-1", active=False)
-    response = post_user(api, {"userName": "alice.new@example.com", "externalId": "ext-1"})
-    assert response.status_code == 201, response.get_json()
-    again = response.get_json()
-    assert again["id"] == first["id"] and again["userName"] == "alice.new@example.com"
-    assert again["active"] is True
+    assert again["id"] == first["id"] and response.headers["Location"] == again["meta"]["location"]
+    assert again["active"] is True and response.headers["ETag"] != first["meta"]["version"]
 
 
 # --- meta.location (RFC 7644 §3.1, RFC 7643 §3.1) ------------------------------------------------
