@@ -1,13 +1,16 @@
 """Settings: defaults < TOML file < SKILLJAR_SCIM_* environment < command-line flags.
 
 The file is `--config`, else $SKILLJAR_SCIM_CONFIG, else ./scim.toml (optional).
-Environment variables are named SKILLJAR_SCIM_<SECTION>_<KEY>, e.g. SKILLJAR_SCIM_SERVER_PORT.
+Environment variables are named SKILLJAR_SCIM_<SECTION>_<KEY>, e.g. SKILLJAR_SCIM_SERVER_PORT; any
+other SKILLJAR_SCIM_* name is an error, except SKILLJAR_SCIM_CONFIG and the test suite's
+SKILLJAR_SCIM_TEST_DATABASE_URL.
 Relative paths in the file are resolved against the file's folder; relative paths from
 the environment or flags against the current folder.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import stat
@@ -22,6 +25,8 @@ from skilljar_scim.base.errors import ConfigError
 
 ENV_PREFIX = "SKILLJAR_SCIM_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
+# Variables with the prefix that are not settings: the settings file, and the test suite's database.
+NOT_SETTINGS = (CONFIG_ENV, ENV_PREFIX + "TEST_DATABASE_URL")
 DEFAULT_CONFIG_NAME = "scim.toml"
 SQLITE_PREFIX = "sqlite:///"
 
@@ -53,7 +58,7 @@ class SecuritySettings:
 @dataclass(frozen=True)
 class ServerSettings:
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = field(default=8080, metadata={"range": (1, 65535)})
     base_path: str = "/scim/v2"
     public_base_url: str = ""
     workers: int = 0  # 0: one per CPU core (README "Serving model")
@@ -230,6 +235,9 @@ def _check(spec, value: Any, name: str, source: str, base: Path) -> Any:
     choices = spec.metadata.get("choices")
     if choices and value not in choices:
         raise ConfigError(f"{source}: '{name}' must be one of {', '.join(choices)}, got {value!r}")
+    low, high = spec.metadata.get("range", (None, None))
+    if low is not None and not low <= value <= high:
+        raise ConfigError(f"{source}: '{name}' must be {low}-{high}, got {value}")
     return _resolve_path(value, base) if spec.metadata.get("path") else value
 
 
@@ -289,12 +297,18 @@ def _default_paths() -> dict[str, dict[str, str]]:
 
 
 def _env_layer(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """Read SKILLJAR_SCIM_<SECTION>_<KEY>; any other SKILLJAR_SCIM_* name is a mistake, refused."""
+    known = {f"{ENV_PREFIX}{section}_{spec.name}".upper(): (section, spec.name)
+             for section, factory in SECTIONS.items() for spec in fields(factory())}
     layer: dict[str, dict[str, str]] = {}
-    for section, factory in SECTIONS.items():
-        for spec in fields(factory()):
-            name = f"{ENV_PREFIX}{section}_{spec.name}".upper()
-            if name in env:
-                layer.setdefault(section, {})[spec.name] = env[name]
+    for name, value in env.items():
+        if name in known:
+            section, key = known[name]
+            layer.setdefault(section, {})[key] = value
+        elif name.startswith(ENV_PREFIX) and name not in NOT_SETTINGS:
+            close = difflib.get_close_matches(name, [*known, *NOT_SETTINGS], n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"environment: unknown variable {name}{hint}; settings are {ENV_PREFIX}<SECTION>_<KEY>")
     return layer
 
 

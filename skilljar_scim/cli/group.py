@@ -29,6 +29,7 @@ from typer.core import TyperArgument, TyperGroup, TyperOption
 from skilljar_scim.base.errors import ExitCode, SkilljarError
 
 log = logging.getLogger("skilljar_scim.cli")
+MISSING_COMMAND = "Missing command."  # Click's message for a group given options but no command
 SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for `yes | head -1`
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _TRUE, _FALSE = ("1", "true", "t", "yes", "y", "on"), ("0", "false", "f", "no", "n", "off")
@@ -88,7 +89,7 @@ class RootGroup(LazyGroup):
         """Run the CLI; exit with the command's code, or print `Error: <one line>` and its code."""
         extra.pop("standalone_mode", None)
         try:
-            code = super().main(args=args, prog_name=prog_name or "scim", standalone_mode=False, **extra)
+            code = super().main(args=args, prog_name="scim", standalone_mode=False, **extra)
         except Exception as exc:  # noqa: BLE001 - the translator: no traceback ever reaches a user
             code = report(exc)
         sys.exit(code if isinstance(code, int) else ExitCode.OK)
@@ -106,6 +107,10 @@ def report(exc: Exception) -> int:
     """Print what went wrong on stderr (help, or `Error: <one line>`); return the exit code."""
     if type(exc).__name__ == "NoArgsIsHelpError":  # a group alone: its help is the answer
         typer.echo(exc.format_message(), err=True)
+        return ExitCode.USAGE
+    context = getattr(exc, "ctx", None)
+    if context is not None and isinstance(exc, typer.TyperException) and exc.format_message() == MISSING_COMMAND:
+        typer.echo(context.get_help(), err=True)  # options but no command (`scim -c FILE`): the same
         return ExitCode.USAGE
     message, code = describe(exc)
     typer.echo("Error: " + " ".join(str(message).split()), err=True)

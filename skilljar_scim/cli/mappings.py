@@ -54,8 +54,8 @@ def _say_counts(data: dict, changed: bool, dry_run: bool) -> None:
             said = f"Would {verb}" if dry_run else key.capitalize()
             output.info(f"{said} mapping {output.quoted(item['group'])} -> {output.shown(item['role'])}.")
     if changed or data["gains"] or data["losses"]:
-        would = "would " if dry_run else ""
-        output.info(f"{data['gains']} role(s) {would}gained, {data['losses']} {would}lost.")
+        counts = f"{data['gains']} role(s) and {'revoke' if dry_run else 'revoked'} {data['losses']}."
+        output.info(f"Would grant {counts}" if dry_run else f"Granted {counts}")
 
 
 @app.command()

@@ -17,7 +17,7 @@ command = typer.Typer(add_completion=False)
 def serve(
     ctx: typer.Context,
     host: Annotated[Optional[str], typer.Option("--host", help=f"Interface to listen on (default: server.host, {ServerSettings.host}).")] = None,
-    port: Annotated[Optional[int], typer.Option("--port", help=f"TCP port, 1-65535 (default: server.port, {ServerSettings.port}).")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", min=1, max=65535, help=f"TCP port, 1-65535 (default: server.port, {ServerSettings.port}).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help=f"Worker processes (default: server.workers, {ServerSettings.workers}).")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", help=f"Threads per worker (default: server.threads, {ServerSettings.threads}).")] = None,
     certfile: Annotated[Optional[str], typer.Option("--certfile", help="TLS certificate chain, PEM (default: server.certfile; none: plain HTTP).")] = None,
@@ -34,4 +34,8 @@ def serve(
     if init:
         for line in bootstrap.initialise(app_ctx.config_path, app_ctx.settings).lines_changed():
             output.info(line)
-    server.serve(app_ctx.settings())
+    settings = app_ctx.settings()
+    for group, role in bootstrap.uncatalogued_mappings(settings):
+        output.info(f"Warning: mapping {output.quoted(group)} -> {output.quoted(role)}: the role is not in "
+                    "[roles.catalog] but is still granted; `scim mappings remove` stops it.")
+    server.serve(settings)

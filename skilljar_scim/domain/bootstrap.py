@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Callable
 
 from skilljar_scim.base import keyfile
-from skilljar_scim.base.config import Settings
 from skilljar_scim.base.errors import ConfigError
-from skilljar_scim.domain import tokens
+from skilljar_scim.base.config import Settings
+from skilljar_scim.domain import roles, tokens
 from skilljar_scim.store import db
 
 SETTINGS_TEMPLATE = """\
@@ -58,17 +58,33 @@ def initialise(
     """Create the settings file, database and secret key where missing; report each step.
 
     A missing key file is not silently replaced while the database holds live tokens: they
-    were signed with the lost key, and a new one would leave them all refused.
+    were signed with the lost key, and a new one would leave them all refused. A file that
+    cannot be written (a read-only folder, a path through a file) is a ConfigError naming
+    it; the steps before it stay done, so running it again where it can write finishes.
     """
     report = Report()
-    _settings_file(config_path, report)
-    settings = load_settings()
-    database = _database(settings, report)
     try:
-        _key(settings.key_path, force_key, confirm_replace, report)
-    finally:
-        database.close()
+        _settings_file(config_path, report)
+        settings = load_settings()
+        database = _database(settings, report)
+        try:
+            _key(settings.key_path, force_key, confirm_replace, report)
+        finally:
+            database.close()
+    except OSError as exc:
+        raise ConfigError(f"{_cannot_write(exc, config_path)}; run `scim init` in a folder you can write, "
+                          "or point --config and the settings' paths at one") from None
     return report
+
+
+def _cannot_write(exc: OSError, config_path: Path) -> str:
+    """Say which file could not be written and why, with absolute paths."""
+    where = Path(exc.filename or config_path).absolute()
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):  # a file stands where a folder must be
+        blocker = next((p for p in where.parents if p.is_file()), where)
+        target = config_path.absolute() if config_path.absolute().is_relative_to(blocker) else where
+        return f"cannot write {target}: {blocker} is not a folder"
+    return f"cannot write {where}: {exc.strerror or exc}"
 
 
 def _settings_file(path: Path, report: Report) -> None:
@@ -122,3 +138,15 @@ def _database(settings: Settings, report: Report):
     else:
         report.did(f"Created database {where} (schema version {db.SCHEMA_VERSION}).")
     return database
+
+
+def uncatalogued_mappings(settings: Settings) -> list[tuple[str, str]]:
+    """Return the (group, role) mappings whose role is missing from [roles.catalog] (still granted).
+
+    Opens and closes the store, so a server can ask before it starts its workers.
+    """
+    database = db.open_database(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms)
+    try:
+        return roles.uncatalogued(settings.roles.catalog)
+    finally:
+        database.close()

@@ -124,6 +124,8 @@ def _add_column(db: peewee.Database, table: str, name: str, column: peewee.Field
         schema_migrate.migrate(schema_migrate.SchemaMigrator.from_database(db).add_column(table, name, column))
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+
 # Each step brings the schema from version N-1 to N; never edit a released step.
 MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
     1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3, 4: recompute_keys, 5: _migrate_to_5,
@@ -144,11 +146,26 @@ def open_database(url: str, *, create: bool = False, busy_timeout_ms: int = 5000
     if not migrate_schema:  # `scim db check` looks at the schema as it is
         return db
     try:
+        _refuse_foreign(db, url)
         migrate(db)
+    except peewee.ImproperlyConfigured:
+        raise ConfigError(f"{redact(url)} needs the PostgreSQL driver: pip install \"skilljar-scim[postgres]\" "
+                          "(in a checkout: pip install \".[postgres]\")") from None
     except peewee.DatabaseError as exc:
         db.close()
         raise DatabaseError(f"cannot use database {redact(url)}: {exc}") from None
     return db
+
+
+def _refuse_foreign(db: peewee.Database, url: str) -> None:
+    """Refuse a database that holds tables but none of ours: it belongs to something else."""
+    if schema_version(db) == 0:
+        tables = db.get_tables()
+        if tables:
+            db.close()
+            shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+            raise DatabaseError(f"{redact(url)} is not a skilljar-scim database (it holds other tables: {shown}); "
+                                "point database.url at a new or skilljar-scim database")
 
 
 def _connect(url: str, create: bool, busy_timeout_ms: int, reuse_connections: bool = False) -> peewee.Database:
@@ -167,6 +184,8 @@ def _sqlite(path: Path, create: bool, busy_timeout_ms: int, reuse_connections: b
         path.parent.mkdir(parents=True, exist_ok=True)
         # Owner-only from the first byte: SQLite gives its -wal/-shm files the same mode.
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    else:
+        _refuse_not_sqlite(path)
     pragmas = {
         "journal_mode": "wal",
         "foreign_keys": 1,
@@ -183,6 +202,19 @@ def _sqlite(path: Path, create: bool, busy_timeout_ms: int, reuse_connections: b
         return LockedPooledSqliteDatabase(str(path), write_lock=lock, pragmas=pragmas, max_connections=None,
                                           check_same_thread=False)
     return LockedSqliteDatabase(str(path), write_lock=lock, pragmas=pragmas, timeout=busy_timeout_ms / 1000)
+
+
+def _refuse_not_sqlite(path: Path) -> None:
+    """Refuse an existing file that is not a SQLite database: SQLite would quietly start an
+    empty (0-byte) one afresh, and say only "file is not a database" of anything else."""
+    with open(path, "rb") as handle:
+        header = handle.read(len(SQLITE_HEADER))
+    if not header:
+        raise DatabaseError(f"{path} is an empty file, not a skilljar-scim database: move it away "
+                            "(or point database.url elsewhere), then run `scim init`")
+    if header != SQLITE_HEADER:
+        raise DatabaseError(f"{path} is not a SQLite database: point database.url at the skilljar-scim "
+                            "database (or move this file away and run `scim init`)")
 
 
 def close_all(db: peewee.Database) -> None:

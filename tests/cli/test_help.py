@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
@@ -72,3 +73,12 @@ def test_help_serve_shows_its_defaults() -> None:
 
     out = " ".join(CliRunner().invoke(app, ["serve", "--help"]).stdout.split())
     assert "127.0.0.1" in out and "8080" in out and "[default: init]" in out
+
+
+def test_help_readme_links_only_to_files_that_exist() -> None:
+    root = Path(__file__).resolve().parents[2]
+    links = re.findall(r"\]\(([^)#\s]+)", README)
+    local = [link for link in links if "://" not in link and not link.startswith("mailto:")]
+    assert local, "README should link to the IdP guides"
+    assert [link for link in local if not (root / link).exists()] == []
+    assert "DESIGN notes" not in README
