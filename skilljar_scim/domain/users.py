@@ -7,9 +7,7 @@ attribute; the other columns are derived from it on every write so lookups use i
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import secrets
 import uuid
 from dataclasses import dataclass
 
@@ -17,7 +15,7 @@ import peewee
 
 from skilljar_scim.base import clock, textkey
 from skilljar_scim.scim import documents
-from skilljar_scim.domain import events, roles
+from skilljar_scim.domain import events, passwords, roles
 from skilljar_scim.base.errors import Conflict, NotFound
 from skilljar_scim.domain.events import Actor
 from skilljar_scim.scim import patch as scim_patch
@@ -54,18 +52,22 @@ def get(user_id: str) -> User:
     return user
 
 
-def create(actor: Actor, body: object, bounds: Bounds = Bounds()) -> Created:
-    """Create a user; a returning person's old account is brought back instead (RFC 7644 §3.3)."""
+def create(actor: Actor, body: object, bounds: Bounds = Bounds(), hashed: passwords.Hashed | None = None) -> Created:
+    """Create a user; a returning person's old account is brought back instead (RFC 7644 §3.3).
+
+    `hashed`: the body's passwords, hashed before the caller's transaction (passwords.prehash).
+    """
     data = _normalise(body, bounds)
     data.setdefault("active", _active_when_absent(body, True))  # an account is provisioned to be used
+    hashed = passwords.prehash(body) if hashed is None else hashed
     with write_transaction():
         existing = _returning(data)
         if existing is None:
-            user = _write(User(id=str(uuid.uuid4()), created_at=clock.utcnow(), version=0), data, True)
+            user = _write(User(id=str(uuid.uuid4()), created_at=clock.utcnow(), version=0), data, True, hashed)
             events.record(actor, "user.created", "User", user.id, {"userName": user.user_name})
             return Created(user, False)
         before = roles.snapshot([existing.id])
-        user = _write(existing, data, False, reactivate=True)
+        user = _write(existing, data, False, hashed, reactivate=True)
         events.record(actor, "user.reactivated", "User", user.id, {"userName": user.user_name, "returning": True})
         roles.record_changes(actor, before, "reactivated")
         return Created(user, True)
@@ -110,20 +112,22 @@ def _with_keys(key: str, external: str | None) -> list[User]:
 
 
 def replace(actor: Actor, user_id: str, body: object, if_match: str | None = None,
-            bounds: Bounds = Bounds()) -> User:
+            bounds: Bounds = Bounds(), hashed: passwords.Hashed | None = None) -> User:
     """Replace a user's attributes with the body (RFC 7644 §3.5.1)."""
     documents.check_body_id(body, user_id)
     data = _normalise(body, bounds)
+    hashed = passwords.prehash(body) if hashed is None else hashed
     with write_transaction():
         user = check_if_match(get(user_id), if_match)
         data.setdefault("active", _active_when_absent(body, user.active))
-        return _update(actor, user, data)
+        return _update(actor, user, data, hashed)
 
 
 def patch(actor: Actor, user_id: str, body: object, if_match: str | None = None, max_operations: int = 1000,
-          bounds: Bounds = Bounds()) -> User:
+          bounds: Bounds = Bounds(), hashed: passwords.Hashed | None = None) -> User:
     """Apply a PatchOp atomically: every operation or none (RFC 7644 §3.5.2)."""
     ops = scim_patch.parse(body, USER_TYPE, max_operations=max_operations, max_values=bounds.max_values)
+    hashed = passwords.prehash(body) if hashed is None else hashed
     with write_transaction():
         user = check_if_match(get(user_id), if_match)
         current = {**documents.load(user), "id": user.id}
@@ -132,7 +136,7 @@ def patch(actor: Actor, user_id: str, body: object, if_match: str | None = None,
         # Removed (or set to null): RFC 7643 §4.1.1 gives `active` no default, and an
         # unassigned status must never grant access, so the account is inactive.
         data.setdefault("active", False)
-        return _update(actor, user, data)
+        return _update(actor, user, data, hashed)
 
 
 def _active_when_absent(body: object, omitted: bool) -> bool:
@@ -227,7 +231,7 @@ def _render(user: User, groups: list[tuple[str, str]], held: list[str], base_url
     return doc
 
 
-def _update(actor: Actor, user: User, data: dict) -> User:
+def _update(actor: Actor, user: User, data: dict, hashed: passwords.Hashed) -> User:
     """Write `data` over `user` when it differs; record what kind of change it was."""
     before = documents.load(user)
     if {k: v for k, v in data.items() if k != "password"} == before and not data.get("password"):
@@ -235,7 +239,7 @@ def _update(actor: Actor, user: User, data: dict) -> User:
     was_active = user.active
     toggles = bool(data.get("active", True)) != was_active
     held = roles.snapshot([user.id]) if toggles else {}
-    user = _write(user, data, False)
+    user = _write(user, data, False, hashed)
     action = _lifecycle_action(was_active, user.active)
     summary = {"userName": user.user_name, "changed": sorted(_changed_keys(before, data))}
     events.record(actor, action, "User", user.id, summary)
@@ -257,8 +261,13 @@ def _changed_keys(before: dict, after: dict) -> set[str]:
     return {k for k in keys if before.get(k) != after.get(k) and k != "password"}
 
 
-def _write(user: User, data: dict, is_new: bool, reactivate: bool = False) -> User:
-    """Store `data` as the user's document, its derived columns and its email index."""
+def _write(user: User, data: dict, is_new: bool, hashed: passwords.Hashed = passwords.Hashed(),
+           reactivate: bool = False) -> User:
+    """Store `data` as the user's document, its derived columns and its email index.
+
+    A password in `data` replaces the stored hash with one of the current parameters (the
+    only moment an old hash can be upgraded: the server never sees the plaintext otherwise).
+    """
     data = copy.deepcopy(data)
     password = data.pop("password", None)
     now = clock.utcnow()
@@ -270,7 +279,7 @@ def _write(user: User, data: dict, is_new: bool, reactivate: bool = False) -> Us
     user.primary_email = _primary_email(data)
     user.attributes = json.dumps(data, ensure_ascii=False, sort_keys=True)
     if password:
-        user.password_hash = hash_password(password)
+        user.password_hash = hashed.of(password)
     if reactivate:
         user.deprovisioned_at = None
     user.version += 1
@@ -317,13 +326,6 @@ def _drop_memberships(actor: Actor, user: User) -> list[str]:
         for group_id, _ in groups:
             events.record(actor, "membership.removed", "Group", group_id, {"user": user.id, "reason": "deprovisioned"})
     return [name for _, name in groups]
-
-
-def hash_password(password: str) -> str:
-    """Hash a password with scrypt and a random salt; the clear text is never stored."""
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=2**14, r=8, p=1)
-    return f"scrypt$16384$8$1${salt.hex()}${digest.hex()}"
 
 
 def _source(base_url: str) -> Source:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+from typing import Any, Callable
 
 from flask import Flask, current_app, g, request
 from werkzeug.exceptions import HTTPException
@@ -78,11 +79,12 @@ class _App(Flask):
     def dispatch_request(self):
         if request.url_rule is None:  # a routing error: Flask raises it, no transaction needed
             return super().dispatch_request()
-        with _transaction(self.view_functions[request.url_rule.endpoint].scim_transaction):
+        view = self.view_functions[request.url_rule.endpoint]
+        with _transaction(view.scim_transaction, getattr(view, "scim_before_lock", None)):
             return super().dispatch_request()
 
 
-def _transaction(kind: str):
+def _transaction(kind: str, before_lock: Callable[[Any], Any] | None = None):
     """A write holds the write lock while it reads, writes and renders its answer; reads see one snapshot.
 
     Without it a PATCH's answer could pair its own version with members a later PATCH added.
@@ -92,6 +94,8 @@ def _transaction(kind: str):
     if kind == http.WRITE:
         if request.method in http.BODY_METHODS:
             http.body()
+        if before_lock is not None:  # e.g. hashing passwords: costly, so never under the lock
+            g.scim_prepared = before_lock(http.body())
         return store_db.write_transaction()
     if kind == http.READ:
         return store_db.read_transaction()

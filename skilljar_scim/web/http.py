@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Callable
 
 from flask import current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -52,6 +52,23 @@ def write(view):
     """Declare that a view writes: it runs under the write lock, its body parsed before the lock is taken."""
     view.scim_transaction = WRITE
     return view
+
+
+def before_lock(prepare: Callable[[Any], Any]):
+    """Declare work on a write's parsed body done before the write lock is taken (hashing passwords).
+
+    Its result is `prepared()` in the view: costly work never holds the lock other writers wait on.
+    """
+    def declare(view):
+        view.scim_before_lock = prepare
+        return view
+
+    return declare
+
+
+def prepared() -> Any:
+    """Return what the view's before_lock step made of the body."""
+    return g.scim_prepared
 
 
 def each_operation(view):

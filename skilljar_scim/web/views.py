@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from skilljar_scim.domain import bulk, groups, users
+from skilljar_scim.domain import bulk, groups, passwords, users
 from skilljar_scim.domain.search import root
 from skilljar_scim.scim import discovery, resources
 from skilljar_scim.scim.resources import Bounds
@@ -67,8 +67,9 @@ def search_users():
 
 
 @http.write
+@http.before_lock(passwords.prehash)
 def create_user():
-    created = users.create(actor(), http.body(), _bounds())
+    created = users.create(actor(), http.body(), _bounds(), http.prepared())
     return http.resource_response(users.render(created.user, http.base_url()), USER_TYPE, 201)
 
 
@@ -81,15 +82,17 @@ def get_user(user_id: str):
 
 
 @http.write
+@http.before_lock(passwords.prehash)
 def replace_user(user_id: str):
-    user = users.replace(actor(), user_id, http.body(), request.headers.get("If-Match"), _bounds())
+    user = users.replace(actor(), user_id, http.body(), request.headers.get("If-Match"), _bounds(), http.prepared())
     return http.resource_response(users.render(user, http.base_url()), USER_TYPE)
 
 
 @http.write
+@http.before_lock(passwords.prehash)
 def patch_user(user_id: str):
     user = users.patch(actor(), user_id, http.body(), request.headers.get("If-Match"), _limits().max_patch_operations,
-                       _bounds())
+                       _bounds(), http.prepared())
     return http.resource_response(users.render(user, http.base_url()), USER_TYPE)
 
 

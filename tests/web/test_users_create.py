@@ -119,7 +119,7 @@ def test_create_password_is_accepted_but_never_returned_nor_stored_in_clear(api)
     assert "password" not in created
     assert "password" not in api.get(f"/Users/{created['id']}").get_json()
     row = stored(created["id"])
-    assert row.password_hash.startswith("scrypt$") and "S3cret-Pa55!" not in row.password_hash
+    assert row.password_hash.startswith("$argon2id$") and "S3cret-Pa55!" not in row.password_hash
     assert "S3cret-Pa55!" not in row.attributes
 
 

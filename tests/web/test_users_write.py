@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
+import argon2
 import pytest
 
 from skilljar_scim.base import clock
+from skilljar_scim.domain import passwords
 from skilljar_scim.store.models import User
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -68,10 +69,11 @@ def op(kind: str, path: str | None = None, value=...) -> dict:
 
 
 def password_matches(stored_hash: str, password: str) -> bool:
-    """Check a stored scrypt hash against a password (scrypt$n$r$p$salt$digest)."""
-    _, n, r, p, salt, digest = stored_hash.split("$")
-    again = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p))
-    return again.hex() == digest
+    """Check a stored hash against a password: Argon2id at the current parameters (domain/passwords.py)."""
+    try:
+        return passwords.is_current(stored_hash) and argon2.PasswordHasher().verify(stored_hash, password)
+    except argon2.exceptions.VerifyMismatchError:
+        return False
 
 
 def put(api, user_id: str, body: dict, **kw):
@@ -405,3 +407,22 @@ def test_delete_keeps_the_data(api, ann) -> None:
     api.delete(f"/Users/{ann['id']}")
     row = User.get_by_id(ann["id"])
     assert row.deprovisioned_at is not None and row.user_name == "ann@example.com"
+
+
+def test_passwords_are_hashed_before_the_request_takes_the_write_lock(api, ann, monkeypatch) -> None:
+    """A write view runs in the write transaction: its passwords are hashed before it begins (web/http.before_lock)."""
+    from skilljar_scim.store import models
+
+    depths: list[int] = []
+    real = passwords.hash_password
+    monkeypatch.setattr(passwords, "hash_password",
+                        lambda plain: depths.append(models.database.obj.transaction_depth()) or real(plain))
+    created = api.create_user("pat@example.com", password="first-Pa55")
+    ok(put(api, ann["id"], {"userName": "ann@example.com", "password": "second-Pa55"}))
+    ok(api.ops(f"/Users/{ann['id']}", op("replace", "password", "third-Pa55")))
+    assert depths == [0, 0, 0]
+    assert password_matches(User.get_by_id(created["id"]).password_hash, "first-Pa55")
+    assert password_matches(User.get_by_id(ann["id"]).password_hash, "third-Pa55")
+    api.assert_error(api.ops(f"/Users/{ann['id']}", *[op("replace", "password", f"p{n}") for n in range(11)]),
+                     400, "tooMany")
+    assert depths == [0, 0, 0]  # refused before hashing anything
