@@ -20,7 +20,7 @@ from skilljar_scim.scim.patch import MemberChange
 from skilljar_scim.scim.resources import Bounds
 from skilljar_scim.scim.schemas import GROUP_SCHEMA, GROUP_TYPE
 from skilljar_scim.domain.search.query import Page, Query, Source, run
-from skilljar_scim.domain.search import sql as filter_sql
+from skilljar_scim.domain.search import sql
 from skilljar_scim.store import sqlcache
 from skilljar_scim.store.db import write_transaction
 from skilljar_scim.store.models import Group, Membership, RoleMapping, User
@@ -85,8 +85,8 @@ def _normalise(body: object, bounds: Bounds) -> dict:
     """Validate a body into canonical form; refuse indexed values too long to index, or a resource out of bounds."""
     data = resources.normalise(GROUP_TYPE, body)
     resources.check_bounds(GROUP_TYPE, data, bounds)
-    filter_sql.check_indexable("displayName", data["displayName"])
-    filter_sql.check_indexable("externalId", data.get("externalId"))
+    sql.check_indexable("displayName", data["displayName"])
+    sql.check_indexable("externalId", data.get("externalId"))
     return data
 
 
@@ -114,7 +114,7 @@ def _evaluates_members(query: Query, max_filter_length: int, max_filter_depth: i
         return False
     node = scim_filter.parse(query.filter, GROUP_TYPE, max_length=max_filter_length, max_depth=max_filter_depth)
     source = _source("", False)
-    return not filter_sql.split(node, source.columns, source.subqueries)[1] and _names_members(node)
+    return not sql.split(node, source.columns, source.subqueries)[1] and _names_members(node)
 
 
 def _names_members(node: scim_filter.Node) -> bool:
@@ -302,14 +302,14 @@ def _record_members(actor: Actor, action: str, group: Group, user_ids: list[str]
 
 def _source(base_url: str, with_members: bool) -> Source:
     columns = {
-        ("id", None): filter_sql.Column(Group.id, filter_sql.exact),
-        ("displayname", None): filter_sql.Column(Group.display_name_key, textkey.key),
-        ("externalid", None): filter_sql.Column(Group.external_id, filter_sql.exact),
-        ("meta", "created"): filter_sql.Column(Group.created_at, filter_sql.moment),
-        ("meta", "lastmodified"): filter_sql.Column(Group.updated_at, filter_sql.moment),
+        ("id", None): sql.Column(Group.id, sql.exact),
+        ("displayname", None): sql.Column(Group.display_name_key, textkey.key),
+        ("externalid", None): sql.Column(Group.external_id, sql.exact),
+        ("meta", "created"): sql.Column(Group.created_at, sql.moment),
+        ("meta", "lastmodified"): sql.Column(Group.updated_at, sql.moment),
     }
-    member_match = filter_sql.Subquery(
-        lambda user: Group.id.in_(Membership.select(Membership.group).where(Membership.user == user)), filter_sql.exact
+    member_match = sql.Subquery(
+        lambda user: Group.id.in_(Membership.select(Membership.group).where(Membership.user == user)), sql.exact
     )
     return Source(
         rtype=GROUP_TYPE,

@@ -23,7 +23,7 @@ from skilljar_scim.scim import resources
 from skilljar_scim.scim.resources import Bounds
 from skilljar_scim.scim.schemas import USER_TYPE
 from skilljar_scim.domain.search.query import Page, Query, Source, run
-from skilljar_scim.domain.search import sql as filter_sql
+from skilljar_scim.domain.search import sql
 from skilljar_scim.store import sqlcache
 from skilljar_scim.store.db import write_transaction
 from skilljar_scim.store.models import Group, Membership, RoleMapping, User, UserEmail
@@ -77,10 +77,10 @@ def _normalise(body: object, bounds: Bounds) -> dict:
     """Validate a body into canonical form; refuse indexed values too long to index, or a resource out of bounds."""
     data = resources.normalise(USER_TYPE, body)
     resources.check_bounds(USER_TYPE, data, bounds)
-    filter_sql.check_indexable("userName", data["userName"])
-    filter_sql.check_indexable("externalId", data.get("externalId"))
+    sql.check_indexable("userName", data["userName"])
+    sql.check_indexable("externalId", data.get("externalId"))
     for email in data.get("emails", []):
-        filter_sql.check_indexable("emails.value", email.get("value"))
+        sql.check_indexable("emails.value", email.get("value"))
     return data
 
 
@@ -330,14 +330,14 @@ def _drop_memberships(actor: Actor, user: User) -> list[str]:
 
 def _source(base_url: str) -> Source:
     columns = {
-        ("id", None): filter_sql.Column(User.id, filter_sql.exact),
-        ("username", None): filter_sql.Column(User.user_name_key, textkey.key),
-        ("externalid", None): filter_sql.Column(User.external_id, filter_sql.exact),
-        ("active", None): filter_sql.Column(User.active, bool),
-        ("meta", "created"): filter_sql.Column(User.created_at, filter_sql.moment),
-        ("meta", "lastmodified"): filter_sql.Column(User.updated_at, filter_sql.moment),
+        ("id", None): sql.Column(User.id, sql.exact),
+        ("username", None): sql.Column(User.user_name_key, textkey.key),
+        ("externalid", None): sql.Column(User.external_id, sql.exact),
+        ("active", None): sql.Column(User.active, bool),
+        ("meta", "created"): sql.Column(User.created_at, sql.moment),
+        ("meta", "lastmodified"): sql.Column(User.updated_at, sql.moment),
     }
-    email_match = filter_sql.Subquery(
+    email_match = sql.Subquery(
         lambda key: User.id.in_(UserEmail.select(UserEmail.user).where(UserEmail.value_key == key)), textkey.key
     )
     return Source(

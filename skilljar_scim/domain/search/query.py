@@ -11,7 +11,7 @@ from skilljar_scim.base import clock, textkey
 from skilljar_scim.base.errors import InvalidValue
 from skilljar_scim.scim import filter as scim_filter
 from skilljar_scim.scim.schemas import Resolved, ResourceType, parse_attr_path
-from skilljar_scim.domain.search import sql as filter_sql
+from skilljar_scim.domain.search import sql
 from skilljar_scim.store import sqlcache
 
 BATCH = 500
@@ -67,13 +67,13 @@ class _Select:
 def run(source: Source, query: Query, max_filter_length: int, max_filter_depth: int) -> Page:
     """Return the page of resources `query` asks for, with the total number of matches."""
     node = _parse(source.rtype, query.filter, max_filter_length, max_filter_depth)
-    values = filter_sql.Values()
-    sql, exact = filter_sql.split(node, source.columns, source.subqueries, values) if node else (None, True)
+    values = sql.Values()
+    where, exact = sql.split(node, source.columns, source.subqueries, values) if node else (None, True)
     select = source.base()
-    if sql is not None:
-        select = select.where(sql)
+    if where is not None:
+        select = select.where(where)
     order = _order(source, query)
-    shape = (source.rtype.name, filter_sql.shape(node) if node else None, exact,
+    shape = (source.rtype.name, sql.shape(node) if node else None, exact,
              (query.sort_by or "").lower() if order is not None else None, query.descending)
     if exact and order is not None:
         return _sql_page(_Select(select.order_by(*order), tuple(values), shape), query, source)
@@ -98,7 +98,7 @@ def _order(source: Source, query: Query) -> list | None:
         raise InvalidValue(f"cannot sort by {query.sort_by!r}: no such attribute")
     if _sort_target(resolved) is None:
         raise InvalidValue(f"cannot sort by {query.sort_by!r}: it is complex, so name one of its sub-attributes")
-    field = source.sort_columns.get(filter_sql.key_of(resolved))
+    field = source.sort_columns.get(sql.key_of(resolved))
     if field is None:
         return None
     # RFC 7644 §3.4.2.3: resources without a value come last ascending, first descending.
