@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from typer.testing import CliRunner
 
 from skilljar_scim.base import config, keyfile
@@ -16,6 +18,19 @@ from skilljar_scim.store import db as store_db
 
 # Real `scim serve` processes (tests/e2e, tests/hardening): the Server class and make_server.
 pytest_plugins = ["servers", "receivers"]
+
+# Hypothesis: no verdict may depend on wall time, so no test has a deadline and the
+# "too slow" health check is off everywhere. Under CI (CI set, as .ci/run runs) examples are
+# derandomized: each test draws the same examples on every run, derived from the test itself,
+# so a CI verdict never depends on a random seed; locally they vary, to keep finding new
+# cases (a failure prints the example and a blob to replay it). Load another profile with
+# `pytest --hypothesis-profile=ci`. Tests that set settings() inherit these values: this
+# module is imported before any test module builds its settings.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True,
+                                     suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.register_profile("dev", deadline=None, print_blob=True,
+                                     suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 # Set to a postgresql:// URL to run the whole suite on PostgreSQL (see .ci/run).
 TEST_DATABASE_URL = os.environ.get("SKILLJAR_SCIM_TEST_DATABASE_URL")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
-from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
@@ -21,7 +20,7 @@ ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
-FUZZ = settings(max_examples=50, deadline=timedelta(seconds=5),
+FUZZ = settings(max_examples=50,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 BODY_ERRORS = {"invalidSyntax", "invalidValue", "invalidPath", "invalidFilter", "noTarget", "mutability", "tooMany"}
 KEYS = ["userName", "USERNAME", "name", "givenName", "emails", "value", "type", "primary", "active", "title",
