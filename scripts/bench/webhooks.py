@@ -1,7 +1,9 @@
 """Webhook workloads for `scripts/bench.py --webhooks` (issue 14, "Measured").
 
 - throughput: POST /Users with wrk, without and with one webhook endpoint (and its receiver)
-  configured, alternated twice on two fresh stores; the ratio of the sums.
+  configured, on two fresh stores, in the order ABBA ABBA; the ratio of the summed rates, and
+  of the server's CPU per create (its delivery worker included: same process group), which a
+  busy shared box skews less.
 - lag: users created by paced Python clients at the rate the hooked run reached; the time
   from each SCIM answer to that user's delivery arriving at the receiver (p50, p99).
 - outage: the receiver is down (connection refused) while users are created and updated,
@@ -133,37 +135,47 @@ def wait_delivered(store, seconds: float) -> int:
         time.sleep(0.2)
 
 
+ORDER = ("without", "with_endpoint", "with_endpoint", "without") * 2  # ABBA twice: drift on a shared box cancels
+
+
 def throughput(bench, folder: Path, args, duration: float, report: dict) -> float:
-    """Create throughput with and without an endpoint, alternated twice; return the hooked rate."""
+    """Create throughput and server CPU per create, with and without an endpoint; return the hooked rate."""
     receiver = Receiver(bench.free_port())
     receiver.start()
     stores = {"without": fresh(bench, folder / "plain", args),
               "with_endpoint": hooked(bench, folder / "hooked", args, receiver)}
-    totals = {name: [0, 0.0] for name in stores}
+    totals = {name: [0, 0.0, 0.0] for name in stores}  # requests, seconds, server CPU seconds
     try:
-        for round_ in range(2):
-            for name, store in stores.items():
-                server = store.serve()
-                try:
-                    summary = bench.run_wrk(store, "create.lua", BASE + "/Users", [BASE, f"{name}{round_}", "1000000"],
-                                            duration, args.connections, min(args.wrk_threads, args.connections), server)
-                finally:
-                    server.stop()
-                totals[name][0] += summary["requests"]
-                totals[name][1] += summary["duration_us"] / 1e6
-                bench.log(f"webhooks create {name} round {round_ + 1}: {summary['requests'] / (summary['duration_us'] / 1e6):.1f} req/s")
-        server = stores["with_endpoint"].serve()  # let the worker finish what the timed run queued
+        for turn, name in enumerate(ORDER):
+            summary = _create_run(bench, stores[name], args, duration, f"{name}{turn}")
+            totals[name][0] += summary["requests"]
+            totals[name][1] += summary["duration_us"] / 1e6
+            totals[name][2] += summary["server_cpu_s"]
+        server = stores["with_endpoint"].serve()  # let the worker finish what the timed runs queued
         try:
             left = wait_delivered(stores["with_endpoint"], 120)
         finally:
             server.stop()
     finally:
         receiver.stop()
-    rates = {name: round(requests / seconds, 1) for name, (requests, seconds) in totals.items()}
-    report["create_rps"] = rates
-    report["create_ratio"] = round(rates["with_endpoint"] / rates["without"], 3)
-    report["create_backlog_undelivered"] = left
+    rates = {name: round(requests / seconds, 1) for name, (requests, seconds, _) in totals.items()}
+    cpu = {name: round(used * 1000 / requests, 3) for name, (requests, _, used) in totals.items()}
+    report.update({"create_rps": rates, "create_ratio": round(rates["with_endpoint"] / rates["without"], 3),
+                   "create_server_cpu_ms": cpu, "create_cpu_ratio": round(cpu["with_endpoint"] / cpu["without"], 3),
+                   "create_backlog_undelivered": left})
     return rates["with_endpoint"]
+
+
+def _create_run(bench, store, args, duration: float, tag: str) -> dict:
+    """Serve `store`, POST users with wrk for `duration` s; return wrk's summary (server CPU included)."""
+    server = store.serve()
+    try:
+        summary = bench.run_wrk(store, "create.lua", BASE + "/Users", [BASE, tag, "1000000"], duration,
+                                args.connections, min(args.wrk_threads, args.connections), server)
+    finally:
+        server.stop()
+    bench.log(f"webhooks create {tag}: {summary['requests'] / (summary['duration_us'] / 1e6):.1f} req/s")
+    return summary
 
 
 def lag(bench, folder: Path, args, rate: float, seconds: float, report: dict) -> None:

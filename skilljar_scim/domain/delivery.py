@@ -111,9 +111,19 @@ def claim(keys: list[str], worker: str, config: WebhooksSettings, now: datetime)
         ids = [row_id for (row_id,) in _due(now, config.batch_size).tuples()]
         if not ids:
             return []
-        WebhookDelivery.update(lease_until=now + timedelta(seconds=config.lease_seconds), claimed_by=worker).where(
+        WebhookDelivery.update(lease_until=now + lease(config), claimed_by=worker).where(
             WebhookDelivery.id.in_(ids)).execute()
         return _load(keys, ids, now)
+
+
+def lease(config: WebhooksSettings) -> timedelta:
+    """Return how long a claim lasts: lease_seconds, or longer if sending a whole batch could take longer.
+
+    A batch of receivers that all time out takes ceil(batch / concurrency) timeouts; a lease
+    shorter than that would let another worker claim rows this one is still sending.
+    """
+    rounds = -(-max(config.batch_size, 1) // max(config.concurrency, 1))
+    return max(timedelta(seconds=config.lease_seconds), timedelta(milliseconds=(rounds + 1) * config.timeout_ms))
 
 
 def _claim_transaction():

@@ -279,3 +279,9 @@ def test_delivery_of_a_pruned_event_gives_up(store, keys, settings, endpoint, re
     [row] = _rows(endpoint.endpoint.id)
     assert row.state == "failed" and "retention" in row.last_error
     assert delivery.prune() == 1 and _rows(endpoint.endpoint.id) == []
+
+
+def test_lease_covers_a_batch_of_timeouts(settings):
+    slow = _with(settings, batch_size=100, concurrency=4, timeout_ms=5000, lease_seconds=60)
+    assert delivery.lease(slow.webhooks) == timedelta(seconds=130)
+    assert delivery.lease(_with(settings, batch_size=8, lease_seconds=60).webhooks) == timedelta(seconds=60)

@@ -14,7 +14,7 @@ from skilljar_scim.store import db as store_db
 
 pytestmark = pytest.mark.e2e
 
-WEBHOOK_SETTINGS = "[webhooks]\npoll_interval_ms = 50\nlease_seconds = 2\ntimeout_ms = 500\n"
+WEBHOOK_SETTINGS = "[webhooks]\npoll_interval_ms = 50\nlease_seconds = 2\ntimeout_ms = 500\nbatch_size = 8\n"
 
 
 def _user(name: str) -> dict:
