@@ -41,16 +41,53 @@ def json_values(max_leaves: int = 10) -> st.SearchStrategy:
                         max_leaves=max_leaves)
 
 
-def _assert_scim_answer(api, response, ok: tuple[int, ...] = (200, 201, 204)) -> None:
-    """Assert a success, or a SCIM error body with a status and scimType that fit bad input."""
-    if response.status_code in ok:
+# Each endpoint's success status, and the errors a body or query it cannot use may get (RFC 7644 §3.12).
+ANSWERS = {
+    ("POST", "/Users"): (201, {400, 409}),
+    ("PUT", "/Users/{id}"): (200, {400, 409}),
+    ("PATCH", "/Users/{id}"): (200, {400, 409}),
+    ("POST", "/Groups"): (201, {400, 409}),
+    ("POST", "/Users/.search"): (200, {400}),
+    ("POST", "/Groups/.search"): (200, {400}),
+    ("POST", "/.search"): (200, {400}),
+    ("POST", "/Bulk"): (200, {400, 413}),
+    ("GET", "/Users"): (200, {400}),
+    ("GET", "/Groups"): (200, {400}),
+}
+RESOURCE_TYPES = {"/Users": "User", "/Groups": "Group"}
+
+
+def _assert_scim_answer(api, response, method: str, endpoint: str, resource_id: str | None = None) -> None:
+    """Assert the endpoint's success with a well-formed answer, or an error it may give, as a SCIM error body."""
+    success, errors = ANSWERS[(method, endpoint)]
+    if response.status_code == success:
+        assert response.mimetype == "application/scim+json", response.headers
+        _assert_success_body(api, response.get_json(), method, endpoint, resource_id)
         return
-    body = api.assert_error(response, response.status_code, response.get_json(force=True).get("scimType"))
-    assert response.status_code in (400, 404, 405, 409, 412, 413), body
+    assert response.status_code in errors, (response.status_code, response.get_data(as_text=True)[:500])
+    scim_type = {409: "uniqueness", 413: None}.get(response.status_code, response.get_json(force=True).get("scimType"))
+    body = api.assert_error(response, response.status_code, scim_type)
     if response.status_code == 400:
         assert body.get("scimType") in BODY_ERRORS, body
-    if response.status_code == 409:
-        assert body.get("scimType") == "uniqueness", body
+
+
+def _assert_success_body(api, body: dict, method: str, endpoint: str, resource_id: str | None) -> None:
+    """A resource is what GET returns for it; a list or Bulk response has its message shape (RFC 7644 §3.4.2, §3.7)."""
+    schemas = body["schemas"]
+    if endpoint.endswith(".search") or method == "GET":
+        assert schemas == ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], body
+        assert body["totalResults"] >= len(body.get("Resources", [])) and body["startIndex"] >= 1
+        wanted = RESOURCE_TYPES.get(endpoint.removesuffix("/.search"))
+        assert all(r["meta"]["resourceType"] == wanted for r in body.get("Resources", []) if wanted), body
+        return
+    if endpoint == "/Bulk":
+        assert schemas == ["urn:ietf:params:scim:api:messages:2.0:BulkResponse"], body
+        assert all(str(op["status"]).isdigit() for op in body["Operations"]), body
+        return
+    kind = RESOURCE_TYPES["/" + endpoint.split("/")[1]]
+    assert body["meta"]["resourceType"] == kind and body["meta"]["location"].endswith(f"/{body['id']}"), body
+    assert resource_id in (None, body["id"]) and "password" not in body, body
+    assert api.get(f"/{endpoint.split('/')[1]}/{body['id']}").get_json() == body  # the answer is what was stored
 
 
 @pytest.fixture
@@ -66,13 +103,10 @@ def alice(api) -> str:
                                                st.dictionaries(st.sampled_from(KEYS), json_values(4), max_size=4),
                                                json_values(2))))
 def test_fuzz_bodies_any_json_to_every_write_endpoint(api, alice, body) -> None:
-    for method, path in [("POST", "/Users"), ("PUT", f"/Users/{alice}"), ("PATCH", f"/Users/{alice}"),
-                         ("POST", "/Groups"), ("POST", "/Users/.search"), ("POST", "/.search"), ("POST", "/Bulk")]:
-        response = api.request(method, path, body)
-        _assert_scim_answer(api, response)
-        if method == "POST" and path == "/Users" and response.status_code == 201:
-            created = response.get_json()
-            assert api.get(f"/Users/{created['id']}").get_json() == created
+    for method, endpoint in [("POST", "/Users"), ("PUT", "/Users/{id}"), ("PATCH", "/Users/{id}"), ("POST", "/Groups"),
+                             ("POST", "/Users/.search"), ("POST", "/.search"), ("POST", "/Bulk")]:
+        response = api.request(method, endpoint.format(id=alice), body)
+        _assert_scim_answer(api, response, method, endpoint, alice if "{id}" in endpoint else None)
 
 
 @settings(FUZZ, max_examples=30)  # four requests per example
@@ -83,8 +117,9 @@ def test_fuzz_bodies_any_json_to_every_write_endpoint(api, alice, body) -> None:
                      st.sampled_from([b"{", b"[]", b"null", b"1e400", b"-Infinity", b'{"a":NaN}', b"\xef\xbb\xbf{}",
                                       b'{"userName":"a"}x', b'{"userName":"\\ud800"}', b'"\\udc00"', b"\x00"])))
 def test_fuzz_bodies_any_bytes_are_a_scim_answer(api, alice, raw) -> None:
-    for method, path in [("POST", "/Users"), ("PATCH", f"/Users/{alice}"), ("POST", "/Bulk"), ("POST", "/.search")]:
-        _assert_scim_answer(api, api.request(method, path, data=raw))
+    for method, endpoint in [("POST", "/Users"), ("PATCH", "/Users/{id}"), ("POST", "/Bulk"), ("POST", "/.search")]:
+        response = api.request(method, endpoint.format(id=alice), data=raw)
+        _assert_scim_answer(api, response, method, endpoint, alice if "{id}" in endpoint else None)
 
 
 # --- wrong JSON types for every attribute ---------------------------------------------------------
@@ -117,9 +152,7 @@ def _body_with(path: tuple[str, ...], value, multi: bool, user_name: str) -> dic
 def test_fuzz_bodies_wrong_json_types_for_every_attribute(api, path, value, n) -> None:
     multi = len(path) > 1 and any(a.multi_valued and a.name == path[-2] for a in USER_TYPE.schema.attributes)
     response = api.post("/Users", _body_with(path, value, multi, f"user{n}@example.com"))
-    _assert_scim_answer(api, response)
-    if response.status_code == 201:
-        assert api.get(f"/Users/{response.get_json()['id']}").get_json() == response.get_json()
+    _assert_scim_answer(api, response, "POST", "/Users")
 
 
 # --- duplicate keys, NUL, surrogates, nesting, numbers -----------------------------------------------
@@ -268,7 +301,7 @@ def test_fuzz_bodies_paging_parameters(api, people, settings, start, count) -> N
                                max_size=4))
 def test_fuzz_bodies_search_request_members_of_any_type(api, people, members) -> None:
     for path in ("/Users/.search", "/Groups/.search", "/.search"):
-        _assert_scim_answer(api, api.post(path, {"schemas": [SEARCH], **members}))
+        _assert_scim_answer(api, api.post(path, {"schemas": [SEARCH], **members}), "POST", path)
 
 
 @FUZZ
@@ -280,7 +313,7 @@ def test_fuzz_bodies_search_request_members_of_any_type(api, people, members) ->
 def test_fuzz_bodies_list_query_parameters(api, people, params) -> None:
     query = "&".join(f"{quote(k)}={quote(v.encode('utf-8', 'surrogatepass'))}" for k, v in params.items())
     for endpoint in ("/Users", "/Groups"):
-        _assert_scim_answer(api, api.get(f"{endpoint}?{query}"))
+        _assert_scim_answer(api, api.get(f"{endpoint}?{query}"), "GET", endpoint)
 
 
 @pytest.mark.parametrize(
