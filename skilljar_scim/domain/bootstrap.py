@@ -44,6 +44,10 @@ class Report:
     def kept(self, line: str) -> None:
         self.lines.append(line)
 
+    def warn(self, line: str) -> None:
+        """A line every caller shows (`scim serve` too), though nothing changed."""
+        self.lines.append(f"Warning: {line}")
+
     def lines_changed(self) -> list[str]:
         """Return only the lines that say something was created or replaced."""
         return [line for line in self.lines if not line.endswith(("unchanged.", "kept.")) and "is ready" not in line]
@@ -106,8 +110,9 @@ RUNNING_SERVER = ("A running `scim serve` reads the new key on its next request,
 
 def _key(path: Path, force: bool, confirm_replace: Callable[[], None], report: Report) -> None:
     if path.exists() and not force:
-        keyfile.load(path)  # refuses an unsafe, empty or weak file now rather than at first use
+        keys = keyfile.load(path)  # refuses an unsafe, empty or weak file now rather than at first use
         report.kept(f"Secret key file {path} exists: kept.")
+        _orphans(path, keys, report)
         return
     live = tokens.live_count()
     if not path.exists() and live and not force:
@@ -126,6 +131,15 @@ def _key(path: Path, force: bool, confirm_replace: Callable[[], None], report: R
                    "generate new ones with `scim token generate`.")
     if existed:
         report.did(RUNNING_SERVER)
+
+
+def _orphans(path: Path, keys: list[str], report: Report) -> None:
+    """Say when live tokens were signed with a key no longer in the file (replaced by hand)."""
+    lost = tokens.unverifiable({keyfile.key_id(key) for key in keys})
+    if lost:
+        report.warn(f"{len(lost)} live token(s) were signed with a key that is not in {path}, so every request "
+                    "with them is refused: restore that key, or generate new tokens (`scim token list` marks "
+                    "them unverifiable).")
 
 
 def _database(settings: Settings, report: Report):

@@ -73,6 +73,11 @@ def verifiable(token: Token, key_ids: Collection[str]) -> bool:
     return token.key_id in key_ids if token.key_id else bool(key_ids)
 
 
+def unverifiable(key_ids: Collection[str], now: datetime | None = None) -> list[Token]:
+    """Return the live tokens that none of the keys `key_ids` names can have signed."""
+    return [token for token in list_tokens() if status(token, now, key_ids) == "unverifiable"]
+
+
 def live_count(now: datetime | None = None) -> int:
     """Return how many tokens are neither revoked nor expired."""
     now = now or clock.utcnow()

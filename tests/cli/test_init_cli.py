@@ -129,3 +129,20 @@ def test_init_recreates_a_missing_key_when_no_token_lives(initialised, settings)
     result = initialised("init")
     assert result.exit_code == 0, result.output
     assert settings.key_path.exists() and "Created secret key file" in result.stderr
+
+
+@pytest.mark.parametrize("command", [("init",), ("serve",)])
+def test_init_warns_about_live_tokens_a_replaced_key_file_cannot_verify(initialised, settings, monkeypatch,
+                                                                        command) -> None:
+    from skilljar_scim.base import keyfile
+    from skilljar_scim.web import server
+
+    monkeypatch.setattr(server, "serve", lambda _settings: None)
+    initialised.json("token", "generate", "--name", "Okta", "--expires", "1d")
+    keyfile.create(settings.key_path)  # replaced by hand, not through `scim init --force`
+    result = initialised(*command)
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.stderr.splitlines() if line.startswith("Warning: ")]
+    assert len(warned) == 1 and "1 live token(s) were signed with a key that is not in" in warned[0]
+    initialised("token", "revoke", "Okta", "--yes")
+    assert "Warning" not in initialised(*command).stderr  # a revoked token is no concern
