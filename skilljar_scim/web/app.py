@@ -54,7 +54,22 @@ def create_app(settings: Settings, reuse_connections: bool = False,
     app.add_url_rule("/healthz", "healthz", views.healthz)
     _check_declared(app)
     _register_errors(app)
+    _warn_about_urls(settings)
     return app
+
+
+def _warn_about_urls(settings: Settings) -> None:
+    """Say when resource URLs may not be the ones clients use: public_base_url unset behind a proxy or on 0.0.0.0."""
+    server = settings.server
+    if server.public_base_url:
+        return
+    if settings.security.trusted_proxies > 0:
+        log.warning("server.public_base_url is not set but trusted_proxies is: Location and meta.location "
+                    "name this server's own address, not the proxy's; set public_base_url to the URL clients use")
+    elif http.is_wildcard(server.host):
+        log.warning("server.public_base_url is not set and server.host binds every interface: Location and "
+                    "meta.location name the local address each connection reached (never the Host header); "
+                    "set public_base_url to the URL clients use")
 
 
 def _merged_slashes(wsgi_app):

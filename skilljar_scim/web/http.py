@@ -26,13 +26,37 @@ def settings():
 
 
 def base_url() -> str:
-    """Return the absolute SCIM base URL: the configured public one, else from the Host header."""
+    """Return the absolute SCIM base URL (RFC 7644 §3.1 Location, meta.location): never from the Host header.
+
+    server.public_base_url when set; else this server's own address (see own_root).
+    """
     found = g.get("scim_base_url")
-    if found is None:  # once a request: werkzeug builds host_url anew on every read
+    if found is None:  # once a request
         server = settings().server
-        root = server.public_base_url.rstrip("/") or request.host_url.rstrip("/")
+        root = server.public_base_url.rstrip("/") or own_root(server, request.scheme, request.environ)
         found = g.scim_base_url = root + server.base_path.rstrip("/")
     return found
+
+
+def own_root(server, scheme: str, environ: dict) -> str:
+    """Return scheme://host[:port] from the configured server.host and port, never from the client.
+
+    Bound to every interface (0.0.0.0, ::), the host is the local address the connection
+    reached (SERVER_NAME and SERVER_PORT, which `scim serve` takes from the socket).
+    """
+    if is_wildcard(server.host):
+        host, port = environ.get("SERVER_NAME", ""), environ.get("SERVER_PORT", "")
+    else:
+        host, port = server.host, str(server.port)
+    host = host.strip("[]")
+    host = f"[{host}]" if ":" in host else host
+    default = {"http": "80", "https": "443"}.get(scheme)
+    return f"{scheme}://{host}" if port in ("", default) else f"{scheme}://{host}:{port}"
+
+
+def is_wildcard(host: str) -> bool:
+    """Say whether server.host binds every interface, so it names no address a client can use."""
+    return host.strip().strip("[]") in ("", "0.0.0.0", "::")
 
 
 # What a view declares it does with the store (web/app.py opens the matching transaction):

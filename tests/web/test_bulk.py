@@ -13,7 +13,7 @@ ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
-BASE = "http://localhost/scim/v2"
+BASE = "http://127.0.0.1:8080/scim/v2"  # server.host and port: never the Host header
 
 
 def bulk(api, *operations, **extra):

@@ -15,7 +15,7 @@ LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 SPC = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 RESOURCE_TYPE = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
 SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Schema"
-BASE = "http://localhost/scim/v2"
+BASE = "http://127.0.0.1:8080/scim/v2"  # server.host and port: never the Host header
 CHARACTERISTICS = ("name", "type", "multiValued", "description", "required", "caseExact",
                    "mutability", "returned", "uniqueness")
 ENDPOINTS = ["/ServiceProviderConfig", "/ResourceTypes", "/ResourceTypes/User", "/ResourceTypes/Group",

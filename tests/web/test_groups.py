@@ -57,11 +57,11 @@ def test_groups_create_returns_201_location_and_members(api, people) -> None:
     body = response.get_json()
     assert response.status_code == 201, body
     assert response.mimetype == "application/scim+json"
-    assert response.headers["Location"] == f"http://localhost/scim/v2/Groups/{body['id']}"
+    assert response.headers["Location"] == f"http://127.0.0.1:8080/scim/v2/Groups/{body['id']}"
     assert response.headers["ETag"] == body["meta"]["version"] == 'W/"1"'
     assert body["schemas"] == [GROUP]
     assert body["displayName"] == "Engineering" and body["externalId"] == "eng-1"
-    assert body["members"] == [{"value": ann["id"], "$ref": f"http://localhost/scim/v2/Users/{ann['id']}",
+    assert body["members"] == [{"value": ann["id"], "$ref": f"http://127.0.0.1:8080/scim/v2/Users/{ann['id']}",
                                 "display": "Ann", "type": "User"}]
     assert body["meta"]["resourceType"] == "Group"
     assert body["meta"]["location"] == response.headers["Location"]
@@ -617,7 +617,7 @@ def test_groups_user_groups_lists_direct_memberships(api, people) -> None:
     sales = api.create_group("Sales", [ann["id"]])
     body = api.get(f"/Users/{ann['id']}").get_json()
     assert body["groups"] == [
-        {"value": g["id"], "$ref": f"http://localhost/scim/v2/Groups/{g['id']}", "display": g["displayName"],
+        {"value": g["id"], "$ref": f"http://127.0.0.1:8080/scim/v2/Groups/{g['id']}", "display": g["displayName"],
          "type": "direct"}
         for g in (eng, sales)
     ]
