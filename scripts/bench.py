@@ -349,7 +349,7 @@ def seed_rows(body: dict, actor, now) -> tuple[dict, list[dict], dict]:
     from skilljar_scim.domain import users
     from skilljar_scim.scim import resources
     from skilljar_scim.scim.schemas import USER_TYPE
-    from skilljar_scim.domain.search.sql import casefold
+    from skilljar_scim.base.textkey import key as casefold
 
     data = resources.normalise(USER_TYPE, body)
     data.setdefault("active", True)
