@@ -48,6 +48,14 @@ def _report(ctx: typer.Context, outcome, json_flag: bool, dry_run: bool = False,
         output.info(f"Showing {len(data['changes'])} of {len(changes)} role changes: use --limit N or --json for more.")
 
 
+def _change_rows(changes, limit: int | None = None) -> dict:
+    """Return the role-change part of a report: counts, then each change sorted by userName."""
+    ordered = sorted(changes, key=lambda c: (c.user_name.casefold(), c.role, c.change))
+    return {"gains": sum(c.change == "gain" for c in ordered), "losses": sum(c.change == "lose" for c in ordered),
+            "changes": [{"user_id": c.user_id, "userName": c.user_name, "role": c.role, "change": c.change}
+                        for c in ordered[:limit]]}
+
+
 def _say_counts(data: dict, changed: bool, dry_run: bool) -> None:
     for verb, key in (("add", "added"), ("remove", "removed")):
         for item in data[key]:
@@ -87,7 +95,7 @@ def remove(ctx: typer.Context, group: GroupArg, role: RoleArg, json_flag: JsonFl
 
 @app.command("list")
 def list_(ctx: typer.Context, json_flag: JsonFlag = False) -> None:
-    """List mappings, the group each matches now, its member count, and roles missing from the catalog.
+    """List mappings, the group each is pinned to, its member count and status, and roles missing from the catalog.
 
     Example: scim mappings list --json
     """
@@ -97,9 +105,55 @@ def list_(ctx: typer.Context, json_flag: JsonFlag = False) -> None:
     if wants_json(ctx, json_flag):
         output.emit_json_list(rows)
         return
-    output.table("Group-to-role mappings", ("group", "role", "group id", "members", "created", "note"),
-                 ([r["group"], r["role"], r["group_id"] or "(not pushed yet)", r["member_count"], r["created_at"],
-                   "" if r["in_catalog"] else NOT_IN_CATALOG] for r in rows))
+    output.table("Group-to-role mappings", ("group", "role", "pinned to", "members", "status", "created", "note"),
+                 ([r["group"], r["role"], _pinned(r), r["member_count"], r["status"], r["created_at"], _note(r)]
+                  for r in rows))
+
+
+def _pinned(row: dict) -> str:
+    if row["group_id"] is None:
+        return "(not pushed yet)"
+    return f"{row['pinned_group']} ({row['group_id']})" if row["pinned_group"] else f"(deleted) {row['group_id']}"
+
+
+def _note(row: dict) -> str:
+    notes = [] if row["in_catalog"] else [NOT_IN_CATALOG]
+    if row["conflict_group_id"]:
+        notes.append(f"group {row['conflict_group_id']} has this name now and gets nothing: "
+                     "`scim mappings rebind` to move the roles to it")
+    return "; ".join(notes)
+
+
+@app.command()
+def rebind(
+    ctx: typer.Context,
+    group: GroupArg,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")] = False,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Pin every mapping of GROUP to the group that has that name now (its roles move to it).
+
+    A mapping stays pinned to the group that first matched it; after that group is deleted or
+    renamed, another group of the same name gets nothing until you rebind.
+
+    Example: scim mappings rebind "Hx Admins" --dry-run
+    """
+    app_context(ctx).open_store()
+    outcome = roles.rebind(events.CLI, group, preview=dry_run)
+    data = {"dry_run": dry_run, "rebound": [{"group": g, "role": r} for g, r in outcome.rebound],
+            **_change_rows(outcome.changes)}
+    if wants_json(ctx, json_flag):
+        output.emit_json(data)
+        return
+    for item in data["rebound"]:
+        said = "Would rebind" if dry_run else "Rebound"
+        output.info(f"{said} mapping {output.quoted(item['group'])} -> {output.shown(item['role'])}.")
+    if not outcome.rebound:
+        output.info(f"Every mapping of {output.quoted(group)} is pinned to that group already: nothing changed.")
+    _say_counts({**data, "added": [], "removed": []}, outcome.changed, dry_run)
+    if data["changes"]:
+        output.table("Role changes", ("userName", "role", "change"),
+                     ([c["userName"], c["role"], c["change"]] for c in data["changes"]))
 
 
 @app.command()

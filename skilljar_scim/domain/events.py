@@ -32,7 +32,8 @@ CLI = Actor("cli")
 ACTIONS = (
     "user.created", "user.updated", "user.deactivated", "user.reactivated", "user.deprovisioned", "user.purged",
     "group.created", "group.updated", "group.deleted", "membership.added", "membership.removed",
-    "role.granted", "role.revoked", "mapping.added", "mapping.removed", "token.created", "token.revoked",
+    "role.granted", "role.revoked", "mapping.added", "mapping.removed", "mapping.bound", "mapping.conflict",
+    "token.created", "token.revoked",
     "webhook.created", "webhook.removed", "webhook.enabled", "webhook.disabled", "webhook.secret_rotated",
     "webhook.test",
 )

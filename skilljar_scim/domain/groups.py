@@ -46,6 +46,7 @@ def create(actor: Actor, body: object, max_members: int = 1000, bounds: Bounds =
     with write_transaction():
         group = _write(Group(id=str(uuid.uuid4()), created_at=clock.utcnow(), version=0), data, True)
         events.record(actor, "group.created", "Group", group.id, {"displayName": group.display_name})
+        roles.bind_group(actor, group)  # before the members come, so their roles are recorded
         _add(actor, group, members)
         return group
 
@@ -191,9 +192,10 @@ def _update(actor: Actor, group: Group, data: dict) -> bool:
         return False
     if data["displayName"] == group.display_name:
         _write(group, data, False)
-    else:  # members' `groups` show the new name, and mappings may name the old or the new one
+    else:  # members' `groups` show the new name, and a waiting mapping may name the new one
         keys = {group.display_name_key, textkey.key(data["displayName"])}
-        _changing_whole_group(actor, group, keys, "group renamed", lambda: _write(group, data, False))
+        _changing_whole_group(actor, group, keys, "group renamed",
+                              lambda: roles.bind_group(actor, _write(group, data, False)))
     changed = sorted(k for k in set(before) | set(data) if before.get(k) != data.get(k))
     events.record(actor, "group.updated", "Group", group.id, {"displayName": group.display_name, "changed": changed})
     return True
@@ -287,9 +289,11 @@ def _changing_members(actor: Actor, user_ids: list[str], reason: str, change) ->
 
 
 def _changing_whole_group(actor: Actor, group: Group, keys: set[str], reason: str, change) -> None:
-    """Run a change that affects every member (rename, delete): roles only if a mapping names it."""
+    """Run a change that affects every member (rename, delete): roles only if a mapping is pinned to
+    the group or names one of `keys`."""
     members = Membership.select(Membership.user).where(Membership.group == group.id)
-    if not RoleMapping.select().where(RoleMapping.group_key.in_(list(keys))).exists():
+    concerned = (RoleMapping.group_id == group.id) | RoleMapping.group_key.in_(list(keys))
+    if not RoleMapping.select().where(concerned).exists():
         User.update(version=User.version + 1, updated_at=clock.utcnow()).where(User.id.in_(members)).execute()
         change()
         return

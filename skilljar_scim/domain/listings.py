@@ -130,7 +130,7 @@ def _holders(role: str) -> peewee.ModelSelect:
     return (
         Membership.select(Membership.user)
         .join(Group)
-        .join(RoleMapping, on=(RoleMapping.group_key == Group.display_name_key))
+        .join(RoleMapping, on=(RoleMapping.group_id == Group.id))
         .where(RoleMapping.role == role)
     )
 
@@ -165,7 +165,7 @@ def member_count(group: Group) -> int:
 
 def mapped_roles(group: Group) -> list[str]:
     """Return the roles a group grants to its active members."""
-    query = RoleMapping.select(RoleMapping.role).where(RoleMapping.group_key == group.display_name_key)
+    query = RoleMapping.select(RoleMapping.role).where(RoleMapping.group_id == group.id)
     return sorted(r for (r,) in query.tuples())
 
 

@@ -1,8 +1,13 @@
 """Role catalog, group-to-role mappings, effective roles with their provenance, previews.
 
-A mapping joins a group *name* (case-insensitively, so it can exist before the IdP pushes
-the group) to a dashboard role. A user's roles are the union over the mapped groups they
-belong to; a deactivated or deprovisioned user has none.
+A mapping joins a group *name* (by base/textkey, so it can exist before the IdP pushes the
+group) to a dashboard role, and is pinned to the first group that has that name: by id,
+when the mapping is added (if the group exists) or when the group is pushed or renamed to
+that name. From then on the mapping grants through that group only, whatever its name
+(a rename by the IdP keeps the roles: it is the same group). Another group that later takes
+the name gets nothing, and a `mapping.conflict` event says so, until an admin rebinds the
+mapping (`rebind`) or removes and adds it. A user's roles are the union over the pinned
+groups they belong to; a deactivated or deprovisioned user has none.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Iterable
 
 from skilljar_scim.base import clock, textkey
 from skilljar_scim.domain import events
-from skilljar_scim.base.errors import InvalidValue
+from skilljar_scim.base.errors import InvalidValue, NotFound
 from skilljar_scim.domain.events import Actor
 from skilljar_scim.store import sqlcache
 from skilljar_scim.store.db import write_transaction
@@ -49,11 +54,12 @@ class Outcome:
 
     added: list[tuple[str, str]] = field(default_factory=list)
     removed: list[tuple[str, str]] = field(default_factory=list)
+    rebound: list[tuple[str, str]] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.removed)
+        return bool(self.added or self.removed or self.rebound)
 
 
 def check_role(role: str, catalog: dict[str, str]) -> str:
@@ -98,7 +104,7 @@ def _grants_query(user_ids: list | None = None):
     query = (
         Membership.select(Membership.user, RoleMapping.role, Group.id, Group.display_name, RoleMapping.id)
         .join(Group)
-        .join(RoleMapping, on=(RoleMapping.group_key == Group.display_name_key))
+        .join(RoleMapping, on=(RoleMapping.group_id == Group.id))
         .switch(Membership)
         .join(User)
         .where(User.active == True, User.deprovisioned_at.is_null())  # noqa: E712
@@ -153,27 +159,99 @@ def _user_names(user_ids: Iterable[str]) -> dict[str, str]:
                                 .where(User.id.in_(listed)).tuples(), ids))
 
 
-def members_of_name(group_key: str) -> list[str]:
-    """Return the ids of the members of the group whose name has this key (if it exists)."""
-    query = Membership.select(Membership.user).join(Group).where(Group.display_name_key == group_key)
-    return [u for (u,) in query.tuples()]
+def _members_concerned(group_keys: Iterable[str]) -> set[str]:
+    """Return the members of the groups that mappings of these names bind to now or would bind to."""
+    keys = list(set(group_keys))
+    if not keys:
+        return set()
+    pinned = RoleMapping.select(RoleMapping.group_id).where(RoleMapping.group_key.in_(keys))
+    named = Group.select(Group.id).where(Group.display_name_key.in_(keys))
+    query = Membership.select(Membership.user).where(Membership.group.in_(pinned) | Membership.group.in_(named))
+    return {u for (u,) in query.tuples()}
+
+
+# --- pinning a mapping to its group ----------------------------------------------------
+
+
+def bind_group(actor: Actor, group: Group) -> None:
+    """Pin the unpinned mappings of a group's name to it; record a conflict for those pinned elsewhere.
+
+    Call inside the transaction that creates or renames the group, before its members change.
+    """
+    for mapping in RoleMapping.select().where(RoleMapping.group_key == group.display_name_key):
+        if mapping.group_id is None:
+            _bind(actor, mapping, group, "group matched")
+        elif mapping.group_id != group.id:
+            events.record(actor, "mapping.conflict", "Mapping", str(mapping.id), {
+                "group": mapping.group_name, "role": mapping.role, "pinned_group_id": mapping.group_id,
+                "group_id": group.id, "displayName": group.display_name})
+
+
+def _bind(actor: Actor, mapping: RoleMapping, group: Group, reason: str) -> None:
+    """Pin one mapping to `group` and record it."""
+    previous = mapping.group_id
+    mapping.group_id = group.id
+    RoleMapping.update(group_id=group.id).where(RoleMapping.id == mapping.id).execute()
+    events.record(actor, "mapping.bound", "Mapping", str(mapping.id), {
+        "group": mapping.group_name, "role": mapping.role, "group_id": group.id, "displayName": group.display_name,
+        "previous_group_id": previous, "reason": reason})
+
+
+def rebind(actor: Actor, group: str, preview: bool = False) -> Outcome:
+    """Pin every mapping of a name to the group that has that name now: an admin's decision."""
+    name = check_group_name(group)
+    key = textkey.key(name)
+    with write_transaction() as transaction:
+        target = Group.get_or_none(Group.display_name_key == key)
+        if target is None:
+            raise NotFound(f"no group is named {name!r} now: nothing to pin its mappings to")
+        mappings = list(RoleMapping.select().where(RoleMapping.group_key == key).order_by(RoleMapping.role))
+        if not mappings:
+            raise NotFound(f"no mapping names {name!r}")
+        before = snapshot(_members_concerned([key]))
+        outcome = Outcome()
+        for mapping in (m for m in mappings if m.group_id != target.id):
+            _bind(actor, mapping, target, "rebind")
+            outcome.rebound.append((mapping.group_name, mapping.role))
+        outcome.changes = record_changes(actor, before, "mapping")
+        touch_users({c.user_id for c in outcome.changes})
+        if preview:
+            transaction.rollback()
+    return outcome
 
 
 # --- mappings -------------------------------------------------------------------------
 
 
 def list_mappings(catalog: dict[str, str]) -> list[dict]:
-    """Return every mapping with the group it matches now (if pushed), its member count, and
-    whether its role is in the catalog (a mapping outside it still grants, and is flagged)."""
+    """Return every mapping with the group it is pinned to, that group's member count, its
+    state, and whether its role is in the catalog (a mapping outside it still grants, and is flagged).
+
+    status: "waiting" (no group of its name yet), "pinned", "renamed" (the pinned group has
+    another name now), "group deleted", or "conflict" (another group has its name now).
+    """
     rows = []
     for mapping in RoleMapping.select().order_by(RoleMapping.group_key, RoleMapping.role):
-        group = Group.get_or_none(Group.display_name_key == mapping.group_key)
-        members = Membership.select().where(Membership.group == group.id).count() if group else 0
+        pinned = Group.get_or_none(Group.id == mapping.group_id) if mapping.group_id else None
+        named = Group.get_or_none(Group.display_name_key == mapping.group_key)
+        members = Membership.select().where(Membership.group == pinned.id).count() if pinned else 0
         rows.append({
-            "group": mapping.group_name, "role": mapping.role, "group_id": group.id if group else None,
+            "id": mapping.id, "group": mapping.group_name, "role": mapping.role, "group_id": mapping.group_id,
+            "pinned_group": pinned.display_name if pinned else None, "status": _status(mapping, pinned, named),
+            "conflict_group_id": named.id if named and named.id != mapping.group_id else None,
             "member_count": members, "in_catalog": mapping.role in catalog, "created_at": mapping.created_at,
         })
     return rows
+
+
+def _status(mapping: RoleMapping, pinned: Group | None, named: Group | None) -> str:
+    if named is not None and named.id != mapping.group_id:
+        return "conflict"
+    if mapping.group_id is None:
+        return "waiting"
+    if pinned is None:
+        return "group deleted"
+    return "renamed" if pinned.display_name_key != mapping.group_key else "pinned"
 
 
 def add_mapping(actor: Actor, group: str, role: str, catalog: dict[str, str], preview: bool = False) -> Outcome:
@@ -189,7 +267,7 @@ def remove_mapping(actor: Actor, group: str, role: str, preview: bool = False) -
 def _apply(actor: Actor, add: list[tuple[str, str]], remove: list[tuple[str, str]], preview: bool) -> Outcome:
     """Apply mapping changes in one transaction; with `preview`, report and roll back."""
     with write_transaction() as transaction:
-        affected = {u for g, _ in add + remove for u in members_of_name(textkey.key(g))}
+        affected = _members_concerned(textkey.key(g) for g, _ in add + remove)
         before = snapshot(affected)
         outcome = Outcome()
         outcome.added = [m for m in add if _insert(actor, *m)]
@@ -205,17 +283,22 @@ def _insert(actor: Actor, group: str, role: str) -> bool:
     key = textkey.key(group)
     if RoleMapping.select().where(RoleMapping.group_key == key, RoleMapping.role == role).exists():
         return False
-    RoleMapping.create(group_key=key, group_name=group, role=role, created_at=clock.utcnow())
-    events.record(actor, "mapping.added", "Mapping", None, {"group": group, "role": role})
+    mapping = RoleMapping.create(group_key=key, group_name=group, role=role, created_at=clock.utcnow())
+    events.record(actor, "mapping.added", "Mapping", str(mapping.id), {"group": group, "role": role})
+    named = Group.get_or_none(Group.display_name_key == key)
+    if named is not None:
+        _bind(actor, mapping, named, "mapping added")
     return True
 
 
 def _delete(actor: Actor, group: str, role: str) -> bool:
-    key = textkey.key(group)
-    deleted = RoleMapping.delete().where(RoleMapping.group_key == key, RoleMapping.role == role).execute()
-    if deleted:
-        events.record(actor, "mapping.removed", "Mapping", None, {"group": group, "role": role})
-    return bool(deleted)
+    mapping = RoleMapping.get_or_none(RoleMapping.group_key == textkey.key(group), RoleMapping.role == role)
+    if mapping is None:
+        return False
+    mapping.delete_instance()
+    events.record(actor, "mapping.removed", "Mapping", str(mapping.id),
+                  {"group": group, "role": role, "group_id": mapping.group_id})
+    return True
 
 
 # --- export / import ------------------------------------------------------------------

@@ -202,7 +202,7 @@ def _groups_and_roles_query(user_ids: list) -> peewee.Query:
     return (
         Membership.select(Membership.user, Group.id, Group.display_name, RoleMapping.role)
         .join(Group)
-        .join(RoleMapping, peewee.JOIN.LEFT_OUTER, on=(RoleMapping.group_key == Group.display_name_key))
+        .join(RoleMapping, peewee.JOIN.LEFT_OUTER, on=(RoleMapping.group_id == Group.id))
         .where(Membership.user.in_(user_ids))
         .order_by(Group.display_name_key)
         .tuples()

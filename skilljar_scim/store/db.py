@@ -22,7 +22,7 @@ from skilljar_scim.store.writelock import LockedPooledSqliteDatabase, LockedSqli
 
 log = logging.getLogger("skilljar_scim.store")
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 def _migrate_to_1(db: peewee.Database) -> None:
@@ -124,12 +124,33 @@ def _add_column(db: peewee.Database, table: str, name: str, column: peewee.Field
         schema_migrate.migrate(schema_migrate.SchemaMigrator.from_database(db).add_column(table, name, column))
 
 
+def pin_mappings(db: peewee.Database) -> None:
+    """Add role_mapping.group_id and pin each mapping to the group whose name matches it now.
+
+    The column may exist already: schema 1 creates tables from today's models.
+    """
+    _add_column(db, "role_mapping", "group_id", peewee.CharField(max_length=36, null=True))
+    db.execute_sql('CREATE INDEX IF NOT EXISTS "role_mapping_group_id" ON "role_mapping" ("group_id")')
+    mapping, group = models.RoleMapping, models.Group
+    pairs = (mapping.select(mapping.id, mapping.group_name, mapping.role, group.id)
+             .join(group, on=(group.display_name_key == mapping.group_key)).where(mapping.group_id.is_null()).tuples())
+    for mapping_id, name, role, group_id in list(pairs):
+        mapping.update(group_id=group_id).where(mapping.id == mapping_id).execute()
+        summary = json.dumps({"group": name, "role": role, "group_id": group_id, "reason": "upgrade"},
+                             sort_keys=True, ensure_ascii=False)
+        # Plain SQL: later schema versions may give the event model columns this one lacks.
+        db.execute_sql('INSERT INTO "event" ("at", "actor", "action", "resource_type", "resource_id", "summary") '
+                       f"VALUES ({', '.join([db.param] * 6)})",
+                       (models.Event.at.db_value(clock.utcnow()), "migration", "mapping.bound", "Mapping",
+                        str(mapping_id), summary))
+
+
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 
 # Each step brings the schema from version N-1 to N; never edit a released step.
 MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
     1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3, 4: recompute_keys, 5: _migrate_to_5,
-    6: record_token_keys,
+    6: record_token_keys, 7: pin_mappings,
 }
 
 

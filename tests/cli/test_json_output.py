@@ -44,6 +44,7 @@ RUNS = {
     "scim mappings plan": ["mappings", "plan", "remove", "Engineering", "api-admin"],
     "scim mappings import": ["mappings", "import", "{folder}/mappings.json", "--replace", "--dry-run"],
     "scim mappings export": ["mappings", "export"],
+    "scim mappings rebind": ["mappings", "rebind", "Engineering", "--dry-run"],
     "scim events list": ["events", "list"],
     "scim db backup": ["db", "backup", "{folder}/copy.db"],
     "scim db check": ["db", "check"],

@@ -29,11 +29,39 @@ def test_mappings_add_grants_role_to_members_with_provenance(team) -> None:
     result = cli.json("mappings", "add", "engineering", "api-admin")
     assert result["added"] == [{"group": "engineering", "role": "api-admin"}]
     assert {c["userName"] for c in result["changes"]} == {"alice@example.com", "bob@example.com"}
+    cli.json("mappings", "add", "Support", "codes-admin")  # a second mapping: its id must not be the one shown
+    mapping_ids = {(m["group"], m["role"]): m["id"] for m in cli.json("mappings", "list")}
+    assert len(set(mapping_ids.values())) == 2
     shown = cli.json("users", "show", "alice@example.com")
     assert shown["roles"] == ["api-admin"]
     assert shown["grants"] == [{"role": "api-admin", "group": "Engineering", "group_id": team["eng"]["id"],
-                                "mapping_id": shown["grants"][0]["mapping_id"]}]
+                                "mapping_id": mapping_ids[("engineering", "api-admin")]}]
+    assert _roles(cli, "carol@example.com") == ["codes-admin"]
+
+
+def test_mappings_list_shows_the_pinned_group_and_rebind_moves_it(team) -> None:
+    cli, api = team["cli"], team["api"]
+    cli("mappings", "add", "Engineering", "api-admin")
+    row = cli.json("mappings", "list")[0]
+    assert (row["group_id"], row["pinned_group"], row["status"], row["conflict_group_id"]) == \
+        (team["eng"]["id"], "Engineering", "pinned", None)
+    api.delete(f"/Groups/{team['eng']['id']}")
+    newer = api.create_group("engineering", [team["carol"]["id"]])
+    row = cli.json("mappings", "list")[0]
+    assert (row["status"], row["conflict_group_id"], row["member_count"]) == ("conflict", newer["id"], 0)
+    table = cli("mappings", "list").stdout
+    assert "conflict" in table and "rebind" in table
     assert _roles(cli, "carol@example.com") == []
+    planned = cli.json("mappings", "rebind", "Engineering", "--dry-run")
+    assert planned["dry_run"] and planned["rebound"] == [{"group": "Engineering", "role": "api-admin"}]
+    assert _roles(cli, "carol@example.com") == []
+    done = cli.json("mappings", "rebind", "Engineering")
+    assert [(c["userName"], c["change"]) for c in done["changes"]] == [("carol@example.com", "gain")]
+    assert _roles(cli, "carol@example.com") == ["api-admin"]
+    assert cli.json("mappings", "list")[0]["status"] == "pinned"
+    assert "nothing changed" in cli("mappings", "rebind", "Engineering").stderr
+    missing = cli("mappings", "rebind", "Nobody")
+    assert missing.exit_code == ExitCode.NOT_FOUND and missing.stderr.startswith("Error: ")
 
 
 def test_mappings_add_twice_is_noop_exit_zero(team) -> None:

@@ -76,3 +76,21 @@ def test_migrate_keys_merges_mappings_and_refuses_two_groups_of_one_new_key(stor
     with db.write_transaction():
         db.recompute_keys(store)
     assert [m.group_name for m in models.RoleMapping.select()] == ["ΐ team"]  # the older one
+
+
+def test_migrate_pin_mappings_adds_the_column_and_pins_to_the_group_named_now(store) -> None:
+    group = groups.create(events.CLI, {"schemas": [GROUP], "displayName": "Engineering"})
+    roles.add_mapping(events.CLI, "ENGINEERING", "api-admin", CATALOG)
+    roles.add_mapping(events.CLI, "Not pushed", "api-admin", CATALOG)
+    # As schema 5 left it: no column at all.
+    store.execute_sql('DROP INDEX IF EXISTS "role_mapping_group_id"')
+    store.execute_sql('ALTER TABLE "role_mapping" DROP COLUMN "group_id"')
+    with db.write_transaction():
+        db.pin_mappings(store)
+    pinned = {m.group_name: m.group_id for m in models.RoleMapping.select()}
+    assert pinned == {"ENGINEERING": group.id, "Not pushed": None}
+    recorded = models.Event.select().where(models.Event.actor == "migration")
+    assert [(e.action, e.resource_type) for e in recorded] == [("mapping.bound", "Mapping")]
+    with db.write_transaction():
+        db.pin_mappings(store)  # again: nothing new
+    assert models.Event.select().where(models.Event.actor == "migration").count() == 1
