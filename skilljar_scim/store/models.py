@@ -94,7 +94,7 @@ class RoleMapping(BaseModel):
     group_name = TextField()
     role = TextField()
     created_at = DateTimeField()
-    # The group this mapping is pinned to (schema 6): the first whose name matched it. Not a
+    # The group this mapping is pinned to (schema 7): the first whose name matched it. Not a
     # foreign key: the pin outlives a deleted group, so a new group of that name gets nothing
     # until an admin rebinds (domain/roles.py).
     group_id = CharField(max_length=36, null=True, index=True)
