@@ -27,25 +27,26 @@ NOT_IN_CATALOG = "not in [roles.catalog]: still granted"
 
 def _report(ctx: typer.Context, outcome, json_flag: bool, dry_run: bool = False, limit: int | None = None) -> None:
     """Print what changed (or would): counts first, then each role change sorted by userName."""
-    changes = sorted(outcome.changes, key=lambda c: (c.user_name.casefold(), c.role, c.change))
+    changes = outcome.changes
     data = {
         "dry_run": dry_run,
         "added": [{"group": g, "role": r} for g, r in outcome.added],
         "removed": [{"group": g, "role": r} for g, r in outcome.removed],
-        "gains": sum(c.change == "gain" for c in changes),
-        "losses": sum(c.change == "lose" for c in changes),
-        "changes": [{"user_id": c.user_id, "userName": c.user_name, "role": c.role, "change": c.change}
-                    for c in changes[:limit]],
+        **_change_rows(changes, limit),
     }
     if wants_json(ctx, json_flag):
         output.emit_json(data)
         return
     _say_counts(data, outcome.changed, dry_run)
+    _print_changes(data, len(changes))
+
+
+def _print_changes(data: dict, total: int) -> None:
     if data["changes"]:
         output.table("Role changes", ("userName", "role", "change"),
                      ([c["userName"], c["role"], c["change"]] for c in data["changes"]))
-    if len(data["changes"]) < len(changes):
-        output.info(f"Showing {len(data['changes'])} of {len(changes)} role changes: use --limit N or --json for more.")
+    if len(data["changes"]) < total:
+        output.info(f"Showing {len(data['changes'])} of {total} role changes: use --limit N or --json for more.")
 
 
 def _change_rows(changes, limit: int | None = None) -> dict:
@@ -151,9 +152,7 @@ def rebind(
     if not outcome.rebound:
         output.info(f"Every mapping of {output.quoted(group)} is pinned to that group already: nothing changed.")
     _say_counts({**data, "added": [], "removed": []}, outcome.changed, dry_run)
-    if data["changes"]:
-        output.table("Role changes", ("userName", "role", "change"),
-                     ([c["userName"], c["role"], c["change"]] for c in data["changes"]))
+    _print_changes(data, len(outcome.changes))
 
 
 @app.command()

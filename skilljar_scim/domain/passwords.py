@@ -24,6 +24,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError
 
+from skilljar_scim.base import textkey
 from skilljar_scim.base.errors import TooMany
 
 log = logging.getLogger("skilljar_scim.passwords")
@@ -94,7 +95,7 @@ def _candidates(body: object) -> list[str]:
 
 
 def _path_of(node: dict) -> object:
-    return next((value for key, value in node.items() if isinstance(key, str) and key.lower() == "path"), None)
+    return textkey.get(node, "path")
 
 
 def _names_password(name: object) -> bool:
