@@ -124,10 +124,11 @@ def gunicorn_options(server: ServerSettings, listener: socket.socket | None = No
 class _Gunicorn(BaseApplication):
     """gunicorn around the SCIM app; the app is built before gunicorn starts, and again on SIGHUP."""
 
-    def __init__(self, app: Callable | None, settings: Settings, listener: socket.socket | None):
+    def __init__(self, app: Callable | None, settings: Settings, listener: socket.socket | None,
+                 overrides: dict[str, Any] | None = None):
         self.scim_settings = settings
         self.scim_ssl = tls_context(settings.server)
-        self.options = gunicorn_options(settings.server, listener)
+        self.options = {**gunicorn_options(settings.server, listener), **(overrides or {})}
         self.callable_built = app or build_app(settings)
         super().__init__()
         self.callable = self.callable_built
@@ -155,9 +156,13 @@ class _Gunicorn(BaseApplication):
         log.info("SIGHUP: secret keys and TLS certificate read again; new workers use them")
 
 
-def run_gunicorn(app: Callable | None, settings: Settings, listener: socket.socket | None = None) -> None:
-    """Serve `app` (else the SCIM app built from `settings`) under gunicorn until SIGTERM."""
-    _Gunicorn(app, settings, listener).run()
+def run_gunicorn(app: Callable | None, settings: Settings, listener: socket.socket | None = None,
+                 overrides: dict[str, Any] | None = None) -> None:
+    """Serve `app` (else the SCIM app built from `settings`) under gunicorn until SIGTERM.
+
+    `overrides` replaces gunicorn settings (scripts/serving_models.py compares worker classes).
+    """
+    _Gunicorn(app, settings, listener, overrides).run()
 
 
 def _bracket(host: str) -> str:
