@@ -19,6 +19,7 @@ from gunicorn.workers.base import Worker
 
 from skilljar_scim.base.config import Settings
 from skilljar_scim.web import gateway
+from skilljar_scim.web.access import record
 from skilljar_scim.web.wire import ClientGone, Limits, Refusal, Wire, refusal_bytes
 
 HEARTBEAT_S = 1.0  # how often the worker tells the master it is alive and checks the master is
@@ -137,6 +138,7 @@ class ScimWorker(Worker):
     async def _turn_away(self, writer: asyncio.StreamWriter) -> None:
         """Answer 503 + Retry-After when this worker holds its connection limit (RFC 9110 §15.6.4)."""
         refusal = Refusal(503, "the server is at its connection limit; retry shortly", headers=(("Retry-After", "1"),))
+        record("-", "-", 503, 0.0)
         try:
             writer.write(refusal_bytes(refusal))
             async with asyncio.timeout(1):

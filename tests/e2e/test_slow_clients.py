@@ -91,6 +91,8 @@ def test_serve_connection_limit_answers_503_with_retry_after(make_server) -> Non
         headers = assert_raw_error(raw_exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"), 503)
         assert headers["retry-after"] == "1"
         assert all(_unanswered(sock) for sock in held)
+    server.stop()
+    assert "skilljar_scim.access - - 503" in server.log.read_text()
 
 
 def test_serve_idle_keepalive_connection_closed_quietly(make_server) -> None:
