@@ -1,7 +1,7 @@
 """Queries compiled to SQL once, then run with new values (the request hot path).
 
 Peewee turns a query into SQL text anew on every execution, and for the few statements
-every SCIM request runs (rate-limit counters, the token, the user lookup, a user's groups
+every SCIM request runs (the token, the user lookup, a user's groups
 and roles, a filter of one shape) that compilation costs several times what SQLite takes to
 answer. A query is built here with `param(i)` standing for its i-th value; the first
 execution compiles it with peewee's public `Query.sql()`, later ones under the same key only
