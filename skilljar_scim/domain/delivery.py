@@ -32,7 +32,7 @@ import peewee
 from skilljar_scim.base import clock
 from skilljar_scim.base.config import WebhooksSettings
 from skilljar_scim.domain import events, webhooks
-from skilljar_scim.store import models
+from skilljar_scim.store import models, sqlcache
 from skilljar_scim.store.db import write_transaction
 from skilljar_scim.store.models import Event, WebhookDelivery, WebhookEndpoint
 
@@ -107,13 +107,22 @@ def retry_at(attempts: int, now: datetime, rng: random.Random) -> datetime | Non
 
 def claim(keys: list[str], worker: str, config: WebhooksSettings, now: datetime) -> list[Claimed]:
     """Lease the due deliveries (at most one per endpoint and subject) to `worker` and load them."""
+    at = WebhookDelivery.next_attempt_at.db_value
     with _claim_transaction():
-        ids = [row_id for (row_id,) in _due(now, config.batch_size).tuples()]
-        if not ids:
+        rows = sqlcache.tuples("webhook.due", _due, [at(now), at(now), config.batch_size])
+        if not rows:
             return []
-        WebhookDelivery.update(lease_until=now + lease(config), claimed_by=worker).where(
-            WebhookDelivery.id.in_(ids)).execute()
-        return _load(keys, ids, now)
+        size, ids = _padded([row_id for row_id, _, _ in rows])
+        sqlcache.run(("webhook.claim", size), lambda: WebhookDelivery.update(
+            lease_until=sqlcache.param(0), claimed_by=sqlcache.param(1)).where(
+            WebhookDelivery.id.in_(sqlcache.params(2, size))), [at(now + lease(config)), worker, *ids])
+        return _load(keys, rows, now)
+
+
+def _padded(ids: list[int]) -> tuple[int, list[int]]:
+    """Pad an IN list to a power of two (repeating its last id), so a few statement shapes serve every batch."""
+    size = 1 << max(len(ids) - 1, 0).bit_length()
+    return size, ids + ids[-1:] * (size - len(ids))
 
 
 def lease(config: WebhooksSettings) -> timedelta:
@@ -132,35 +141,38 @@ def _claim_transaction():
     return db.atomic() if isinstance(db, peewee.PostgresqlDatabase) else write_transaction()
 
 
-def _due(now: datetime, limit: int) -> peewee.Select:
+def _due() -> peewee.Select:
+    """Due, unleased deliveries to enabled endpoints with nothing earlier pending for their subject."""
     earlier = WebhookDelivery.alias("earlier")
     blocked = earlier.select(peewee.SQL("1")).where(
         (earlier.endpoint == WebhookDelivery.endpoint) & (earlier.subject == WebhookDelivery.subject)
         & (earlier.state == "pending") & (earlier.id < WebhookDelivery.id))
-    query = (WebhookDelivery.select(WebhookDelivery.id)
+    query = (WebhookDelivery.select(WebhookDelivery.id, WebhookDelivery.event_id, WebhookDelivery.endpoint)
              .join(WebhookEndpoint, on=(WebhookDelivery.endpoint == WebhookEndpoint.id))
-             .where((WebhookDelivery.state == "pending") & (WebhookDelivery.next_attempt_at <= now)
-                    & (WebhookDelivery.lease_until.is_null() | (WebhookDelivery.lease_until <= now))
+             .where((WebhookDelivery.state == "pending") & (WebhookDelivery.next_attempt_at <= sqlcache.param(0))
+                    & (WebhookDelivery.lease_until.is_null() | (WebhookDelivery.lease_until <= sqlcache.param(1)))
                     & WebhookEndpoint.disabled_at.is_null() & ~peewee.fn.EXISTS(blocked))
-             .order_by(WebhookDelivery.id).limit(limit))
+             .order_by(WebhookDelivery.id).limit(sqlcache.param(2)))
     if isinstance(models.database.obj, peewee.PostgresqlDatabase):
         query = query.for_update(of=WebhookDelivery, skip_locked=True)
     return query
 
 
-def _load(keys: list[str], ids: list[int], now: datetime) -> list[Claimed]:
-    rows = list(WebhookDelivery.select().where(WebhookDelivery.id.in_(ids)).order_by(WebhookDelivery.id))
-    found = {e.id: e for e in Event.select().where(Event.id.in_({r.event_id for r in rows}))}
-    _give_up_pruned([r.id for r in rows if r.event_id not in found], now)
-    rows = [r for r in rows if r.event_id in found]
-    endpoints = {e.id: e for e in WebhookEndpoint.select().where(WebhookEndpoint.id.in_({r.endpoint_id for r in rows}))}
+def _load(keys: list[str], rows: list[tuple[int, int, str]], now: datetime) -> list[Claimed]:
+    """Build each claimed delivery's body and headers' inputs; give up those whose event is gone."""
+    size, event_ids = _padded(sorted({event_id for _, event_id, _ in rows}))
+    found = {e.id: e for e in sqlcache.instances(("webhook.events", size), lambda: Event.select().where(
+        Event.id.in_(sqlcache.params(0, size))), event_ids)}
+    _give_up_pruned([row_id for row_id, event_id, _ in rows if event_id not in found], now)
+    rows = [row for row in rows if row[1] in found]
+    endpoints = {e.id: e for e in WebhookEndpoint.select().where(WebhookEndpoint.id.in_({r[2] for r in rows}))}
     secrets = {e.id: tuple(webhooks.signing_secrets(keys, e, now)) for e in endpoints.values()}
     claimed = []
-    for row in rows:
-        item = body_of(found[row.event_id])
+    for row_id, event_id, endpoint_id in rows:
+        item = body_of(found[event_id])
         body = json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        claimed.append(Claimed(row.id, row.endpoint_id, endpoints[row.endpoint_id].url, str(item["id"]), body,
-                               secrets[row.endpoint_id]))
+        claimed.append(Claimed(row_id, endpoint_id, endpoints[endpoint_id].url, str(item["id"]), body,
+                               secrets[endpoint_id]))
     return claimed
 
 
@@ -259,10 +271,14 @@ def _ours(worker: str):
 
 
 def _record_delivered(worker: str, ids: list[int], status: int, now: datetime) -> None:
-    """Mark these deliveries done, in one statement (the common case, so it stays cheap)."""
-    WebhookDelivery.update(state="delivered", delivered_at=now, attempts=WebhookDelivery.attempts + 1,
-                           last_status=status, last_error=None, last_attempt_at=now, lease_until=None,
-                           claimed_by=None).where(WebhookDelivery.id.in_(ids) & _ours(worker)).execute()
+    """Mark these deliveries done, in one compiled statement (the common case, so it stays cheap)."""
+    at, (size, ids) = WebhookDelivery.delivered_at.db_value, _padded(ids)
+    sqlcache.run(("webhook.delivered", size), lambda: WebhookDelivery.update(
+        state="delivered", delivered_at=sqlcache.param(0), attempts=WebhookDelivery.attempts + 1,
+        last_status=sqlcache.param(1), last_error=None, last_attempt_at=sqlcache.param(0), lease_until=None,
+        claimed_by=None).where(WebhookDelivery.id.in_(sqlcache.params(3, size)) & (WebhookDelivery.claimed_by ==
+                                                                                   sqlcache.param(2))
+                               & (WebhookDelivery.state == "pending")), [at(now), status, worker, *ids])
 
 
 def _record_failure(worker: str, outcome: Outcome, now: datetime, rng: random.Random) -> None:
