@@ -112,6 +112,11 @@ class WebhooksSettings:
     disable_after_hours: int = 72  # an endpoint failing continuously this long is disabled
 
 
+@dataclass(frozen=True)
+class EventsSettings:
+    retention_days: int = 90  # how long the events API keeps events; 0 keeps them for ever
+
+
 DASHBOARD_ROLES = {
     "global-admin": "Everything in the dashboard, including every other role's areas.",
     "analytics-admin": "Analytics and reports for every course and learner.",
@@ -141,6 +146,7 @@ class Settings:
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     roles: RolesSettings = field(default_factory=RolesSettings)
     webhooks: WebhooksSettings = field(default_factory=WebhooksSettings)
+    events: EventsSettings = field(default_factory=EventsSettings)
     config_file: Path | None = None
 
     @property

@@ -120,6 +120,13 @@ class TokenRefused(Unauthorized):
         self.token_name = token_name  # for the access log: a genuine token's name is known
 
 
+class Forbidden(SkilljarError):
+    """403: authenticated, but the token's scope does not allow this (RFC 7644 §3.12: no scimType)."""
+
+    status = 403
+    exit_code = ExitCode.USAGE
+
+
 class NotFound(SkilljarError):
     status = 404
     exit_code = ExitCode.NOT_FOUND
@@ -135,6 +142,13 @@ class Conflict(SkilljarError):
     status = 409
     scim_type = "uniqueness"
     exit_code = ExitCode.CONFLICT
+
+
+class Gone(SkilljarError):
+    """410: what the request points at is no longer kept (an events cursor past retention)."""
+
+    status = 410
+    exit_code = ExitCode.NOT_FOUND
 
 
 class PreconditionFailed(SkilljarError):

@@ -1,5 +1,8 @@
 """`scim events`: the provisioning and audit trail."""
 
+import itertools
+import json
+import time
 from typing import Annotated, Optional
 
 import typer
@@ -9,12 +12,13 @@ from skilljar_scim.base.errors import InvalidValue
 from skilljar_scim.cli import output
 from skilljar_scim.cli.context import app_context
 from skilljar_scim.cli.options import JsonFlag, wants_json
-from skilljar_scim.domain import events, listings, tokens
+from skilljar_scim.domain import events, feed, listings, tokens
 
 app = typer.Typer(help="Read the provisioning and audit trail.", no_args_is_help=True)
 
 # Summary keys whose value is a user id: shown as the userName when the user still exists.
 USER_ID_KEYS = ("user", "user_id")
+_SUBJECT_KEYS = ("userName", "displayName", "group", "name", "id")  # what a tail line names a resource by
 
 
 @app.command("list")
@@ -78,3 +82,48 @@ def _summary(summary, names: dict[str, str]) -> str:
         return output.shown(summary)
     return "; ".join(f"{key}: {output.shown(names.get(value, value) if key in USER_ID_KEYS and isinstance(value, str) else value)}"
                      for key, value in summary.items())
+
+
+@app.command()
+def tail(
+    ctx: typer.Context,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing events as they are recorded "
+                                                                "(Ctrl-C stops).")] = False,
+    types: Annotated[Optional[str], typer.Option(
+        "--types", help="Comma-separated event types, e.g. user.created,role.granted (default: all but token.*).")] = None,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="How many recent events to print first.")] = 10,
+    interval: Annotated[float, typer.Option("--interval", min=0.05, max=60.0,
+                                            help="Seconds between looks at the store with --follow.")] = 0.5,
+    max_events: Annotated[Optional[int], typer.Option("--max-events", min=1, help="Stop after printing this many "
+                                                                                  "events (scripts).")] = None,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Print the latest events, oldest first; with --follow, stream new ones as they are recorded.
+
+    Example: scim events tail --follow --types user.created,role.granted
+    """
+    chosen = feed.parse_types(types)
+    app_context(ctx).open_store()
+    recent = feed.latest(lines, chosen)
+    later = feed.follow(recent.next, chosen, lambda: time.sleep(interval)) if follow else ()
+    stream = itertools.chain(recent.data, later)
+    show = _json_line if wants_json(ctx, json_flag) else _text_line
+    try:
+        for item in itertools.islice(stream, max_events):
+            typer.echo(show(item))
+    except KeyboardInterrupt:  # the way to stop --follow: a quiet, successful end
+        return
+
+
+def _json_line(item: dict) -> str:
+    return json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+
+
+def _text_line(item: dict) -> str:
+    """Return `time  type  subject  detail` for people; control characters are shown escaped."""
+    data = item["data"]
+    subject = next((data[k] for k in _SUBJECT_KEYS if isinstance(data.get(k), str) and data[k]), "")
+    change = data.get("change") or {}
+    detail = (change.get("role") or (change.get("group") or {}).get("displayName") or data.get("role")
+              or data.get("state") or "")
+    return "  ".join(output.shown(str(part)) for part in (item["created_at"], f"{item['type']:<18}", subject, detail))

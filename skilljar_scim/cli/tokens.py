@@ -9,7 +9,11 @@ from skilljar_scim.cli.context import app_context
 from skilljar_scim.cli.options import JsonFlag, wants_json
 from skilljar_scim.domain import tokens
 
-app = typer.Typer(help="Manage the bearer tokens identity providers use to call the SCIM API.", no_args_is_help=True)
+app = typer.Typer(help="Manage bearer tokens: provision tokens for identity providers, read tokens for consumers.",
+                  no_args_is_help=True)
+
+
+_WHERE = {"provision": "your identity provider", "read": "the application that reads SCIM and the events API"}
 
 TokenArg = Annotated[str, typer.Argument(metavar="ID|NAME", help="Token id or name.")]
 
@@ -20,6 +24,7 @@ def _as_dict(token, key_ids=None) -> dict:
     return {
         "id": token.id,
         "name": token.name,
+        "scope": token.scope,
         "created_at": token.created_at,
         "expires_at": token.expires_at,
         "last_used_at": token.last_used_at,
@@ -35,6 +40,8 @@ def generate(
     ctx: typer.Context,
     name: Annotated[str, typer.Option("--name", help='A label for the connection, e.g. "Okta Production"; not one that looks like a token id.')],
     expires: Annotated[str, typer.Option("--expires", metavar="WHEN", help="30d, 90d, 12w, 1y, never, or an ISO date (UTC): a date means 00:00 UTC as that day begins.")],
+    scope: Annotated[str, typer.Option("--scope", help="provision (an IdP: SCIM reads and writes) or read "
+                                                        "(a consumer: SCIM reads and the events API).")] = "provision",
     json_flag: JsonFlag = False,
 ) -> None:
     """Create a token and show its value once.
@@ -45,17 +52,19 @@ def generate(
     """
     actx = app_context(ctx)
     expires_at = tokens.parse_expiry(expires)
+    scope = tokens.check_scope(scope)
     keys = actx.keys()
     actx.open_store()
-    made = tokens.generate(keys, name, expires_at)
+    made = tokens.generate(keys, name, expires_at, scope=scope)
     if wants_json(ctx, json_flag):
-        fields = ("id", "name", "created_at", "expires_at")
+        fields = ("id", "name", "scope", "created_at", "expires_at")
         output.emit_json({**{k: _as_dict(made.token)[k] for k in fields}, "token": made.value})
         return
     # The value first, alone on stdout: nothing printed after it can keep anyone from it.
     typer.echo(made.value)
-    output.panel([f"Name: {output.shown(made.token.name)}   Id: {made.token.id}   Expires: {output.when(made.token.expires_at)}",
-                  "Copy the token above into your identity provider now: it will not be shown again."],
+    output.panel([f"Name: {output.shown(made.token.name)}   Id: {made.token.id}   Scope: {made.token.scope}   "
+                  f"Expires: {output.when(made.token.expires_at)}",
+                  f"Copy the token above into {_WHERE[made.token.scope]} now: it will not be shown again."],
                  title="New SCIM bearer token")
 
 
@@ -76,8 +85,8 @@ def list_(
     if wants_json(ctx, json_flag):
         output.emit_json_list(rows)
         return
-    columns = ("id", "name", "created_at", "expires_at", "last_used_at", "status")
-    output.table("SCIM tokens", ("id", "name", "created", "expires", "last used", "status"),
+    columns = ("id", "name", "scope", "expires_at", "last_used_at", "status")  # created: in `show` and --json
+    output.table("SCIM tokens", ("id", "name", "scope", "expires", "last used", "status"),
                  ([_shown(c, r[c]) for c in columns] for r in rows))
 
 

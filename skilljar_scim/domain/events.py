@@ -1,4 +1,4 @@
-"""Append-only provisioning and audit log."""
+"""Append-only provisioning and audit log; each event also carries its feed payload (`data`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from typing import Any
 
 from skilljar_scim.base import clock
 from skilljar_scim.base.errors import InvalidValue
-from skilljar_scim.domain import outbox
+from skilljar_scim.domain import outbox, snapshots
 from skilljar_scim.store import sqlcache
 from skilljar_scim.store.models import Event, Token
+
+ID_PREFIX = "evt_"
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ ACTIONS = (
     "webhook.created", "webhook.removed", "webhook.enabled", "webhook.disabled", "webhook.secret_rotated",
     "webhook.test",
 )
+# What the events API serves when no types are named: the admin's token.* and webhook.* only when asked for.
+DEFAULT_FEED_TYPES = tuple(a for a in ACTIONS if not a.startswith(outbox.NOT_BY_DEFAULT))
 
 
 def record(
@@ -47,8 +51,9 @@ def record(
     summary: dict[str, Any] | str = "",
     now: datetime | None = None,
 ) -> None:
-    """Append one event; call inside the transaction that made the change."""
-    rows = [_row(actor, action, resource_type, resource_id, summary, now or clock.utcnow())]
+    """Append one event with its feed snapshot; call inside the transaction that made the change, after it."""
+    data = _snapshots(action, [(resource_id, summary)])[0]
+    rows = [_row(actor, action, resource_type, resource_id, summary, now or clock.utcnow(), data)]
     sqlcache.insert(Event, rows)
     outbox.enqueue(rows)  # the webhook deliveries commit with the event
 
@@ -56,20 +61,78 @@ def record(
 def record_many(actor: Actor, action: str, resource_type: str, changes: list[tuple[str, dict[str, Any]]]) -> None:
     """Append one event per (resource_id, summary) in a few statements (a big group's members)."""
     now = clock.utcnow()
-    rows = [_row(actor, action, resource_type, rid, summary, now) for rid, summary in changes]
+    data = _snapshots(action, changes)
+    rows = [_row(actor, action, resource_type, rid, summary, now, snapshot)
+            for (rid, summary), snapshot in zip(changes, data)]
     sqlcache.insert(Event, rows)
     outbox.enqueue(rows)
 
 
 def _row(actor: Actor, action: str, resource_type: str | None, resource_id: str | None,
-         summary: dict[str, Any] | str, at: datetime) -> dict[str, Any]:
-    """Return the columns of one event row; a summary dict is stored as canonical JSON."""
+         summary: dict[str, Any] | str, at: datetime, data: dict[str, Any]) -> dict[str, Any]:
+    """Return the columns of one event row; summary and data dicts are stored as JSON."""
     text = summary if isinstance(summary, str) else json.dumps(summary, sort_keys=True, ensure_ascii=False)
     return {"at": at, "actor": actor.label, "token_id": actor.token_id, "action": action,
-            "resource_type": resource_type, "resource_id": resource_id, "summary": text}
+            "resource_type": resource_type, "resource_id": resource_id, "summary": text,
+            "data": json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))}
+
+
+def _snapshots(action: str, changes: list[tuple[str | None, Any]]) -> list[dict[str, Any]]:
+    """Return the feed payload of each (resource_id, summary): the resource as the change left it."""
+    family = action.partition(".")[0]
+    capture = _CAPTURE.get(family, _summary_only)
+    return capture(action, [(rid, summary if isinstance(summary, dict) else {}) for rid, summary in changes])
+
+
+def _users(action: str, changes: list[tuple[str | None, dict]]) -> list[dict[str, Any]]:
+    """user.*: the user; role.*: the user with every current role, plus the role that changed and why."""
+    found = snapshots.users(rid for rid, _ in changes if rid)
+    shots = [dict(found.get(rid, snapshots.PURGED)) for rid, _ in changes]
+    if action.startswith("role."):
+        for shot, (_, summary) in zip(shots, changes):
+            shot["change"] = {"role": summary.get("role"), "reason": summary.get("reason")}
+    return shots
+
+
+def _memberships(action: str, changes: list[tuple[str | None, dict]]) -> list[dict[str, Any]]:
+    """membership.*: the user with every current group and role, plus the group joined or left."""
+    found = snapshots.users(summary.get("user") for _, summary in changes if summary.get("user"))
+    refs = {rid: snapshots.group_ref(rid, summary.get("group")) for rid, summary in dict(changes).items()}
+    return [{**found.get(summary.get("user"), snapshots.PURGED), "change": {"group": refs[rid]}}
+            for rid, summary in changes]
+
+
+def _groups(action: str, changes: list[tuple[str | None, dict]]) -> list[dict[str, Any]]:
+    """group.*: the group with its member count (a deleted one: state "deleted")."""
+    return [snapshots.group(rid, summary) for rid, summary in changes]
+
+
+def _tokens(action: str, changes: list[tuple[str | None, dict]]) -> list[dict[str, Any]]:
+    """token.*: the token's id, name and scope, never its value."""
+    return [snapshots.token(rid) for rid, _ in changes]
+
+
+def _summary_only(action: str, changes: list[tuple[str | None, dict]]) -> list[dict[str, Any]]:
+    """mapping.* and anything else: what the summary says (a mapping names a group and a role)."""
+    return [dict(summary) for _, summary in changes]
+
+
+_CAPTURE = {"user": _users, "role": _users, "membership": _memberships, "group": _groups, "token": _tokens}
+
+
+def event_id(row_id: int) -> str:
+    """Return an event's public id: fixed width, so ids sort (as strings) in the order events were recorded."""
+    return f"{ID_PREFIX}{row_id:016x}"
+
+
+def feed_item(event: Event) -> dict[str, Any]:
+    """Return an event as every consumer gets it (events API, webhooks): id, type, created_at, data."""
+    return {"id": event_id(event.id), "type": event.action, "created_at": clock.iso_stored(event.at),
+            "data": json.loads(event.data) if event.data else {"id": event.resource_id}}
 
 
 PURGED = "(purged)"
+_PURGED_DATA = json.dumps(snapshots.PURGED)
 
 
 def anonymise(user_id: str, values: set[str]) -> int:
@@ -85,8 +148,10 @@ def anonymise(user_id: str, values: set[str]) -> int:
     for event in about:
         summary = _scrubbed(event.summary, values)
         resource_id = None if event.resource_id == user_id else event.resource_id
-        if summary != event.summary or resource_id != event.resource_id:
-            Event.update(summary=summary, resource_id=resource_id).where(Event.id == event.id).execute()
+        if summary != event.summary or resource_id != event.resource_id or event.data != _PURGED_DATA:
+            # Its feed snapshot (the person, or a membership or role event's user) goes whole.
+            scrubbed = {"summary": summary, "resource_id": resource_id, "data": _PURGED_DATA}
+            Event.update(scrubbed).where(Event.id == event.id).execute()
             changed += 1
     return changed
 
@@ -163,10 +228,3 @@ def as_dict(event: Event) -> dict[str, Any]:
         "action": event.action, "resource_type": event.resource_type, "resource_id": event.resource_id,
         "summary": summary,
     }
-
-
-def feed_item(event: Event) -> dict[str, Any]:
-    """Return an event as the feed serves it (provisional until the events API lands)."""
-    detail = as_dict(event)
-    return {"id": str(event.id), "type": event.action, "created_at": clock.iso_stored(event.at),
-            "data": {"resource_type": event.resource_type, "id": event.resource_id, "summary": detail["summary"]}}

@@ -97,7 +97,8 @@ def delete(actor: Actor, group_id: str, if_match: str | None = None) -> None:
         group = check_if_match(get(group_id), if_match)
         count = Membership.select().where(Membership.group == group.id).count()
         _changing_whole_group(actor, group, {group.display_name_key}, "group deleted", group.delete_instance)
-        events.record(actor, "group.deleted", "Group", group.id, {"displayName": group.display_name, "members": count})
+        events.record(actor, "group.deleted", "Group", group.id,
+                      {"displayName": group.display_name, "externalId": group.external_id, "members": count})
 
 
 def search(query: Query, base_url: str, with_members: bool = True,

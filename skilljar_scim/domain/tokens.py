@@ -24,7 +24,7 @@ import peewee
 
 from skilljar_scim.base import clock, keyfile, textkey
 from skilljar_scim.domain import events
-from skilljar_scim.base.errors import Conflict, InvalidValue, NotFound, TokenRefused, Unauthorized
+from skilljar_scim.base.errors import Conflict, Forbidden, InvalidValue, NotFound, TokenRefused, Unauthorized
 from skilljar_scim.store import sqlcache
 from skilljar_scim.store.db import best_effort_write, write_transaction
 from skilljar_scim.store.models import Token
@@ -41,6 +41,17 @@ ID_HEX_DIGITS = 12  # the length of a token id
 _LOOKS_LIKE_ID = re.compile(rf"[0-9a-fA-F]{{{ID_HEX_DIGITS}}}")
 _DURATION = re.compile(r"^\s*(\d+)\s*([dwy])\s*$", re.IGNORECASE)
 _UNITS = {"d": 1, "w": 7, "y": 365}
+# What each scope may do (DESIGN: Scopes): an IdP provisions, a consumer reads SCIM and the feed.
+SCOPES = {
+    "provision": frozenset({"scim.read", "scim.write"}),
+    "read": frozenset({"scim.read", "events.read"}),
+}
+DEFAULT_SCOPE = "provision"
+_REFUSALS = {
+    "scim.write": "a read token cannot change anything: SCIM writes need a provision token",
+    "events.read": "a provision token cannot read the events API: generate one with --scope read",
+    "scim.read": "this token cannot read SCIM resources",
+}
 
 
 @dataclass(frozen=True)
@@ -110,9 +121,24 @@ def _expiry_after(now: datetime, count: int, unit: str, text: str) -> datetime:
     return now + timedelta(days=days)
 
 
-def generate(keys: list[str], name: str, expires_at: datetime | None, now: datetime | None = None) -> Generated:
-    """Create a token named `name`; return it with its value (shown once, never stored)."""
+def check_scope(scope: str) -> str:
+    """Return `scope` if it is one of SCOPES; else raise InvalidValue naming them."""
+    if scope not in SCOPES:
+        raise InvalidValue(f"unknown scope {scope!r}: choose {' or '.join(SCOPES)}")
+    return scope
+
+
+def authorize(token: Token, operation: str) -> None:
+    """Raise Forbidden unless the token's scope allows `operation` (RFC 7644 §3.12: 403)."""
+    if operation not in SCOPES.get(token.scope, frozenset()):
+        raise Forbidden(_REFUSALS.get(operation, f"this token's scope does not allow {operation}"))
+
+
+def generate(keys: list[str], name: str, expires_at: datetime | None, now: datetime | None = None,
+             scope: str = DEFAULT_SCOPE) -> Generated:
+    """Create a token named `name` with `scope`; return it with its value (shown once, never stored)."""
     name = _clean_name(name)
+    scope = check_scope(scope)
     now = now or clock.utcnow()
     token_id, secret = secrets.token_hex(ID_HEX_DIGITS // 2), secrets.token_hex(32)
     with write_transaction():
@@ -122,9 +148,9 @@ def generate(keys: list[str], name: str, expires_at: datetime | None, now: datet
                            "revoke it first or choose another name")
         token = Token.create(
             id=token_id, name=name, name_key=textkey.key(name), secret_hash=_hash(secret),
-            created_at=now, expires_at=expires_at, key_id=keyfile.key_id(keys[-1]),
+            created_at=now, expires_at=expires_at, key_id=keyfile.key_id(keys[-1]), scope=scope,
         )
-        events.record(events.CLI, "token.created", "Token", token_id, {"name": name}, now)
+        events.record(events.CLI, "token.created", "Token", token_id, {"name": name, "scope": scope}, now)
     value = PREFIX + _signer(keys).sign(f"{token_id}.{secret}").decode("ascii")
     return Generated(token, value)
 

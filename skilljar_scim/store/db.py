@@ -22,7 +22,7 @@ from skilljar_scim.store.writelock import LockedPooledSqliteDatabase, LockedSqli
 
 log = logging.getLogger("skilljar_scim.store")
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 def _migrate_to_1(db: peewee.Database) -> None:
@@ -145,12 +145,19 @@ def pin_mappings(db: peewee.Database) -> None:
                         str(mapping_id), summary))
 
 
+def record_scopes_and_feed(db: peewee.Database) -> None:
+    """Give tokens a scope (existing ones provision), events their feed snapshot, and the prune mark."""
+    _add_column(db, "token", "scope", peewee.CharField(max_length=16, default="provision"))
+    _add_column(db, "event", "data", peewee.TextField(null=True))
+    db.create_tables([models.EventsPruned], safe=True)
+
+
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 
 # Each step brings the schema from version N-1 to N; never edit a released step.
 MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
     1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3, 4: recompute_keys, 5: _migrate_to_5,
-    6: record_token_keys, 7: pin_mappings,
+    6: record_token_keys, 7: pin_mappings, 8: record_scopes_and_feed,
 }
 
 

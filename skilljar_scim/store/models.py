@@ -45,6 +45,7 @@ class Token(BaseModel):
     refused_count = IntegerField(default=0)
     # Which key signed it: base/keyfile.key_id (schema 6); None for tokens issued before, until first use.
     key_id = CharField(max_length=16, null=True)
+    scope = CharField(max_length=16, default="provision")  # "provision" or "read" (schema 8)
 
 
 class User(BaseModel):
@@ -111,6 +112,19 @@ class Event(BaseModel):
     resource_type = CharField(max_length=32, null=True)
     resource_id = CharField(max_length=36, null=True, index=True)
     summary = TextField(default="")
+    # The affected resource as the change left it, JSON, for the feed (schema 8; older rows: NULL).
+    data = TextField(null=True)
+
+
+class EventsPruned(BaseModel):
+    """How far retention has deleted the event log: the one row's `through_id` (schema 8).
+
+    A feed cursor at or after it missed nothing; one before it missed deleted events (410).
+    """
+
+    id = IntegerField(primary_key=True)  # always 1
+    through_id = IntegerField()
+    pruned_at = DateTimeField()
 
 
 class AuthFailure(BaseModel):
@@ -162,4 +176,4 @@ class WebhookDelivery(BaseModel):
 # The tables schema version 1 created; later versions add theirs in store/db.py's MIGRATIONS.
 V1_MODELS = (SchemaVersion, Token, User, UserEmail, Group, Membership, RoleMapping, Event)
 WEBHOOK_MODELS = (WebhookEndpoint, WebhookDelivery)
-ALL_MODELS = V1_MODELS + (AuthFailure,) + WEBHOOK_MODELS
+ALL_MODELS = V1_MODELS + (AuthFailure,) + WEBHOOK_MODELS + (EventsPruned,)

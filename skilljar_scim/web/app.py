@@ -14,11 +14,11 @@ from skilljar_scim.base import clock as base_clock
 from skilljar_scim.base import keyfile
 from skilljar_scim.base.config import Settings
 from skilljar_scim.base.errors import NotFound, SkilljarError, Unauthorized
-from skilljar_scim.domain import ratelimit
+from skilljar_scim.domain import feed, ratelimit
 from skilljar_scim.scim.errors import INTERNAL, error_body, error_response
 from skilljar_scim.store import db as store_db
 from skilljar_scim.store import models
-from skilljar_scim.web import auth, http, views
+from skilljar_scim.web import auth, events_api, http, views
 from skilljar_scim.web.http import respond
 
 log = logging.getLogger("skilljar_scim.web")
@@ -42,15 +42,19 @@ def create_app(settings: Settings, reuse_connections: bool = False,
     )
     database = store_db.open_database(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms,
                                       reuse_connections=reuse_connections)
+    pruner = app.extensions["skilljar_pruner"] = feed.Pruner(settings.events.retention_days)
+    _prune(pruner)  # on start, then every few minutes after a request
     store_db.close_all(database)
     app.before_request(_start_deadline)
     app.teardown_request(_end_deadline)
     app.before_request(_refuse_nul)
     app.before_request(_connect)
     app.teardown_request(_disconnect)
+    app.teardown_request(_prune_events)  # registered after _disconnect, so it runs before it
     # Before any rule is added: a rule takes the map's setting when it is bound.
     app.url_map.strict_slashes = False
     app.register_blueprint(views.blueprint(), url_prefix=settings.server.base_path.rstrip("/"))
+    app.register_blueprint(events_api.blueprint())
     app.add_url_rule("/healthz", "healthz", views.healthz)
     _check_declared(app)
     _register_errors(app)
@@ -150,6 +154,24 @@ def _connect() -> None:
 def _disconnect(_exc: BaseException | None) -> None:
     if not models.database.is_closed():
         models.database.close()
+
+
+def _prune_events(_exc: BaseException | None) -> None:
+    """Delete events past retention when a pass is due, after the response is complete (domain/feed.py)."""
+    _prune(current_app.extensions["skilljar_pruner"])
+
+
+def _prune(pruner: feed.Pruner) -> None:
+    if not pruner.due():
+        return
+    try:
+        models.database.connect(reuse_if_open=True)
+        deleted = pruner.run()
+    except Exception:  # maintenance must never fail a request or the start; the next pass retries
+        log.exception("could not delete events past retention")
+        return
+    if deleted:
+        log.info("deleted %d events past retention", deleted)
 
 
 def _register_errors(app: Flask) -> None:

@@ -7,8 +7,9 @@ import re
 from flask import current_app, g, request
 
 from skilljar_scim.base.errors import RateLimited, TokenRefused
-from skilljar_scim.domain import ratelimit
+from skilljar_scim.domain import ratelimit, tokens
 from skilljar_scim.domain.events import Actor
+from skilljar_scim.web import http
 
 TOKEN_NAME_KEY = "skilljar_scim.token_name"  # read by the access log; never the value
 REALM = "skilljar-scim"
@@ -17,7 +18,23 @@ _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 def authenticate() -> None:
-    """Check the bearer token, within the failure rate limits; remember it for the view and log."""
+    """Check the bearer token for a SCIM request, and that its scope allows a read or a write."""
+    _authenticate(scim_operation())
+
+
+def authenticate_events() -> None:
+    """Check the bearer token for the events API: a read token only."""
+    _authenticate("events.read")
+
+
+def scim_operation() -> str:
+    """Return "scim.write" for a view declared @write or @each_operation (/Bulk), else "scim.read" (web/http)."""
+    declared = current_app.view_functions[request.endpoint].scim_transaction
+    return "scim.read" if declared == http.READ else "scim.write"
+
+
+def _authenticate(operation: str) -> None:
+    """Check the token within the failure rate limits, then its scope; remember it for the view and log."""
     value = _bearer_value()
     g.token_presented = value is not None
     keys = current_app.config["SKILLJAR_KEYRING"].current()  # a replaced key file is read again
@@ -29,6 +46,7 @@ def authenticate() -> None:
         raise
     g.token = token
     request.environ[TOKEN_NAME_KEY] = token.name
+    tokens.authorize(token, operation)  # like expiry and revocation, on every request
 
 
 def _bearer_value() -> str | None:

@@ -240,14 +240,14 @@ def render(resource: dict, rtype: ResourceType, source: dict | None = None) -> d
     return resources.project(resource, rtype, attributes, excluded)
 
 
-def respond(data: Any, status: int = 200, headers: dict | None = None):
-    """Return a SCIM JSON response; None is no body at all (204, 304)."""
+def respond(data: Any, status: int = 200, headers: dict | None = None, mimetype: str = SCIM_JSON):
+    """Return a SCIM JSON response (or another JSON type); None is no body at all (204, 304)."""
     if data is None:
         response = current_app.response_class(status=status)
         del response.headers["Content-Type"]  # no content, so no type (RFC 9110 §8.3)
     else:
         body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-        response = current_app.response_class(body, status=status, mimetype=SCIM_JSON)
+        response = current_app.response_class(body, status=status, mimetype=mimetype)
     response.headers.update(headers or {})
     return response
 

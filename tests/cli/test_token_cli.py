@@ -8,8 +8,8 @@ import pytest
 
 from skilljar_scim.base.errors import ExitCode
 
-TOKEN_KEYS = {"id", "name", "created_at", "expires_at", "last_used_at", "revoked_at", "status", "refused_requests",
-              "key_id"}
+TOKEN_KEYS = {"id", "name", "scope", "created_at", "expires_at", "last_used_at", "revoked_at", "status",
+              "refused_requests", "key_id"}
 
 
 def _generate(cli, name: str = "Okta Production", expires: str = "90d") -> dict:
@@ -27,7 +27,7 @@ def test_token_generate_shows_value_once_in_panel(initialised) -> None:
 
 def test_token_generate_json_has_exactly_documented_keys(initialised) -> None:
     data = _generate(initialised)
-    assert set(data) == {"id", "name", "token", "created_at", "expires_at"}
+    assert set(data) == {"id", "name", "scope", "token", "created_at", "expires_at"}
     assert data["token"].startswith("sjscim_") and data["name"] == "Okta Production"
     assert data["expires_at"].endswith("Z")
 
@@ -68,7 +68,7 @@ def test_token_list_json_and_all(initialised) -> None:
 def test_token_list_table_shows_columns(initialised) -> None:
     _generate(initialised)
     out = initialised("token", "list").stdout
-    for column in ("id", "name", "created", "expires", "last used", "status", "active"):
+    for column in ("id", "name", "scope", "provision", "expires", "last used", "status", "active"):
         assert column in out
 
 
