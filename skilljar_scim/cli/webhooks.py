@@ -7,7 +7,7 @@ import typer
 from skilljar_scim.cli import output
 from skilljar_scim.cli.context import app_context
 from skilljar_scim.cli.options import JsonFlag, wants_json
-from skilljar_scim.domain import webhooks, worker
+from skilljar_scim.domain import events, webhooks, worker
 
 app = typer.Typer(help="Send every change to your application as signed HTTPS POSTs.", no_args_is_help=True)
 
@@ -120,9 +120,9 @@ def test(ctx: typer.Context, endpoint_id: EndpointId, json_flag: JsonFlag = Fals
     app_context(ctx).open_store()
     event_id = webhooks.send_test(webhooks.find(endpoint_id))
     if wants_json(ctx, json_flag):
-        output.emit_json({"endpoint_id": endpoint_id, "event_id": event_id})
+        output.emit_json({"endpoint_id": endpoint_id, "event_id": events.event_id(event_id)})
         return
-    output.info(f"Queued test event {event_id} for {endpoint_id}: see `scim webhooks deliveries {endpoint_id}`.")
+    output.info(f"Queued test event {events.event_id(event_id)} for {endpoint_id}: see `scim webhooks deliveries {endpoint_id}`.")
 
 
 @app.command("rotate-secret")
@@ -176,7 +176,8 @@ def deliveries(
 @app.command()
 def resend(
     ctx: typer.Context,
-    event_id: Annotated[int, typer.Argument(help="Event id (from `scim webhooks deliveries` or `scim events list`).")],
+    event_id: Annotated[str, typer.Argument(help="Event id: evt_… (the webhook-id header, `scim webhooks deliveries`) "
+                                                 "or the number `scim events list` shows.")],
     endpoint: Annotated[Optional[str], typer.Option("--endpoint", help="Send to this endpoint (default: every endpoint it went to).")] = None,
     json_flag: JsonFlag = False,
 ) -> None:
@@ -185,11 +186,12 @@ def resend(
     Example: scim webhooks resend 1042 --endpoint ep_1a2b3c4d5e6f7a8b
     """
     app_context(ctx).open_store()
-    targets = webhooks.resend(event_id, webhooks.find(endpoint) if endpoint else None)
+    row_id = events.row_id(event_id)
+    targets = webhooks.resend(row_id, webhooks.find(endpoint) if endpoint else None)
     if wants_json(ctx, json_flag):
-        output.emit_json({"event_id": event_id, "endpoints": targets})
+        output.emit_json({"event_id": events.event_id(row_id), "endpoints": targets})
         return
-    output.info(f"Queued event {event_id} for {', '.join(targets)}.")
+    output.info(f"Queued event {events.event_id(row_id)} for {', '.join(targets)}.")
 
 
 @app.command()

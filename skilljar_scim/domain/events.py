@@ -125,6 +125,18 @@ def event_id(row_id: int) -> str:
     return f"{ID_PREFIX}{row_id:016x}"
 
 
+def row_id(text: str) -> int:
+    """Return the row id of a public event id (`evt_…`) or of the number `scim events list` shows."""
+    text = (text or "").strip()
+    digits, base = (text[len(ID_PREFIX):], 16) if text.startswith(ID_PREFIX) else (text, 10)
+    if not digits or not digits.isascii() or not digits.isalnum():
+        raise InvalidValue(f"{text[:40]!r} is not an event id: use an id such as evt_00000000000004d2 or 1234")
+    try:
+        return int(digits, base)
+    except ValueError:
+        raise InvalidValue(f"{text[:40]!r} is not an event id: use an id such as evt_00000000000004d2 or 1234") from None
+
+
 def feed_item(event: Event) -> dict[str, Any]:
     """Return an event as every consumer gets it (events API, webhooks): id, type, created_at, data."""
     return {"id": event_id(event.id), "type": event.action, "created_at": clock.iso_stored(event.at),

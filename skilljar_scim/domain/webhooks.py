@@ -283,7 +283,7 @@ def deliveries(endpoint: WebhookEndpoint, failed_only: bool = False, limit: int 
 def delivery_dict(row: WebhookDelivery) -> dict[str, Any]:
     """Return a delivery with stable keys for --json."""
     event = getattr(row, "event_row", None)
-    return {"id": row.id, "event_id": row.event_id, "type": event.action if event else None, "state": row.state,
+    return {"id": row.id, "event_id": events.event_id(row.event_id), "type": event.action if event else None, "state": row.state,
             "attempts": row.attempts, "last_status": row.last_status, "last_error": row.last_error,
             "last_attempt_at": row.last_attempt_at, "next_attempt_at": row.next_attempt_at if row.state == "pending" else None,
             "delivered_at": row.delivered_at}

@@ -46,6 +46,7 @@ RUNS = {
     "scim mappings export": ["mappings", "export"],
     "scim mappings rebind": ["mappings", "rebind", "Engineering", "--dry-run"],
     "scim events list": ["events", "list"],
+    "scim events tail": ["events", "tail"],
     "scim db backup": ["db", "backup", "{folder}/copy.db"],
     "scim db check": ["db", "check"],
     "scim webhooks add": ["webhooks", "add", "http://127.0.0.1:9/other"],
@@ -94,9 +95,13 @@ def test_json_output_matches_readme_table(seeded, tmp_path, command) -> None:
     args = [a.format(**seeded.places) for a in RUNS[command]]
     result = seeded(*args, "--json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
-    items = data if prints == "array" else [data]
-    assert isinstance(data, list if prints == "array" else dict), f"{command} should print a JSON {prints}"
+    if prints == "lines":  # a stream: one object per line
+        data = [json.loads(line) for line in result.stdout.splitlines()]
+        assert all(isinstance(item, dict) for item in data), f"{command} should print one JSON object per line"
+    else:
+        data = json.loads(result.stdout)
+    items = data if prints in ("array", "lines") else [data]
+    assert isinstance(data, list if prints in ("array", "lines") else dict), f"{command} should print a JSON {prints}"
     assert items, f"{command}: seed something so the keys can be checked"
     for item in items:
         actual, expected = _keys(item, documented)
