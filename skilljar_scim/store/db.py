@@ -154,6 +154,7 @@ def record_scopes_and_feed(db: peewee.Database) -> None:
 
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 
+
 # Each step brings the schema from version N-1 to N; never edit a released step.
 MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
     1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3, 4: recompute_keys, 5: _migrate_to_5,
