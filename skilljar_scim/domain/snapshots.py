@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
-import peewee
-
+from skilljar_scim.domain import memberships
 from skilljar_scim.store import sqlcache
-from skilljar_scim.store.models import Group, Membership, RoleMapping, Token, User
+from skilljar_scim.store.models import Group, Token, User
 
 # The user attributes a snapshot copies from the stored SCIM document, when present.
 USER_ATTRIBUTES = ("userName", "name", "emails", "title", "locale", "timezone")
@@ -62,27 +61,8 @@ def state(active: bool, deprovisioned: bool) -> str:
 
 def _groups_and_roles(user_ids: list[str]) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
     """Return each user's groups ({id, displayName}, by name) and the sorted roles those groups map."""
-    rows = sqlcache.listed("snapshot.groups_and_roles", lambda _, listed: _groups_and_roles_query(listed), user_ids)
-    groups: dict[str, list[dict]] = {}
-    held: dict[str, set[str]] = {}
-    for user_id, group_id, name, role in rows:
-        listed = groups.setdefault(user_id, [])
-        if not listed or listed[-1]["id"] != group_id:  # one row per mapped role of a group
-            listed.append({"id": group_id, "displayName": name})
-        if role is not None:
-            held.setdefault(user_id, set()).add(role)
-    return groups, {u: sorted(r) for u, r in held.items()}
-
-
-def _groups_and_roles_query(user_ids: list) -> peewee.Query:
-    return (
-        Membership.select(Membership.user, Group.id, Group.display_name, RoleMapping.role)
-        .join(Group)
-        .join(RoleMapping, peewee.JOIN.LEFT_OUTER, on=(RoleMapping.group_key == Group.display_name_key))
-        .where(Membership.user.in_(user_ids))
-        .order_by(Membership.user, Group.display_name_key, Group.id)
-        .tuples()
-    )
+    groups, held = memberships.groups_and_roles(user_ids)
+    return {u: [{"id": gid, "displayName": name} for gid, name in found] for u, found in groups.items()}, held
 
 
 def group(group_id: str, fallback: dict[str, Any] | None = None) -> dict[str, Any]:

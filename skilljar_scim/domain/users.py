@@ -15,7 +15,7 @@ import peewee
 
 from skilljar_scim.base import clock, textkey
 from skilljar_scim.scim import documents
-from skilljar_scim.domain import events, passwords, roles
+from skilljar_scim.domain import events, memberships, passwords, roles
 from skilljar_scim.base.errors import Conflict, NotFound
 from skilljar_scim.domain.events import Actor
 from skilljar_scim.scim import patch as scim_patch
@@ -26,7 +26,7 @@ from skilljar_scim.domain.search.query import Page, Query, Source, run
 from skilljar_scim.domain.search import sql
 from skilljar_scim.store import sqlcache
 from skilljar_scim.store.db import write_transaction
-from skilljar_scim.store.models import Group, Membership, RoleMapping, User, UserEmail
+from skilljar_scim.store.models import Group, Membership, User, UserEmail
 from skilljar_scim.scim.etags import check_if_match, etag
 
 _OMITTED = object()  # a key absent from a body, as opposed to a JSON null
@@ -183,30 +183,9 @@ def _groups_and_roles(users: list[User]) -> tuple[dict[str, list[tuple[str, str]
 
     Roles are the mapped roles of the user's groups, for active provisioned users only.
     """
-    if not users:
-        return {}, {}
-    rows = sqlcache.listed("user.groups_and_roles", lambda _, ids: _groups_and_roles_query(ids), [u.id for u in users])
+    groups, held = memberships.groups_and_roles([u.id for u in users])
     entitled = {u.id for u in users if u.active and u.deprovisioned_at is None}
-    groups: dict[str, list[tuple[str, str]]] = {}
-    held: dict[str, set[str]] = {}
-    for user_id, group_id, name, role in rows:
-        listed = groups.setdefault(user_id, [])
-        if not listed or listed[-1][0] != group_id:  # one row per mapped role of a group
-            listed.append((group_id, name))
-        if role is not None and user_id in entitled:
-            held.setdefault(user_id, set()).add(role)
-    return groups, {user_id: sorted(found) for user_id, found in held.items()}
-
-
-def _groups_and_roles_query(user_ids: list) -> peewee.Query:
-    return (
-        Membership.select(Membership.user, Group.id, Group.display_name, RoleMapping.role)
-        .join(Group)
-        .join(RoleMapping, peewee.JOIN.LEFT_OUTER, on=(RoleMapping.group_id == Group.id))
-        .where(Membership.user.in_(user_ids))
-        .order_by(Group.display_name_key)
-        .tuples()
-    )
+    return groups, {user_id: found for user_id, found in held.items() if user_id in entitled}
 
 
 def _render(user: User, groups: list[tuple[str, str]], held: list[str], base_url: str) -> dict:

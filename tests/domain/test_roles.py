@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from skilljar_scim.base.errors import InvalidValue
-from skilljar_scim.domain import roles, users
+from skilljar_scim.domain import groups, roles, snapshots, users
 from skilljar_scim.domain.events import CLI
 from skilljar_scim.store.models import RoleMapping
 
-from domain.support import CATALOG, patch_body
+from domain.support import BASE, CATALOG, patch_body
 
 
 def test_roles_mapping_made_before_the_group_exists_applies_when_it_arrives(make_user, make_group) -> None:
@@ -53,3 +53,16 @@ def test_roles_preview_reports_who_gains_and_changes_nothing(make_user, make_gro
 def test_roles_unknown_role_is_invalid_value(store) -> None:
     with pytest.raises(InvalidValue):
         roles.add_mapping(CLI, "Engineering", "no-such-role", CATALOG)
+
+
+def test_roles_event_snapshots_and_resources_agree_after_a_group_rename(make_user, make_group) -> None:
+    """A mapping stays with its group's id; the event payload and the SCIM resource use the one query."""
+    ann = make_user()
+    roles.add_mapping(CLI, "Engineering", "api-admin", CATALOG)
+    group = make_group("Engineering", [ann.id])
+    groups.patch(CLI, group.id, patch_body({"op": "replace", "path": "displayName", "value": "Platform"}))
+    resource = users.render(users.get(ann.id), BASE)
+    snapshot = snapshots.users([ann.id])[ann.id]
+    assert [r["value"] for r in resource["roles"]] == snapshot["roles"] == ["api-admin"]
+    assert [(g["value"], g["display"]) for g in resource["groups"]] == \
+        [(g["id"], g["displayName"]) for g in snapshot["groups"]] == [(group.id, "Platform")]
