@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from servers import assert_raw_error, raw_exchange
+
 pytestmark = pytest.mark.e2e
 
 USER = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "e2e@example.com",
@@ -66,3 +68,17 @@ def _read_all(sock: socket.socket) -> bytes:
     while chunk := sock.recv(65536):
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+@pytest.mark.parametrize("authorization", [
+    ["Token {t}"], ["Basic {t}"], ["Bearer\t{t}"], ["Bearer {t} {t}"],
+    ["Bearer {t}", "Bearer {t}"], ["Bearer {t}", "Basic dXNlcjpwYXNz"],
+])
+def test_serve_valid_token_outside_the_bearer_grammar_is_401_on_the_wire(server, authorization) -> None:
+    """RFC 6750 §2.1 over a real socket: other schemes, a tab, two words, two Authorization lines: all 401."""
+    token = server.token()["token"]
+    lines = "".join(f"Authorization: {value.format(t=token)}\r\n" for value in authorization)
+    reply = raw_exchange(server.port, (f"GET /scim/v2/Users HTTP/1.1\r\nHost: 127.0.0.1\r\n{lines}"
+                                       "Connection: close\r\n\r\n").encode())
+    assert assert_raw_error(reply, 401)["www-authenticate"].startswith("Bearer realm=")
+    assert server.request("GET", "/Users", token)[0] == 200  # the token itself is fine
