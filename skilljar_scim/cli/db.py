@@ -50,8 +50,9 @@ def check(ctx: typer.Context, json_flag: JsonFlag = False) -> None:
     if wants_json(ctx, json_flag):
         output.emit_json(report.as_dict())
     else:
-        output.details(f"Database check: {'ok' if report.ok else 'FAILED'}", [
-            ("database", report.database), ("schema version", report.schema_version),
+        verdict = "ok" if report.ok else "FAILED"
+        output.details(f"Database check: {verdict}", [
+            ("result", verdict), ("database", report.database), ("schema version", report.schema_version),
             ("expected schema version", report.expected_schema_version), ("integrity", report.integrity),
             ("foreign key violations", report.foreign_key_violations),
         ])

@@ -156,7 +156,7 @@ def test_check_healthy_database_reports_ok(initialised) -> None:
     assert report["ok"] is True and report["problems"] == []
     assert report["schema_version"] == report["expected_schema_version"] == store_db.SCHEMA_VERSION
     human = initialised("db", "check")
-    assert human.exit_code == 0 and "ok" in human.stdout
+    assert human.exit_code == 0 and human.stdout.splitlines()[0] == "result\tok"
 
 
 @pytest.mark.sqlite
