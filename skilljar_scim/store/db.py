@@ -22,7 +22,7 @@ from skilljar_scim.store.writelock import LockedPooledSqliteDatabase, LockedSqli
 
 log = logging.getLogger("skilljar_scim.store")
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 def _migrate_to_1(db: peewee.Database) -> None:
@@ -30,8 +30,11 @@ def _migrate_to_1(db: peewee.Database) -> None:
 
 
 def _migrate_to_2(db: peewee.Database) -> None:
-    """Add the failed-authentication counters that rate limiting shares across processes."""
-    db.create_tables([models.AuthFailure], safe=True)
+    """Nothing now: this step added the auth_failure table, which schema 9 drops again.
+
+    The failure limiter counts in each process's memory (domain/ratelimit.py); a store
+    created by this release never had the table, and one that had it loses it at step 9.
+    """
 
 
 def _migrate_to_3(db: peewee.Database) -> None:
@@ -152,13 +155,18 @@ def record_scopes_and_feed(db: peewee.Database) -> None:
     db.create_tables([models.EventsPruned], safe=True)
 
 
+def drop_auth_failures(db: peewee.Database) -> None:
+    """Drop the auth_failure table: nothing reads or writes it since the limiter counts in memory."""
+    db.execute_sql('DROP TABLE IF EXISTS "auth_failure"')
+
+
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 
 
 # Each step brings the schema from version N-1 to N; never edit a released step.
 MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
     1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3, 4: recompute_keys, 5: _migrate_to_5,
-    6: record_token_keys, 7: pin_mappings, 8: record_scopes_and_feed,
+    6: record_token_keys, 7: pin_mappings, 8: record_scopes_and_feed, 9: drop_auth_failures,
 }
 
 

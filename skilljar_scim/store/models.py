@@ -127,18 +127,6 @@ class EventsPruned(BaseModel):
     pruned_at = DateTimeField()
 
 
-class AuthFailure(BaseModel):
-    """Failed authentications per fixed window (schema 2); unused since the limiter counts in memory."""
-
-    kind = CharField(max_length=16)  # "address" or "token"
-    subject = CharField(max_length=64)  # the client address (IPv6: its /64), or the token id
-    window_start = IntegerField(index=True)  # Unix time the window began; older rows are pruned
-    failures = IntegerField(default=0)
-
-    class Meta:
-        primary_key = CompositeKey("kind", "subject", "window_start")
-
-
 class WebhookEndpoint(BaseModel):
     """A receiver of signed event deliveries; its secrets are stored encrypted, never in clear."""
 
@@ -176,4 +164,4 @@ class WebhookDelivery(BaseModel):
 # The tables schema version 1 created; later versions add theirs in store/db.py's MIGRATIONS.
 V1_MODELS = (SchemaVersion, Token, User, UserEmail, Group, Membership, RoleMapping, Event)
 WEBHOOK_MODELS = (WebhookEndpoint, WebhookDelivery)
-ALL_MODELS = V1_MODELS + (AuthFailure,) + WEBHOOK_MODELS + (EventsPruned,)
+ALL_MODELS = V1_MODELS + WEBHOOK_MODELS + (EventsPruned,)

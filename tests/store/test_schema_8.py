@@ -12,7 +12,7 @@ def _as_version_3(database) -> None:
     database.execute_sql('ALTER TABLE "token" DROP COLUMN "scope"')
     database.execute_sql('ALTER TABLE "event" DROP COLUMN "data"')
     database.execute_sql('DROP TABLE "events_pruned"')
-    models.SchemaVersion.delete().where(models.SchemaVersion.version == 8).execute()
+    models.SchemaVersion.delete().where(models.SchemaVersion.version >= 8).execute()
     database.execute_sql('INSERT INTO "token" ("id", "name", "name_key", "secret_hash", "created_at", "refused_count") '
                          "VALUES ('abc123', 'Okta', 'okta', 'x', '2026-01-01 00:00:00', 0)")
 
