@@ -55,6 +55,11 @@ class WriteLock:
         self.threads.release()
         return False
 
+    def __del__(self) -> None:
+        """Close this process's descriptor with the lock (tests and tools open many stores)."""
+        if getattr(self, "_fd", None) is not None and self._pid == os.getpid():
+            os.close(self._fd)
+
     def release(self) -> None:
         try:
             if self._fd is not None and self._pid == os.getpid():

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import stat
 import threading
+from pathlib import Path
 
 import peewee
 import pytest
@@ -148,3 +150,15 @@ def test_write_lock_is_part_of_the_sqlite_database(store, settings) -> None:
     finally:
         store_db.close_all(pooled)
     assert write_lock(peewee.SqliteDatabase(":memory:")) is None
+
+
+def test_writelock_closes_its_descriptor_with_the_lock(tmp_path: Path) -> None:
+    """A process that opens and drops many stores (tests, tools) keeps no lock-file descriptors."""
+    opened = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        lock = WriteLock(tmp_path / "s.db", wait_s=1.0)
+        assert lock.acquire()
+        lock.release()
+        del lock
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) == opened
