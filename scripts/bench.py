@@ -1,33 +1,46 @@
 #!/usr/bin/env python3
-"""Benchmark `scim serve` over real HTTP against a trivial Flask app on the same server.
+"""Benchmark `scim serve` over real HTTP against a trivial app and against scim2-server, in one run.
 
-Starts `scim serve` on a temporary database, seeds it, and drives it with wrk (a C load
-generator that costs little CPU; install it with `apt-get install wrk` or `brew install wrk`).
-In the same run it measures the *ceiling*: a Flask app returning a fixed small JSON body
-under exactly the same gunicorn settings (scripts/bench/ceiling.py). Throughput is reported
-as a ratio to that ceiling, with p50/p99 latency and the server's peak RSS.
+Starts `scim serve` (its defaults: one worker per core) on a temporary database, seeds it,
+and drives it with wrk (a C load generator that costs little CPU; install it with
+`apt-get install wrk` or `brew install wrk`). In the same run it measures:
+- the *ceiling*: a Flask app returning a fixed small JSON body under exactly the same server
+  settings (scripts/bench/ceiling.py), before and after the SCIM workloads;
+- the *peer*: scim2-server 0.8.3, in memory, on waitress with 4 threads
+  (scripts/bench/peer.py), installed by this script into a cache venv
+  (~/.cache/skilljar-scim-bench/peer-venv; --peer-venv to use another), driven by the same
+  wrk scripts after a check that it answers each workload correctly.
 
-Workloads: create (POST /Users, 8 clients), lookup (userName eq, at 5,000 and 50,000 users),
-page (startIndex near the start and the end), group (fill to 5,000 members by PATCHes of 50;
-single add/remove at 10 and 5,000 members; GET /Groups?excludedAttributes=members),
-deactivate (PATCH active=false), CLI start-up, and a sweep of server settings on lookup
-(gunicorn workers x threads, and waitress when it is installed). README "Performance" has
-the results and what they led to.
+Workloads: create (POST /Users, 8 clients), 8 writers for a fixed time (p99, creates per
+writer), lookup (userName eq, at 5,000, 20,000 and 50,000 users), page (100 users of 20,000;
+near the start and the end of 50,000), group (fill to 5,000 members by PATCHes of 50; single
+add/remove at 10 and 5,000 members; GET /Groups?excludedAttributes=members), deactivate
+(PATCH active=false), CLI start-up; memory as PSS (and RSS) summed over the server's
+processes, sampled throughout. The peer gets create, lookup and page of 100 on the same
+20,000 users. The target table compares each figure of this run with its target.
+
+--postgres runs the same on a throwaway PostgreSQL cluster (scripts/pg_test_cluster.sh) with
+two `scim serve` instances on one database, as two boxes would run; wrk is split across
+both (one wrk process per instance, run together, summed). --database-url uses an empty
+database of your own instead. README "Performance" has the results.
 
 Only ever talks to 127.0.0.1; every loop is bounded in time and count. Run on demand,
-never in CI:  .venv/bin/python scripts/bench.py  (about 10 minutes on 2 cores; --quick: 2).
+never in CI:  .venv/bin/python scripts/bench.py  (about 10 minutes on 2 cores; --quick: 3).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -37,6 +50,8 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
 LUA_DIR = ROOT / "scripts" / "bench"
@@ -61,9 +76,13 @@ class Sizes:
     duration: float = 10.0
     warmup: float = 1.0
     cli_runs: int = 5
+    peer_users: int = 20_000  # both stores hold these users for the lookups and pages compared with the peer
+    writers: int = 8
 
 
-QUICK = Sizes(create=500, big=5_000, group=500, deactivate=500, duration=3.0, warmup=0.5, cli_runs=3)
+QUICK = Sizes(create=500, big=5_000, group=500, deactivate=500, duration=3.0, warmup=0.5, cli_runs=3, peer_users=2_000)
+PEER_REQUIREMENTS = ("scim2-server==0.8.3", "waitress==3.0.2")
+PEER_BASE = "/v2"
 
 
 @dataclass
@@ -82,6 +101,7 @@ class Result:
     ratio: float | None = None  # rps / ceiling rps
     cpu_ratio: float | None = None  # ceiling's server CPU per request / this one's (what an idle box would give)
     note: str = ""
+    per_thread: list = field(default_factory=list)  # answers per wrk thread (one connection each: per writer)
 
 
 @dataclass
@@ -91,7 +111,9 @@ class Report:
     cli: dict = field(default_factory=dict)
     seeding: dict = field(default_factory=dict)
     client_check: dict = field(default_factory=dict)
-    rss_mb: dict = field(default_factory=dict)
+    memory: dict = field(default_factory=dict)
+    fairness: dict = field(default_factory=dict)
+    peer: dict = field(default_factory=dict)
     disk: dict = field(default_factory=dict)
     load: dict = field(default_factory=dict)
     sweep: list = field(default_factory=list)
@@ -114,15 +136,15 @@ def free_port() -> int:
 class Served:
     """A gunicorn process group we started: `scim serve` or the ceiling app."""
 
-    def __init__(self, command: list[str], port: int, log_path: Path, ready_path: str):
+    def __init__(self, command: list[str], port: int, log_path: Path, ready_path: str, ready_within: float = 60):
         self.port = port
         with open(log_path, "ab") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=log_path.parent,
                                             start_new_session=True)
-        self._wait_ready(ready_path, log_path)
+        self._wait_ready(ready_path, log_path, ready_within)
 
-    def _wait_ready(self, path: str, log_path: Path) -> None:
-        deadline = time.monotonic() + 60
+    def _wait_ready(self, path: str, log_path: Path, within: float) -> None:
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise SystemExit(f"server exited early:\n{log_path.read_text()[-3000:]}")
@@ -137,7 +159,7 @@ class Served:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise SystemExit("server did not come up within 60 s")
+        raise SystemExit(f"server did not come up within {within:.0f} s:\n{log_path.read_text()[-3000:]}")
 
     def pids(self) -> list[int]:
         """Return the master and its workers (our process group)."""
@@ -164,20 +186,9 @@ class Served:
             total += int(fields[11]) + int(fields[12])  # utime + stime
         return total / ticks
 
-    def memory_mb(self) -> dict:
-        """Sum VmHWM (peak) and VmRSS over the master and workers."""
-        peak = rss = 0
-        for pid in self.pids():
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-            except OSError:
-                continue
-            for line in status.splitlines():
-                if line.startswith("VmHWM:"):
-                    peak += int(line.split()[1])
-                elif line.startswith("VmRSS:"):
-                    rss += int(line.split()[1])
-        return {"peak_mb": round(peak / 1024, 1), "current_mb": round(rss / 1024, 1), "processes": len(self.pids())}
+    def memory_kb(self) -> dict:
+        """Sum Pss and Rss (kB) over the master, its workers and the webhook delivery process."""
+        return memory_kb(self.pids())
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -189,25 +200,90 @@ class Served:
                 self.process.wait(timeout=10)
 
 
-class Store:
-    """The temporary installation: settings file, key, SQLite database, one token."""
+def read_rollup(text: str) -> dict:
+    """Return the kB fields of a /proc/PID/smaps_rollup text (Rss, Pss, ...) by name."""
+    fields = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        parts = rest.split()
+        if len(parts) == 2 and parts[1] == "kB":
+            fields[name.strip()] = int(parts[0])
+    return fields
 
-    def __init__(self, folder: Path, workers: int, threads: int):
+
+def memory_kb(pids: list[int]) -> dict:
+    """Sum Pss and Rss (kB) over processes; PSS splits each shared page among the processes mapping it."""
+    pss = rss = 0
+    for pid in pids:
+        try:
+            fields = read_rollup(Path(f"/proc/{pid}/smaps_rollup").read_text())
+        except OSError:  # it exited between the listing and the read
+            continue
+        pss, rss = pss + fields.get("Pss", 0), rss + fields.get("Rss", 0)
+    return {"pss_kb": pss, "rss_kb": rss, "processes": len(pids)}
+
+
+class MemorySampler:
+    """Sample the PSS and RSS of servers every `interval` s in a thread; keep each one's peak."""
+
+    def __init__(self, interval: float = 0.5):
+        self.interval, self.servers, self.peaks = interval, {}, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def watch(self, label: str, server: "Served") -> None:
+        self.servers[label] = server
+
+    def forget(self, label: str) -> None:
+        self.sample()
+        self.servers.pop(label, None)
+
+    def sample(self) -> None:
+        for label, server in list(self.servers.items()):
+            now, peak = server.memory_kb(), self.peaks.setdefault(label, {"pss_kb": 0, "rss_kb": 0, "processes": 0})
+            for key in now:
+                peak[key] = max(peak[key], now[key])
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def close(self) -> dict:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        return {label: {"peak_pss_mb": round(p["pss_kb"] / 1024, 1), "peak_rss_mb": round(p["rss_kb"] / 1024, 1),
+                        "processes": p["processes"]} for label, p in self.peaks.items()}
+
+
+class Store:
+    """The temporary installation: settings, key, database (SQLite, or a PostgreSQL URL), one token.
+
+    With `instances` > 1 (PostgreSQL), each instance has its own settings file and port, and all
+    share the key file and the database, as `scim serve` on several boxes would.
+    """
+
+    def __init__(self, folder: Path, workers: int, threads: int, database_url: str | None = None, instances: int = 1):
         self.folder = folder
-        self.port = free_port()
-        self.config = folder / "scim.toml"
+        self.ports = [free_port() for _ in range(instances)]
+        self.port = self.ports[0]
+        self.configs = [folder / ("scim.toml" if i == 0 else f"scim-{i + 1}.toml") for i in range(instances)]
+        self.config = self.configs[0]
         self.db_path = folder / "scim.db"
+        self.url = database_url or f"sqlite:///{self.db_path}"
+        self.sqlite = database_url is None
         self.configure(workers, threads)
         self.cli("init")
         self.token = json.loads(self.cli("token", "generate", "--name", "bench", "--expires", "1d", "--json"))["token"]
 
     def configure(self, workers: int, threads: int) -> None:
         self.workers, self.threads = workers, threads
-        self.config.write_text(
-            '[database]\nurl = "sqlite:///scim.db"\n[security]\nsecret_key_file = "scim.key"\n'
-            f'[server]\nhost = "{HOST}"\nport = {self.port}\nworkers = {workers}\nthreads = {threads}\n'
-            "graceful_timeout = 5\n"
-        )
+        for config, port in zip(self.configs, self.ports):
+            config.write_text(
+                f'[database]\nurl = "{self.url}"\n[security]\nsecret_key_file = "scim.key"\n'
+                f'[server]\nhost = "{HOST}"\nport = {port}\nworkers = {workers}\nthreads = {threads}\n'
+                "graceful_timeout = 5\n"
+            )
 
     def scim_command(self) -> list[str]:
         script = Path(sys.executable).with_name("scim")
@@ -220,23 +296,33 @@ class Store:
             raise SystemExit(f"scim {' '.join(args)} failed: {done.stderr}")
         return done.stdout
 
-    def serve(self) -> Served:
-        command = [*self.scim_command(), "--config", str(self.config), "serve", "--no-init"]
-        return Served(command, self.port, self.folder / "serve.log", "/healthz")
+    def serve(self, instance: int = 0) -> Served:
+        command = [*self.scim_command(), "--config", str(self.configs[instance]), "serve", "--no-init"]
+        return Served(command, self.ports[instance], self.folder / f"serve-{instance + 1}.log", "/healthz")
 
-    def ceiling(self, wsgi: str = "gunicorn") -> Served:
-        command = [sys.executable, str(LUA_DIR / "ceiling.py"), str(self.config), wsgi, "ceiling"]
-        return Served(command, self.port, self.folder / "ceiling.log", "/")
+    def ceiling(self, wsgi: str = "gunicorn", instance: int = 0) -> Served:
+        command = [sys.executable, str(LUA_DIR / "ceiling.py"), str(self.configs[instance]), wsgi, "ceiling"]
+        return Served(command, self.ports[instance], self.folder / f"ceiling-{instance + 1}.log", "/")
 
     def serve_with_waitress(self) -> Served:
         command = [sys.executable, str(LUA_DIR / "ceiling.py"), str(self.config), "waitress", "scim"]
         return Served(command, self.port, self.folder / "waitress.log", "/healthz")
 
-    def sql(self, query: str, *params) -> list[tuple]:
-        import sqlite3
+    def open(self):
+        """Open the store in this process (models bound to it), for seeding and counting."""
+        from skilljar_scim.store import db as store_db
 
-        with sqlite3.connect(self.db_path, timeout=30) as conn:
-            return conn.execute(query, params).fetchall()
+        return store_db.open_database(self.url, busy_timeout_ms=30_000)
+
+    def sql(self, query: str) -> list[tuple]:
+        if self.sqlite:
+            with sqlite3.connect(self.db_path, timeout=30) as conn:
+                return conn.execute(query).fetchall()
+        database = self.open()
+        try:
+            return list(database.execute_sql(query).fetchall())
+        finally:
+            database.close()
 
     def write_lines(self, name: str, lines: list[str]) -> Path:
         path = self.folder / name
@@ -252,17 +338,21 @@ def clean_env() -> dict:
 
 
 def run_wrk(store: Store, script: str, path: str, args: list[str], duration: float, connections: int,
-            threads: int, server: Served | None = None) -> dict:
+            threads: int, server: Served | None = None, port: int | None = None, token: str | None = None,
+            tid_base: int = 0) -> dict:
     """Run wrk with one of scripts/bench/*.lua; return its summary and both sides' CPU time.
 
     A script with a request quota drops one marker file per thread when done; wrk is then
     interrupted (it prints its summary on SIGINT) instead of sleeping out its duration.
+    `port` and `token` default to the store's; `tid_base` numbers this wrk's threads after
+    another wrk's that runs at the same time.
     """
-    out, done_dir = store.folder / "wrk.out", Path(tempfile.mkdtemp(dir=store.folder))
+    done_dir = Path(tempfile.mkdtemp(dir=store.folder))
+    out = done_dir.with_suffix(".wrk.out")
     command = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(duration, 1):.0f}s", "--timeout", "10s",
-               "-H", f"Authorization: Bearer {store.token}", "-H", "Content-Type: application/scim+json",
-               "-s", str(LUA_DIR / script), f"http://{HOST}:{store.port}{path}", "--", *args]
-    env = {**os.environ, "BENCH_LUA_DIR": str(LUA_DIR), "BENCH_DONE_DIR": str(done_dir)}
+               "-H", f"Authorization: Bearer {token or store.token}", "-H", "Content-Type: application/scim+json",
+               "-s", str(LUA_DIR / script), f"http://{HOST}:{port or store.port}{path}", "--", *args]
+    env = {**os.environ, "BENCH_LUA_DIR": str(LUA_DIR), "BENCH_DONE_DIR": str(done_dir), "BENCH_TID_BASE": str(tid_base)}
     before = server.cpu_seconds() if server else 0.0
     with open(out, "wb") as stdout:
         process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT, env=env)
@@ -278,7 +368,38 @@ def run_wrk(store: Store, script: str, path: str, args: list[str], duration: flo
     summary["client_cpu_s"] = usage.ru_utime + usage.ru_stime
     summary["server_cpu_s"] = (after - before) if server else None
     shutil.rmtree(done_dir, ignore_errors=True)
+    out.unlink(missing_ok=True)
     return summary
+
+
+def merge_summaries(parts: list[dict]) -> dict:
+    """Merge the summaries of wrk processes that ran at the same time against different servers.
+
+    Throughput adds up (each process's requests over its own window); a latency percentile
+    cannot be merged exactly, so the merged p50/p90/p99/max is the worst process's.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    merged = {k: sum(p[k] for p in parts) for k in ("requests", "bytes", "connect_errors", "read_errors",
+                                                     "write_errors", "status_errors", "timeouts")}
+    rate = sum(p["requests"] / (p["duration_us"] / 1e6) for p in parts if p["duration_us"])
+    merged["duration_us"] = merged["requests"] / rate * 1e6 if rate else max(p["duration_us"] for p in parts)
+    merged.update({k: max(p[k] for p in parts) for k in ("p50_us", "p90_us", "p99_us", "max_us", "window_us")})
+    merged["mean_us"] = sum(p["mean_us"] * p["requests"] for p in parts) / max(merged["requests"], 1)
+    merged["per_thread"] = [n for p in parts for n in p.get("per_thread", [])]
+    for key in ("client_cpu_s", "server_cpu_s"):
+        values = [p.get(key) for p in parts]
+        merged[key] = None if None in values else sum(values)
+    return merged
+
+
+def fairness(counts: list[int]) -> dict:
+    """How evenly writers were served: each writer's count as a deviation from the mean, in percent."""
+    if not counts or not sum(counts):
+        return {"writers": len(counts), "counts": counts, "max_deviation_pct": None}
+    mean = statistics.mean(counts)
+    return {"writers": len(counts), "counts": counts, "min": min(counts), "max": max(counts),
+            "max_deviation_pct": round(max(abs(c - mean) for c in counts) / mean * 100, 1)}
 
 
 def _wait_wrk(process: subprocess.Popen, done_dir: Path, threads: int, limit: float):
@@ -309,8 +430,8 @@ def result(name: str, summary: dict, note: str = "") -> Result:
 class Api:
     """A small keep-alive JSON client for setting up workloads (not for timing load)."""
 
-    def __init__(self, store: Store):
-        self.store = store
+    def __init__(self, store: Store, base: str = BASE):
+        self.store, self.base = store, base
         self.conn = http.client.HTTPConnection(HOST, store.port, timeout=60)
 
     def send(self, method: str, path: str, body: dict | None = None, expect: tuple = (200, 201, 204)) -> dict | None:
@@ -318,7 +439,7 @@ class Api:
         data = json.dumps(body) if body is not None else None
         for attempt in (1, 2):  # the server closes idle keep-alive connections: reconnect once
             try:
-                self.conn.request(method, BASE + path, body=data, headers=headers)
+                self.conn.request(method, self.base + path, body=data, headers=headers)
                 response = self.conn.getresponse()
                 break
             except (ConnectionError, http.client.HTTPException):
@@ -330,6 +451,40 @@ class Api:
         if response.status not in expect:
             raise SystemExit(f"{method} {path} -> {response.status}: {raw[:500]!r}")
         return json.loads(raw) if raw else None
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "skilljar-scim-bench"
+
+
+def peer_python(venv: Path | None) -> Path:
+    """Return the Python of a venv holding scim2-server 0.8.3 and waitress; make it on first use.
+
+    Without `venv` it lives in the user's cache folder and is made (python -m venv, pip
+    install) when missing or made for other versions, so a fresh machine needs nothing more.
+    """
+    if venv is not None:
+        return venv / "bin" / "python"
+    venv = cache_dir() / "peer-venv"
+    python, stamp = venv / "bin" / "python", venv / "bench-requirements.txt"
+    wanted = "\n".join(PEER_REQUIREMENTS) + "\n"
+    if not python.exists() or not stamp.exists() or stamp.read_text() != wanted:
+        log(f"installing {', '.join(PEER_REQUIREMENTS)} into {venv}")
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *PEER_REQUIREMENTS], check=True, timeout=900)
+        stamp.write_text(wanted)
+    return python
+
+
+def peer_server(python: Path, endpoint: SimpleNamespace, folder: Path, seed: Path | None = None) -> Served:
+    """Start scim2-server (scripts/bench/peer.py) on endpoint.port; with `seed`, loaded from it first."""
+    command = [str(python), str(LUA_DIR / "peer.py"), str(endpoint.port), endpoint.token, *([str(seed)] if seed else [])]
+    return Served(command, endpoint.port, folder / "peer.log", f"{PEER_BASE}/ServiceProviderConfig", ready_within=900)
+
+
+def peer_document(attributes: dict) -> dict:
+    """Our stored user document as a create body for the peer (what the IdP sent, normalised)."""
+    return {k: v for k, v in attributes.items() if k not in ("id", "meta", "groups", "password")}
 
 
 def user_body(tag: str, tid: int, n: int) -> dict:
@@ -344,16 +499,16 @@ def user_body(tag: str, tid: int, n: int) -> dict:
     }
 
 
-def seed_rows(body: dict, actor, now) -> tuple[dict, list[dict], dict]:
+def seed_rows(body: dict, actor, now, user_id: str | None = None) -> tuple[dict, list[dict], dict]:
     """Return the user, email-index and event rows users.create writes for a new user."""
-    from skilljar_scim.domain import users
+    from skilljar_scim.domain import snapshots, users
     from skilljar_scim.scim import resources
     from skilljar_scim.scim.schemas import USER_TYPE
     from skilljar_scim.base.textkey import key as casefold
 
     data = resources.normalise(USER_TYPE, body)
     data.setdefault("active", True)
-    user_id = str(uuid.uuid4())
+    user_id = user_id or str(uuid.uuid4())
     user = {"id": user_id, "user_name": data["userName"], "user_name_key": casefold(data["userName"]),
             "external_id": data.get("externalId"), "active": bool(data["active"]), "deprovisioned_at": None,
             "display_name": users._display_name(data), "primary_email": users._primary_email(data),
@@ -361,8 +516,11 @@ def seed_rows(body: dict, actor, now) -> tuple[dict, list[dict], dict]:
             "created_at": now, "updated_at": now}
     keys = sorted({casefold(e["value"]) for e in data.get("emails", []) if e.get("value")})
     emails = [{"user": user_id, "value_key": key} for key in keys]
+    snapshot = snapshots.user((user_id, user["attributes"], user["external_id"], user["display_name"], user["active"],
+                               None), [], [])
     event = {"at": now, "actor": actor.label, "token_id": actor.token_id, "action": "user.created", "resource_type": "User",
-             "resource_id": user_id, "summary": json.dumps({"userName": data["userName"]}, sort_keys=True, ensure_ascii=False)}
+             "resource_id": user_id, "summary": json.dumps({"userName": data["userName"]}, sort_keys=True, ensure_ascii=False),
+             "data": json.dumps(snapshot, sort_keys=True, ensure_ascii=False, separators=(",", ":"))}
     return user, emails, event
 
 
@@ -375,13 +533,11 @@ def check_seed_rows(actor) -> None:
     body = user_body("check", 0, 1)
     with models.database.atomic() as transaction:
         created = users.create(actor, body).user
-        user, emails, event = seed_rows(body, actor, created.created_at)
+        user, emails, event = seed_rows(body, actor, created.created_at, created.id)
         got_user = User.select().where(User.id == created.id).dicts().get()
         got_emails = list(UserEmail.select(UserEmail.user, UserEmail.value_key).where(UserEmail.user == created.id).dicts())
         got_event = Event.select().where(Event.resource_id == created.id).dicts().get()
         transaction.rollback()
-    user["id"], event["resource_id"] = created.id, created.id
-    emails = [{**e, "user": created.id} for e in emails]
     got_event.pop("id")
     got_user["updated_at"], got_event["at"] = user["updated_at"], event["at"]  # the same second or the next
     if (got_user, sorted(got_emails, key=str), got_event) != (user, sorted(emails, key=str), event):
@@ -392,57 +548,124 @@ def check_seed_rows(actor) -> None:
 # --- workloads ------------------------------------------------------------------------------
 
 
+@dataclass
+class Target:
+    """What wrk drives: one or more servers (one port each), the bearer token, the SCIM base path."""
+
+    servers: list
+    token: str
+    base: str = BASE
+
+    def cpu_seconds(self) -> float:
+        return sum(server.cpu_seconds() for server in self.servers)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+
 class Bench:
-    def __init__(self, args: argparse.Namespace, folder: Path):
+    def __init__(self, args: argparse.Namespace, folder: Path, database_url: str | None = None):
         self.args = args
         self.sizes = QUICK if args.quick else Sizes()
         if args.duration:
             self.sizes = Sizes(**{**asdict(self.sizes), "duration": args.duration})
         self.report = Report()
-        self.load_before = round(os.getloadavg()[0], 2)  # other work on the box skews every figure
-        self.store = Store(folder, args.workers, args.threads)
-        self.server: Served | None = None
+        self.load_before = [round(x, 2) for x in os.getloadavg()]  # other work on the box skews every figure
+        self.instances = 1 if database_url is None else args.instances
+        self.store = Store(folder, args.workers, args.threads, database_url, self.instances)
+        self.target: Target | None = None
+        self.memory = MemorySampler()
 
-    def wrk(self, name: str, script: str, path: str, args: list[str] = (), connections: int | None = None,
+    def start(self, label: str, servers: list, token: str | None = None, base: str = BASE) -> Target:
+        """Make `servers` what wrk drives; sample their memory under `label` until stop()."""
+        self.target = Target(servers, token or self.store.token, base)
+        for i, server in enumerate(servers):
+            self.memory.watch(f"{label}-{i + 1}", server)
+        return self.target
+
+    def stop(self) -> None:
+        for label in [k for k, v in self.memory.servers.items() if v in self.target.servers]:
+            self.memory.forget(label)
+        self.target.stop()
+        self.target = None
+
+    def wrk(self, name: str, script: str, path: str, args=(), connections: int | None = None,
             threads: int | None = None, duration: float | None = None, warm: bool = False, note: str = "") -> Result:
-        connections = connections or self.args.connections
-        threads = threads or min(self.args.wrk_threads, connections)
+        """Drive the current target; with several servers, one wrk per server at once, connections split.
+
+        `args` may be a function of the total number of wrk threads (for per-thread quotas).
+        """
+        n = len(self.target.servers)
+        connections = max((connections or self.args.connections) // n, 1)
+        threads = max((threads or min(self.args.wrk_threads, connections * n)) // n, 1)
+        args = list(args(threads * n) if callable(args) else args)
         if warm and self.sizes.warmup:
-            run_wrk(self.store, script, path, list(args), self.sizes.warmup, connections, threads)
-        summary = run_wrk(self.store, script, path, list(args), duration or self.sizes.duration, connections, threads,
-                          self.server)
+            self._wrk_all(script, path, args, self.sizes.warmup, connections, threads)
+        summary = self._wrk_all(script, path, args, duration or self.sizes.duration, connections, threads)
         measured = result(name, summary, note)
+        measured.per_thread = summary.get("per_thread", [])
         self.report.results[name] = measured
         log(f"{name}: {measured.rps} req/s, p50 {measured.p50_ms} ms, p99 {measured.p99_ms} ms, errors {measured.errors}")
         return measured
 
+    def _wrk_all(self, script: str, path: str, args: list, duration: float, connections: int, threads: int) -> dict:
+        target, parts = self.target, {}
+        before = target.cpu_seconds()
+
+        def one(i: int, server: Served) -> None:
+            parts[i] = run_wrk(self.store, script, path, args, duration, connections, threads, port=server.port,
+                               token=target.token, tid_base=i * threads)
+
+        runs = [threading.Thread(target=one, args=(i, server)) for i, server in enumerate(target.servers)]
+        for run in runs:
+            run.start()
+        for run in runs:
+            run.join()
+        if len(parts) != len(runs):
+            raise SystemExit("a wrk run failed (see above)")
+        merged = merge_summaries([parts[i] for i in range(len(runs))])
+        merged["server_cpu_s"] = target.cpu_seconds() - before
+        return merged
+
+    def serve_ours(self) -> Target:
+        return self.start("scim", [self.store.serve(i) for i in range(self.instances)])
+
     def run(self) -> Report:
         s = self.sizes
-        self.report.settings = {"workers": self.store.workers, "threads": self.store.threads, "worker_class": "gthread",
-                                "connections": self.args.connections, "wrk_threads": self.args.wrk_threads,
-                                "duration_s": s.duration, "quick": self.args.quick, "cpus": os.cpu_count(), **asdict(s)}
+        self.report.settings = {
+            "database": "sqlite" if self.store.sqlite else "postgresql", "instances": self.instances,
+            "workers": self.store.workers or os.cpu_count(), "threads": self.store.threads,
+            "worker_class": "ScimWorker", "connections": self.args.connections, "wrk_threads": self.args.wrk_threads,
+            "duration_s": s.duration, "quick": self.args.quick, "cpus": os.cpu_count(), **asdict(s)}
         self.disk()
         self.ceiling()
-        self.server = self.store.serve()
+        self.serve_ours()
         try:
+            self.check(Api(self.store))
             self.create()
             self.lookup("lookup_small")
+            self.writers()
+            self.seed(s.peer_users)
+            peer_names = self.names_file("peer_names.txt")
+            self.dump_for_peer()
+            self.lookup("lookup_mid", peer_names)
+            self.page("page_mid", 1)
             self.seed(s.big)
             self.lookup("lookup_big")
             self.paging()
             self.group()
             self.deactivate()
-            self.report.rss_mb = self.server.memory_mb()
-            log(f"server memory after all workloads: {self.report.rss_mb}")
         finally:
-            self.server.stop()
-            self.server = None
+            self.stop()
+        self.peer(peer_names)
         self.ceiling("ceiling_after")
         self.cli()
-        if self.args.sweep:
+        if self.args.sweep and self.instances == 1:
             self.sweep()
+        self.report.memory = self.memory.close()
         self.ratios()
-        self.report.load = {"before": self.load_before, "after": round(os.getloadavg()[0], 2)}
+        self.report.load = {"before": self.load_before, "after": [round(x, 2) for x in os.getloadavg()]}
         return self.report
 
     def disk(self) -> None:
@@ -464,16 +687,15 @@ class Bench:
 
     def ceiling(self, name: str = "ceiling") -> None:
         """Measure the trivial app (before and again after the SCIM workloads: the box may be shared)."""
-        log(f"{name}: trivial Flask app, gunicorn gthread {self.store.workers}x{self.store.threads}")
-        server = self.store.ceiling()
-        self.server = server
+        log(f"{name}: trivial Flask app, {self.instances} x scim serve's server ({self.store.workers} workers "
+            f"(0: one per core) x {self.store.threads} threads)")
+        self.start("ceiling", [self.store.ceiling(instance=i) for i in range(self.instances)])
         try:
             self.wrk(name, "static.lua", "/", warm=True)
-            if name == "ceiling" and not self.args.skip_client_check:
+            if name == "ceiling" and not self.args.skip_client_check and self.instances == 1:
                 self.client_check()
         finally:
-            server.stop()
-            self.server = None
+            self.stop()
 
     def client_check(self) -> None:
         """Would a Python client have been the bottleneck? Drive the ceiling with http.client threads."""
@@ -505,20 +727,44 @@ class Bench:
         }
         log(f"client check: {self.report.client_check}")
 
-    def create(self) -> None:
-        threads = self.args.wrk_threads
-        quota = -(-self.sizes.create // threads)
-        self.wrk("create", "create.lua", BASE + "/Users", [BASE, "http", str(quota)], duration=300,
-                 note=f"POST /Users, {self.args.connections} clients")
+    def check(self, api: Api, name: str | None = None) -> dict:
+        """Make each timed workload's request once; refuse to time a server that answers one wrongly.
 
-    def names_file(self) -> Path:
+        Without `name` a user is created first (201) and looked up; with it, `name` is.
+        """
+        answers = {}
+        if name is None:
+            name = api.send("POST", "/Users", user_body("check", 99, 1), expect=(201,))["userName"]
+            answers["create"] = 201
+        found = api.send("GET", "/Users?filter=" + quote(f'userName eq "{name}"'), expect=(200,))
+        page = api.send("GET", "/Users?startIndex=1&count=100", expect=(200,))
+        if found.get("totalResults") != 1 or found["Resources"][0]["userName"] != name:
+            raise SystemExit(f"lookup of {name!r} answered {found}")
+        if len(page.get("Resources", [])) != min(100, page.get("totalResults", -1)):
+            raise SystemExit(f"a page of 100 answered {len(page.get('Resources', []))} of {page.get('totalResults')}")
+        return {**answers, "lookup": 200, "page": 200, "users": page["totalResults"]}
+
+    def create(self, name: str = "create", base: str = BASE) -> None:
+        quota = lambda threads: [base, "http", str(-(-self.sizes.create // threads))]  # noqa: E731
+        self.wrk(name, "create.lua", base + "/Users", quota, duration=300,
+                 note=f"POST /Users, {self.sizes.create:,} users, {self.args.connections} clients")
+
+    def writers(self) -> None:
+        """8 writers (one connection and one wrk thread each) create users for the duration: p99 and fairness."""
+        n = self.sizes.writers
+        measured = self.wrk("writers", "create.lua", BASE + "/Users", [BASE, "fair", "1000000000"], connections=n,
+                            threads=n, note=f"{n} writers creating users for {self.sizes.duration:.0f} s")
+        self.report.fairness = fairness([int(c) for c in measured.per_thread])
+        log(f"writers: {self.report.fairness}")
+
+    def names_file(self, name: str = "names.txt") -> Path:
         names = [n for (n,) in self.store.sql('SELECT user_name FROM "user" WHERE deprovisioned_at IS NULL')]
-        return self.store.write_lines("names.txt", names)
+        return self.store.write_lines(name, names)
 
-    def lookup(self, name: str) -> None:
-        names = self.names_file()
+    def lookup(self, name: str, names: Path | None = None, base: str = BASE) -> None:
+        names = names or self.names_file()
         users = len(names.read_text().split())
-        self.wrk(name, "lookup.lua", BASE + "/Users", [BASE, str(names)], warm=True,
+        self.wrk(name, "lookup.lua", base + "/Users", [base, str(names)], warm=True,
                  note=f'userName eq "<random existing>" at {users:,} users')
 
     def seed(self, total: int) -> None:
@@ -533,7 +779,7 @@ class Bench:
         from skilljar_scim.store.models import Event, User, UserEmail
 
         have = self.store.sql('SELECT COUNT(*) FROM "user"')[0][0]
-        database = store_db.open_database(f"sqlite:///{self.store.db_path}", busy_timeout_ms=30_000)
+        database = self.store.open()
         started, made = time.perf_counter(), 0
         try:
             actor = events.Actor.for_token(tokens.find("bench"))
@@ -547,21 +793,57 @@ class Bench:
                         for start in range(0, len(rows), 500):
                             model.insert_many(rows[start:start + 500]).execute()
                 made += len(batch)
-            # The bulk batches leave megabytes of WAL behind; a store that grew one request at a
-            # time would have had them checkpointed long before, so lookups start from there too.
-            database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            # The bulk batches leave megabytes of WAL behind (SQLite) or tables without statistics
+            # (PostgreSQL); a store that grew one request at a time would have been checkpointed
+            # or analysed long before, so lookups start from there too.
+            database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)" if self.store.sqlite else "ANALYZE")
         finally:
             database.close()
         seconds = time.perf_counter() - started
-        self.report.seeding = {"users": made, "seconds": round(seconds, 1),
-                               "how": "bulk inserts of the rows users.create writes (checked against it first)"}
+        self.report.seeding[str(total)] = {"users": made, "seconds": round(seconds, 1),
+                                           "how": "bulk inserts of the rows users.create writes (checked against it first)"}
         log(f"seeded {made:,} users in {seconds:.1f} s")
+
+    def dump_for_peer(self) -> None:
+        """Write every user of our store as the SCIM document we hold, one per line, for the peer to load."""
+        rows = self.store.sql('SELECT attributes FROM "user" WHERE deprovisioned_at IS NULL')
+        self.store.write_lines("peer_seed.jsonl", [json.dumps(peer_document(json.loads(a))) for (a,) in rows])
+
+    def page(self, name: str, start: int, base: str = BASE) -> None:
+        total = self.store.sql('SELECT COUNT(*) FROM "user" WHERE deprovisioned_at IS NULL')[0][0]
+        self.wrk(name, "static.lua", f"{base}/Users?startIndex={start}&count=100", warm=True,
+                 note=f"startIndex={start:,}&count=100 of {total:,}")
 
     def paging(self) -> None:
         total = self.store.sql('SELECT COUNT(*) FROM "user" WHERE deprovisioned_at IS NULL')[0][0]
         for name, start in (("page_start", 1), ("page_end", max(total - 99, 1))):
-            self.wrk(name, "static.lua", f"{BASE}/Users?startIndex={start}&count=100", warm=True,
-                     note=f"startIndex={start:,}&count=100 of {total:,}")
+            self.page(name, start)
+
+    def peer(self, names: Path) -> None:
+        """scim2-server: creates on an empty store; lookups and pages on our store's users (same names file)."""
+        python, token = peer_python(self.args.peer_venv), secrets.token_urlsafe(24)
+        endpoint = SimpleNamespace(port=free_port(), token=token)
+        self.report.peer = {"server": "scim2-server 0.8.3, InMemoryStorage, waitress 4 threads",
+                            "python": str(python)}
+        self.start("peer", [peer_server(python, endpoint, self.store.folder)], token, PEER_BASE)
+        try:
+            self.report.peer["check_empty"] = self.check(Api(endpoint, PEER_BASE))
+            self.create("peer_create", PEER_BASE)
+        finally:
+            self.stop()
+        seed_file = self.store.folder / "peer_seed.jsonl"
+        began = time.perf_counter()
+        self.start("peer", [peer_server(python, endpoint, self.store.folder, seed_file)], token, PEER_BASE)
+        self.report.peer["seeding_s"] = round(time.perf_counter() - began, 1)
+        try:
+            first = names.read_text().split("\n", 1)[0]
+            self.report.peer["check_seeded"] = self.check(Api(endpoint, PEER_BASE), first)
+            self.lookup("peer_lookup", names, PEER_BASE)
+            self.wrk("peer_page", "static.lua", f"{PEER_BASE}/Users?startIndex=1&count=100", warm=True,
+                     note=f"startIndex=1&count=100 of {self.report.peer['check_seeded']['users']:,}")
+        finally:
+            self.stop()
+        log(f"peer: {self.report.peer}")
 
     def group(self) -> None:
         """One group: single add/remove and listings at 10 members, fill to N by 50s, the same at N."""
@@ -605,10 +887,9 @@ class Bench:
     def deactivate(self) -> None:
         ids = [i for (i,) in self.store.sql('SELECT id FROM "user" WHERE active AND deprovisioned_at IS NULL')]
         random.Random(7).shuffle(ids)
-        threads = self.args.wrk_threads
-        quota = -(-self.sizes.deactivate // threads)
-        self.wrk("deactivate", "deactivate.lua", BASE + "/Users",
-                 [BASE, str(self.store.write_lines("active.txt", ids)), str(threads), str(quota)], duration=300,
+        active = str(self.store.write_lines("active.txt", ids))
+        shares = lambda threads: [BASE, active, str(threads), str(-(-self.sizes.deactivate // threads))]  # noqa: E731
+        self.wrk("deactivate", "deactivate.lua", BASE + "/Users", shares, duration=300,
                  note='PATCH {"op":"replace","value":{"active":false}}, random users, each once')
 
     def cli(self) -> None:
@@ -649,7 +930,7 @@ class Bench:
     def sweep(self) -> None:
         """Lookup at the big store under each server setting, each against its own ceiling.
 
-        A setting is WORKERSxTHREADS (gunicorn gthread) or waitress:THREADS.
+        A setting is WORKERSxTHREADS (`scim serve`: gunicorn + ScimWorker) or waitress:THREADS.
         """
         original = (self.store.workers, self.store.threads)
         names = str(self.names_file())
@@ -665,16 +946,15 @@ class Bench:
                     server = self.store.ceiling(wsgi)
                 else:
                     server = self.store.serve_with_waitress() if wsgi == "waitress" else self.store.serve()
-                self.server = server
+                self.start(f"sweep-{spec}-{kind}", [server])
                 try:
                     if kind == "ceiling":
                         measured = self.wrk(f"sweep_{spec}_ceiling", "static.lua", "/", warm=True)
                     else:
                         measured = self.wrk(f"sweep_{spec}_lookup", "lookup.lua", BASE + "/Users", [BASE, names], warm=True)
-                        row["peak_rss_mb"] = server.memory_mb()["peak_mb"]
+                        row["pss_mb"] = round(server.memory_kb()["pss_kb"] / 1024, 1)
                 finally:
-                    server.stop()
-                    self.server = None
+                    self.stop()
                 row[f"{kind}_rps"], row[f"{kind}_p99_ms"] = measured.rps, measured.p99_ms
                 row[f"{kind}_cpu_ms"] = measured.server_cpu_ms_per_req
             row["ratio"] = round(row["lookup_rps"] / row["ceiling_rps"], 2)
@@ -729,11 +1009,17 @@ def cost_ratio(report: Report, large: str, small: str, by: str = "rps") -> float
 def targets(report: Report) -> list[dict]:
     """Check each target by req/s in this run and by server CPU per request (robust to a busy box)."""
     r, s = report.results, report.settings
-    big, small, users, created = s["group"], s["small_group"], s["big"], s["create"]
+    big, small, users, created, peer_users = s["group"], s["small_group"], s["big"], s["create"], s["peer_users"]
     cost = lambda large, little: (cost_ratio(report, large, little), cost_ratio(report, large, little, "cpu"))  # noqa: E731
     share = lambda name: (r[name].ratio, r[name].cpu_ratio)  # noqa: E731
+    box = "per instance" if s.get("instances", 1) > 1 else ""
+    pss = max((m["peak_pss_mb"] for k, m in report.memory.items() if k.startswith("scim-")), default=None)
     rows = [
-        (f"lookup >= 0.6 x ceiling ({users:,} users)", *share("lookup_big"), ">=", 0.6),
+        (f"lookup >= 2 x scim2-server ({peer_users:,} users)", *cost("peer_lookup", "lookup_mid"), ">=", 2),
+        ("create >= 1 x scim2-server", *cost("peer_create", "create"), ">=", 1),
+        (f"page of 100 of {peer_users:,} users >= 20 x scim2-server", *cost("peer_page", "page_mid"), ">=", 20),
+        (f"write p99 with {s['writers']} concurrent writers <= 150 ms", r["writers"].p99_ms, None, "<=", 150),
+        (f"peak memory (PSS) with {users:,} users <= 150 MB {box}".strip(), pss, None, "<=", 150),
         (f"lookup at {users:,} users <= 1.2 x its cost at {created:,}", *cost("lookup_big", "lookup_small"), "<=", 1.2),
         (f"single add/remove at {big:,} members <= 1.2 x at {small} (PATCH as IdPs send it)",
          *cost(f"member_toggle_{big}", f"member_toggle_{small}"), "<=", 1.2),
@@ -742,18 +1028,22 @@ def targets(report: Report) -> list[dict]:
         (f"GET /Groups?excludedAttributes=members at {big:,} members <= 1.2 x at {small}",
          *cost(f"groups_excluded_{big}", f"groups_excluded_{small}"), "<=", 1.2),
         ("paging near the end <= 1.5 x near the start", *cost("page_end", "page_start"), "<=", 1.5),
+        (f"lookup >= 0.6 x ceiling ({users:,} users)", *share("lookup_big"), ">=", 0.6),
         ("create >= 0.3 x ceiling", *share("create"), ">=", 0.3),
         ("deactivate >= 0.3 x ceiling", *share("deactivate"), ">=", 0.3),
         ("scim token list <= 1.5 x bare import", report.cli["ratios"]["token_list"]["wall"],
          report.cli["ratios"]["token_list"]["cpu"], "<=", 1.5),
         (f"scim users list --json ({users:,} users) <= 1.5 x bare import", report.cli["ratios"]["users_list_json"]["wall"],
          report.cli["ratios"]["users_list_json"]["cpu"], "<=", 1.5),
-        ("server peak RSS <= 150 MB (sum of VmHWM over master and workers)", report.rss_mb.get("peak_mb"), None, "<=", 150),
     ]
-    met = lambda v, op, limit: None if v is None else (v >= limit if op == ">=" else v <= limit)  # noqa: E731
-    return [{"target": name, "measured": value, "measured_cpu": by_cpu, "limit": f"{op} {limit}",
-             "met": met(value, op, limit), "met_cpu": met(by_cpu, op, limit)}
-            for name, value, by_cpu, op, limit in rows]
+    return [target_row(*row) for row in rows]
+
+
+def target_row(name: str, value: float | None, by_cpu: float | None, op: str, limit: float) -> dict:
+    """One row of the target table: the measured value (and by CPU), the limit, and whether each meets it."""
+    met = lambda v: None if v is None else (v >= limit if op == ">=" else v <= limit)  # noqa: E731
+    return {"target": name, "measured": value, "measured_cpu": by_cpu, "limit": f"{op} {limit}",
+            "met": met(value), "met_cpu": met(by_cpu)}
 
 
 # --- output -----------------------------------------------------------------------------------
@@ -761,10 +1051,13 @@ def targets(report: Report) -> list[dict]:
 
 def markdown(report: Report) -> str:
     s = report.settings
+    where = (f"{s['instances']} `scim serve` instances on one PostgreSQL database, wrk split across them"
+             if s["instances"] > 1 else f"`scim serve` on {s['database']}")
     lines = [
-        f"gunicorn gthread {s['workers']} workers x {s['threads']} threads; wrk {s['wrk_threads']} threads, "
+        f"{where}; each {s['workers']} workers (ScimWorker) x {s['threads']} threads; wrk {s['wrk_threads']} threads, "
         f"{s['connections']} connections, {s['duration_s']:.0f} s per workload; {s['cpus']} CPUs. "
-        f"Ceiling: mean of the runs before and after the SCIM workloads, {s['ceiling_rps']:,.0f} req/s.",
+        f"Ceiling: mean of the runs before and after the SCIM workloads, {s['ceiling_rps']:,.0f} req/s. "
+        "Rows peer_*: scim2-server 0.8.3 (in memory, waitress, 4 threads).",
         "",
         "| workload | req/s | x ceiling | x ceiling by CPU | p50 ms | p99 ms | server CPU ms/req | errors | detail |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
@@ -787,16 +1080,26 @@ def markdown(report: Report) -> str:
         ratio = c["ratios"].get(name, {"wall": 1.0, "cpu": 1.0})
         lines.append(f"| {label} | {c[name]['wall_ms']} | {c[name]['cpu_ms']} | {ratio['wall']} | {ratio['cpu']} |")
     lines.append("")
-    if report.rss_mb:
-        lines.append(f"Server memory after all workloads: peak {report.rss_mb['peak_mb']} MB, now "
-                     f"{report.rss_mb['current_mb']} MB over {report.rss_mb['processes']} processes.")
+    if report.fairness.get("max_deviation_pct") is not None:
+        f = report.fairness
+        lines.append(f"Writers: {f['writers']} writers created {f['min']:,}-{f['max']:,} users each; every writer within "
+                     f"{f['max_deviation_pct']}% of the mean ({', '.join(str(c) for c in f['counts'])}).")
+    if report.memory:
+        lines.append("Peak memory, sampled every 0.5 s while each ran (sum over its processes): " + "; ".join(
+            f"{label} PSS {m['peak_pss_mb']} MB (RSS {m['peak_rss_mb']} MB, {m['processes']} processes)"
+            for label, m in report.memory.items()) + ".")
     if report.disk:
         lines.append(f"Disk: a 4 KiB write + fsync takes {report.disk['fsync_p50_ms']} ms (p50), "
                      f"{report.disk['fsync_p99_ms']} ms (p99); every committed write pays at least one.")
     if report.load:
-        lines.append(f"Load average (1 min) before / after the run: {report.load['before']} / {report.load['after']}.")
-    if report.seeding:
-        lines.append(f"Seeded {report.seeding['users']:,} users in {report.seeding['seconds']} s ({report.seeding['how']}).")
+        lines.append(f"Load average (1, 5, 15 min) before / after the run: {report.load['before']} / {report.load['after']}.")
+    for total, seeded in report.seeding.items():
+        lines.append(f"Seeded {seeded['users']:,} users (to {int(total):,}) in {seeded['seconds']} s ({seeded['how']}).")
+    if report.peer:
+        p = report.peer
+        lines.append(f"Peer: {p['server']}; answered each workload correctly before timing (empty: "
+                     f"{p.get('check_empty')}; loaded with our {p.get('check_seeded', {}).get('users', 0):,} users in "
+                     f"{p.get('seeding_s')} s: {p.get('check_seeded')}).")
     if report.client_check:
         cc = report.client_check
         lines.append(f"Client check on the ceiling: Python http.client ({cc['connections']} threads) reached "
@@ -804,16 +1107,16 @@ def markdown(report: Report) -> str:
                      f"request: Python {cc['python_client_cpu_ms_per_req']} ms, wrk {cc['wrk_client_cpu_ms_per_req']} ms.")
     if report.sweep:
         lines += ["", "| server | ceiling req/s | lookup req/s | lookup / ceiling | lookup p99 ms | lookup server CPU ms/req "
-                      "| peak RSS MB (lookup only) |", "|---|---:|---:|---:|---:|---:|---:|"]
+                      "| PSS MB after lookup |", "|---|---:|---:|---:|---:|---:|---:|"]
         lines += [f"| {setting_label(w)} | {w['ceiling_rps']:,.0f} | {w['lookup_rps']:,.0f} | {w['ratio']} | "
-                  f"{w['lookup_p99_ms']} | {w.get('lookup_cpu_ms')} | {w.get('peak_rss_mb')} |" for w in report.sweep]
+                  f"{w['lookup_p99_ms']} | {w.get('lookup_cpu_ms')} | {w.get('pss_mb')} |" for w in report.sweep]
     return "\n".join(lines)
 
 
 def setting_label(row: dict) -> str:
     if row.get("server") == "waitress":
         return f"waitress, {row['threads']} threads"
-    return f"gunicorn gthread {row['workers']} x {row['threads']}"
+    return f"scim serve {row['workers']} x {row['threads']}"
 
 
 def as_json(report: Report) -> str:
@@ -827,16 +1130,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     defaults = ServerSettings()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Install wrk: apt-get install wrk")
-    parser.add_argument("--quick", action="store_true", help="Small sizes and 3 s runs: a smoke run (about 2 minutes).")
+    parser.add_argument("--quick", action="store_true", help="Small sizes and 3 s runs: a smoke run (about 3 minutes).")
     parser.add_argument("--json", action="store_true", help="Print the results as JSON on stdout (stable keys).")
     parser.add_argument("--duration", type=float, default=None, help="Seconds per timed workload (default 10; quick 3).")
-    parser.add_argument("--workers", type=int, default=defaults.workers, help="gunicorn workers (default: scim's).")
+    parser.add_argument("--workers", type=int, default=defaults.workers,
+                        help="Worker processes per instance (default: scim's, 0 = one per core).")
     parser.add_argument("--threads", type=int, default=defaults.threads, help="Threads per worker (default: scim's).")
     parser.add_argument("--connections", type=int, default=8, help="Concurrent connections (default 8).")
     parser.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (default 2).")
-    parser.add_argument("--sweep", default="1x8,2x4,4x2,waitress:8",
-                        help='Server settings to try on lookup: WORKERSxTHREADS (gunicorn) or waitress:THREADS '
-                             '("" to skip; default 1x8,2x4,4x2,waitress:8; waitress runs only if installed).')
+    parser.add_argument("--sweep", default="",
+                        help='Server settings to try on lookup, e.g. "1x2,2x2,2x4,waitress:8": WORKERSxTHREADS '
+                             '(scim serve) or waitress:THREADS (waitress runs only if installed); default: none.')
+    parser.add_argument("--postgres", action="store_true",
+                        help="Run on a throwaway PostgreSQL cluster (scripts/pg_test_cluster.sh; fsync on) with "
+                             "--instances `scim serve` instances on one database.")
+    parser.add_argument("--database-url", default=None,
+                        help="Run on this empty PostgreSQL database instead (with --instances instances).")
+    parser.add_argument("--instances", type=int, default=2,
+                        help="`scim serve` instances on the PostgreSQL database, one port each (default 2).")
+    parser.add_argument("--peer-venv", type=Path, default=None,
+                        help="A venv with scim2-server 0.8.3 and waitress (default: made under "
+                             "~/.cache/skilljar-scim-bench/peer-venv on first use).")
     parser.add_argument("--skip-client-check", action="store_true", help="Do not compare a Python client with wrk.")
     parser.add_argument("--keep", action="store_true", help="Keep the temporary folder (database, logs).")
     parser.add_argument("--json-out", type=Path, default=None, help="Also write the JSON results to this file.")
@@ -865,6 +1179,39 @@ def run_webhooks(args: argparse.Namespace, folder: Path) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def postgres_cluster():
+    """Start a throwaway PostgreSQL cluster (scripts/pg_test_cluster.sh) with fsync on; yield its URL; remove it."""
+    folder = Path(tempfile.mkdtemp(prefix="scim-bench-pg-"))
+    script = ROOT / "scripts" / "pg_test_cluster.sh"
+    try:
+        url = subprocess.run([str(script), "start", str(folder), str(free_port())], check=True, capture_output=True,
+                             text=True, timeout=600).stdout.strip().splitlines()[-1]
+        # The test script turns fsync off for speed; a benchmark must pay what production pays.
+        run_sql(url, "ALTER SYSTEM SET fsync = on", "SELECT pg_reload_conf()")
+        log(f"PostgreSQL cluster at {url} ({run_sql(url, 'SELECT version()')[0][0].split(' on ')[0]}, fsync "
+            f"{run_sql(url, 'SHOW fsync')[0][0]}, synchronous_commit {run_sql(url, 'SHOW synchronous_commit')[0][0]})")
+        yield url
+    finally:
+        subprocess.run([str(script), "stop", str(folder)], timeout=120, capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_sql(url: str, *statements: str) -> list[tuple]:
+    """Run statements outside a transaction (ALTER SYSTEM needs that); return the last one's rows."""
+    import psycopg2  # the postgres extra; only --postgres needs it
+
+    conn = psycopg2.connect(url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+            return cursor.fetchall() if cursor.description else []
+    finally:
+        conn.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     args = parse_args(argv)
@@ -876,7 +1223,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.webhooks:
             return run_webhooks(args, folder)
-        report = Bench(args, folder).run()
+        if args.postgres:
+            with postgres_cluster() as url:
+                report = Bench(args, folder, url).run()
+        else:
+            report = Bench(args, folder, args.database_url).run()
     finally:
         if args.keep:
             log(f"kept {folder}")

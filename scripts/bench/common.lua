@@ -11,8 +11,12 @@ int clock_gettime(int clock, bench_timespec *ts);
 local now_ts = ffi.new("bench_timespec")
 local threads, next_id = {}, 0
 
+-- BENCH_TID_BASE: where this wrk process's thread ids start, so that two wrk processes
+-- driving two servers at once (scripts/bench.py on PostgreSQL) never share a thread id.
+local tid_base = tonumber(os.getenv("BENCH_TID_BASE") or "0")
+
 function setup(thread)
-   thread:set("tid", next_id)
+   thread:set("tid", tid_base + next_id)
    threads[#threads + 1] = thread
    next_id = next_id + 1
 end
@@ -34,6 +38,7 @@ function M.quota_response(quota)
    local answered = 0
    return function(status, headers, body)
       answered = answered + 1
+      responses = answered  -- read back by done(): answers per thread (writer fairness)
       if answered == quota then
          last_at, finished = M.now(), answered
          local marker = io.open(os.getenv("BENCH_DONE_DIR") .. "/done." .. tid, "w")
@@ -72,13 +77,18 @@ function done(summary, latency, requests)
       if b and (last == nil or b > last) then last = b end
    end
    if first and last then window = last - first end
+   local per_thread = {}
+   for _, t in ipairs(threads) do
+      per_thread[#per_thread + 1] = tostring(t:get("responses") or 0)
+   end
    io.write(string.format(
       'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"connect_errors":%d,' ..
       '"read_errors":%d,"write_errors":%d,"status_errors":%d,"timeouts":%d,' ..
-      '"p50_us":%d,"p90_us":%d,"p99_us":%d,"mean_us":%.1f,"max_us":%d,"window_us":%d}\n',
+      '"p50_us":%d,"p90_us":%d,"p99_us":%d,"mean_us":%.1f,"max_us":%d,"window_us":%d,' ..
+      '"per_thread":[%s]}\n',
       summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write,
       e.status, e.timeout, latency:percentile(50), latency:percentile(90),
-      latency:percentile(99), latency.mean, latency.max, window))
+      latency:percentile(99), latency.mean, latency.max, window, table.concat(per_thread, ",")))
 end
 
 return M

@@ -1,0 +1,92 @@
+"""scripts/bench.py's pure helpers: memory as PSS, merging wrk runs, writer fairness, the target table.
+
+Nothing here times anything; the benchmark itself runs on demand (README "Performance").
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_script"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("bench_script", None)
+
+
+ROLLUP = """55d4c0a4e000-7ffc1a3f2000 ---p 00000000 00:00 0                          [rollup]
+Rss:               98304 kB
+Pss:               61440 kB
+Pss_Anon:          40000 kB
+Shared_Clean:      30000 kB
+Private_Dirty:     40000 kB
+Swap:                  0 kB
+"""
+
+
+def wrk_summary(requests: int, seconds: float, p99_ms: float, per_thread: list[int], errors: int = 0) -> dict:
+    return {"requests": requests, "duration_us": int(seconds * 1e6), "bytes": requests * 100, "connect_errors": 0,
+            "read_errors": 0, "write_errors": 0, "status_errors": errors, "timeouts": 0, "p50_us": 1000,
+            "p90_us": 2000, "p99_us": int(p99_ms * 1000), "mean_us": 1500.0, "max_us": int(p99_ms * 2000),
+            "window_us": 0, "per_thread": per_thread, "client_cpu_s": 0.5, "server_cpu_s": None}
+
+
+def test_bench_read_rollup_reads_pss_and_rss_in_kb(bench):
+    fields = bench.read_rollup(ROLLUP)
+    assert fields["Pss"] == 61440 and fields["Rss"] == 98304 and fields["Pss_Anon"] == 40000
+    assert "[rollup]" not in str(fields)
+
+
+def test_bench_memory_kb_sums_processes_and_skips_gone_ones(bench):
+    mine = bench.memory_kb([os.getpid()])
+    both = bench.memory_kb([os.getpid(), os.getpid()])
+    gone = bench.memory_kb([os.getpid(), 2 ** 22 + 12345])  # above the kernel's pid_max: never a process
+    assert 0 < mine["pss_kb"] <= mine["rss_kb"]
+    assert both["rss_kb"] >= 2 * mine["rss_kb"] * 0.9  # the same process twice counts twice
+    assert gone["rss_kb"] < both["rss_kb"] and gone["processes"] == 2
+
+
+def test_bench_merge_summaries_adds_throughput_and_keeps_worst_latency(bench):
+    merged = bench.merge_summaries([wrk_summary(1000, 10, 40, [500, 500]),
+                                    wrk_summary(600, 12, 90, [300, 300], errors=2)])
+    assert merged["requests"] == 1600 and merged["status_errors"] == 2
+    rate = merged["requests"] / (merged["duration_us"] / 1e6)
+    assert rate == pytest.approx(100 + 50)  # each process's own rate, added
+    assert merged["p99_us"] == 90_000
+    assert merged["per_thread"] == [500, 500, 300, 300]
+    assert merged["client_cpu_s"] == pytest.approx(1.0) and merged["server_cpu_s"] is None
+
+
+def test_bench_merge_summaries_of_one_run_is_that_run(bench):
+    one = wrk_summary(1000, 10, 40, [1000])
+    assert bench.merge_summaries([one]) is one
+
+
+def test_bench_fairness_is_the_largest_deviation_from_the_mean(bench):
+    report = bench.fairness([90, 100, 110, 100])
+    assert report["max_deviation_pct"] == 10.0 and (report["min"], report["max"]) == (90, 110)
+    assert bench.fairness([0, 0])["max_deviation_pct"] is None
+
+
+@pytest.mark.parametrize(("value", "op", "limit", "met"), [
+    (2.4, ">=", 2, True), (1.9, ">=", 2, False), (150, "<=", 150, True), (151, "<=", 150, False), (None, "<=", 1, None),
+])
+def test_bench_target_row_says_whether_the_limit_is_met(bench, value, op, limit, met):
+    row = bench.target_row("a target", value, None, op, limit)
+    assert row["met"] is met and row["met_cpu"] is None and row["limit"] == f"{op} {limit}"
+
+
+def test_bench_peer_document_is_a_create_body(bench):
+    stored = {"userName": "ada@example.com", "id": "x", "meta": {}, "groups": [], "emails": [{"value": "ada@example.com"}]}
+    assert bench.peer_document(stored) == {"userName": "ada@example.com", "emails": [{"value": "ada@example.com"}]}
