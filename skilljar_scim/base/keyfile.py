@@ -28,13 +28,18 @@ KEY_RULE = (f"at least {MIN_KEY_CHARS} characters of random text (32 random byte
             "e.g. `openssl rand -base64 32`)")
 
 
-def create(path: Path) -> None:
-    """Write a fresh random key to `path` with mode 0600 (replacing any existing file)."""
+def new_key() -> str:
+    """Return a fresh random key (48 random bytes, URL-safe base64)."""
+    return secrets.token_urlsafe(48)
+
+
+def create(path: Path, key: str | None = None) -> None:
+    """Write `key` (default: a fresh one) to `path` with mode 0600, replacing any existing file at once."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(secrets.token_urlsafe(48) + "\n")
+        handle.write((key or new_key()) + "\n")
     os.replace(tmp, path)
 
 

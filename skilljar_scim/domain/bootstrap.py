@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Callable
 
 from skilljar_scim.base import keyfile
-from skilljar_scim.base.errors import ConfigError
+from skilljar_scim.base.errors import ConfigError, NotInitialised
 from skilljar_scim.base.config import Settings
-from skilljar_scim.domain import roles, tokens
+from skilljar_scim.domain import roles, tokens, webhooks
 from skilljar_scim.store import db
 
 SETTINGS_TEMPLATE = """\
@@ -124,13 +124,37 @@ def _key(path: Path, force: bool, confirm_replace: Callable[[], None], report: R
     existed = path.exists()
     if existed or live:
         confirm_replace()
-    keyfile.create(path)
+    _replace_key(path, existed, report)
     report.did(f"{'Replaced' if existed else 'Created'} secret key file {path} (mode 600).")
     if live:
         report.did(f"The {live} live token(s) signed with the old key no longer work: "
                    "generate new ones with `scim token generate`.")
     if existed:
         report.did(RUNNING_SERVER)
+
+
+def _replace_key(path: Path, existed: bool, report: Report) -> None:
+    """Write a new key file; webhook secrets sealed under the old key are re-sealed first.
+
+    The database goes first: if it is busy the old key stays and nothing changed. A secret
+    the old file cannot open (the file lost) stays sealed and is reported.
+    """
+    old_keys = _old_keys(path) if existed else None
+    key = keyfile.new_key()
+    lost = webhooks.reseal(old_keys, [key])
+    keyfile.create(path, key)
+    if lost:
+        report.warn(f"{len(lost)} webhook endpoint(s) ({', '.join(lost)}) had signing secrets sealed with a key "
+                    "that is gone and cannot sign deliveries: run `scim webhooks rotate-secret ID --overlap 0` "
+                    "for each and give the receiver its new secret.")
+
+
+def _old_keys(path: Path) -> list[str] | None:
+    """Return the keys of the file about to be replaced, or None when it cannot be read."""
+    try:
+        return keyfile.load(path)
+    except (ConfigError, NotInitialised):
+        return None
 
 
 def _orphans(path: Path, keys: list[str], report: Report) -> None:

@@ -205,6 +205,26 @@ def _readable(keys: list[str], sealed: str) -> str | None:
         return None
 
 
+def reseal(old_keys: list[str] | None, new_keys: list[str]) -> list[str]:
+    """Encrypt every endpoint's secrets under `new_keys` in one transaction.
+
+    Return the ids of endpoints whose current secret `old_keys` cannot open (None: the old
+    key file is lost): they keep their sealed value and need `scim webhooks rotate-secret`.
+    """
+    lost = []
+    with write_transaction():
+        for endpoint in list(WebhookEndpoint.select()):
+            current = _readable(old_keys, endpoint.secret_encrypted) if old_keys else None
+            if current is None:
+                lost.append(endpoint.id)
+                continue
+            previous = endpoint.previous_secret_encrypted and _readable(old_keys, endpoint.previous_secret_encrypted)
+            WebhookEndpoint.update(secret_encrypted=seal(new_keys, current),
+                                   previous_secret_encrypted=seal(new_keys, previous) if previous else None,
+                                   ).where(WebhookEndpoint.id == endpoint.id).execute()
+    return lost
+
+
 def enable(endpoint: WebhookEndpoint, now: datetime | None = None) -> WebhookEndpoint:
     """Enable a disabled endpoint: its waiting deliveries, and the events it missed, go out from now."""
     now = now or clock.utcnow()

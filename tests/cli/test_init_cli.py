@@ -146,3 +146,43 @@ def test_init_warns_about_live_tokens_a_replaced_key_file_cannot_verify(initiali
     assert len(warned) == 1 and "1 live token(s) were signed with a key that is not in" in warned[0]
     initialised("token", "revoke", "Okta", "--yes")
     assert "Warning" not in initialised(*command).stderr  # a revoked token is no concern
+
+
+def _endpoint_secrets(settings) -> list[str]:
+    """The secrets that sign for the one webhook endpoint, opened with the key file as it is now."""
+    from datetime import datetime, timezone
+
+    from skilljar_scim.base import keyfile
+    from skilljar_scim.domain import webhooks
+    from skilljar_scim.store import db, models
+
+    database = db.open_database(settings.database.url)
+    try:
+        endpoint = models.WebhookEndpoint.get()
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        return webhooks.signing_secrets(keyfile.load(settings.key_path), endpoint, now)
+    finally:
+        database.close()
+
+
+def test_init_force_reseals_webhook_secrets_under_the_new_key(initialised, settings) -> None:
+    """Replacing the key must not silently break every webhook endpoint's signing (its secret is sealed with it)."""
+    added = initialised.json("webhooks", "add", "https://example.com/hook", "--json")
+    rotated = initialised.json("webhooks", "rotate-secret", added["id"], "--overlap", "24h", "--json")
+    key_before = settings.key_path.read_bytes()
+    result = initialised("init", "--force", "--yes")
+    assert result.exit_code == 0, result.output
+    assert settings.key_path.read_bytes() != key_before
+    assert _endpoint_secrets(settings) == [rotated["secret"], added["secret"]]
+    assert "webhook" not in result.stderr
+
+
+def test_init_force_after_the_key_file_is_lost_names_the_endpoints_to_rotate(initialised, settings) -> None:
+    added = initialised.json("webhooks", "add", "https://example.com/hook", "--json")
+    settings.key_path.unlink()
+    result = initialised("init", "--force", "--yes")
+    assert result.exit_code == 0, result.output
+    warning = [line for line in result.stderr.splitlines() if "webhook" in line]
+    assert len(warning) == 1 and added["id"] in warning[0] and "rotate-secret" in warning[0]
+    rotated = initialised.json("webhooks", "rotate-secret", added["id"], "--overlap", "0", "--json")
+    assert _endpoint_secrets(settings) == [rotated["secret"]]
