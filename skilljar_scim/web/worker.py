@@ -103,11 +103,14 @@ class ScimWorker(Worker):
         self.pool.shutdown(wait=True)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self.clients) >= self.settings.server.max_connections or self.stopping.is_set():
+        if len(self.clients) >= self.settings.server.max_connections:
             await self._turn_away(writer)
             return
         task = asyncio.current_task()
         wire = Wire(reader, writer, self.limits)
+        # Accepted as the worker stops (a SIGHUP or SIGTERM race): its request is served, then
+        # the connection closes; counting it busy keeps the drain from cancelling it unanswered.
+        wire.busy = self.stopping.is_set()
         self.clients[task] = wire
         try:
             await self._converse(wire)
