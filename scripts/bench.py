@@ -638,6 +638,10 @@ class Bench:
             "workers": self.store.workers or os.cpu_count(), "threads": self.store.threads,
             "worker_class": "ScimWorker", "connections": self.args.connections, "wrk_threads": self.args.wrk_threads,
             "duration_s": s.duration, "quick": self.args.quick, "cpus": os.cpu_count(), **asdict(s)}
+        if not self.store.sqlite:
+            self.report.settings["postgres"] = {name: run_sql(self.store.url, query)[0][0] for name, query in (
+                ("version", "SHOW server_version"), ("fsync", "SHOW fsync"),
+                ("synchronous_commit", "SHOW synchronous_commit"))}
         self.disk()
         self.ceiling()
         self.serve_ours()
@@ -1051,8 +1055,10 @@ def target_row(name: str, value: float | None, by_cpu: float | None, op: str, li
 
 def markdown(report: Report) -> str:
     s = report.settings
-    where = (f"{s['instances']} `scim serve` instances on one PostgreSQL database, wrk split across them"
-             if s["instances"] > 1 else f"`scim serve` on {s['database']}")
+    pg = s.get("postgres")
+    where = (f"`scim serve` on {s['database']}" if not pg else
+             f"{s['instances']} `scim serve` instances on one PostgreSQL {pg['version']} database (fsync {pg['fsync']}, "
+             f"synchronous_commit {pg['synchronous_commit']}), wrk split across them")
     lines = [
         f"{where}; each {s['workers']} workers (ScimWorker) x {s['threads']} threads; wrk {s['wrk_threads']} threads, "
         f"{s['connections']} connections, {s['duration_s']:.0f} s per workload; {s['cpus']} CPUs. "
@@ -1185,10 +1191,10 @@ def postgres_cluster():
     folder = Path(tempfile.mkdtemp(prefix="scim-bench-pg-"))
     script = ROOT / "scripts" / "pg_test_cluster.sh"
     try:
+        # The test cluster turns fsync off for speed; a benchmark must pay what production pays.
         url = subprocess.run([str(script), "start", str(folder), str(free_port())], check=True, capture_output=True,
-                             text=True, timeout=600).stdout.strip().splitlines()[-1]
-        # The test script turns fsync off for speed; a benchmark must pay what production pays.
-        run_sql(url, "ALTER SYSTEM SET fsync = on", "SELECT pg_reload_conf()")
+                             text=True, timeout=600, env={**os.environ, "PG_TEST_FSYNC": "on"}
+                             ).stdout.strip().splitlines()[-1]
         log(f"PostgreSQL cluster at {url} ({run_sql(url, 'SELECT version()')[0][0].split(' on ')[0]}, fsync "
             f"{run_sql(url, 'SHOW fsync')[0][0]}, synchronous_commit {run_sql(url, 'SHOW synchronous_commit')[0][0]})")
         yield url
@@ -1198,7 +1204,7 @@ def postgres_cluster():
 
 
 def run_sql(url: str, *statements: str) -> list[tuple]:
-    """Run statements outside a transaction (ALTER SYSTEM needs that); return the last one's rows."""
+    """Run statements on their own connection, outside a transaction; return the last one's rows."""
     import psycopg2  # the postgres extra; only --postgres needs it
 
     conn = psycopg2.connect(url)

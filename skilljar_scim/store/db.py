@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlparse
 
 import peewee
 from playhouse import migrate as schema_migrate
+from playhouse.pool import PooledPostgresqlDatabase
 
 from skilljar_scim.base import clock, textkey
 from skilljar_scim.base.config import sqlite_file
@@ -174,9 +175,10 @@ def open_database(url: str, *, create: bool = False, busy_timeout_ms: int = 5000
                   migrate_schema: bool = True, reuse_connections: bool = False) -> peewee.Database:
     """Open (or with `create`, create) the database at `url`, bind the models, migrate it.
 
-    With `reuse_connections` (the server), a closed SQLite connection goes back to a pool
-    instead of closing: closing the last connection checkpoints the WAL (an fsync) and a new
-    one re-reads the schema, which together cost more than a lookup (README "Performance").
+    With `reuse_connections` (the server), a closed connection goes back to a pool instead of
+    closing: on SQLite, closing the last connection checkpoints the WAL (an fsync) and a new one
+    re-reads the schema; on PostgreSQL a new connection starts a server process; either costs
+    more than a lookup (README "Performance").
     """
     db = _connect(url, create, busy_timeout_ms, reuse_connections)
     models.database.initialize(db)
@@ -210,7 +212,7 @@ def _connect(url: str, create: bool, busy_timeout_ms: int, reuse_connections: bo
     if path is not None:
         return _sqlite(path, create, busy_timeout_ms, reuse_connections)
     if url.startswith(("postgresql://", "postgres://")):
-        return _postgres(url)
+        return _postgres(url, reuse_connections)
     raise ConfigError(f"unsupported database URL {redact(url)}: use sqlite:///PATH or postgresql://")
 
 
@@ -260,15 +262,20 @@ def close_all(db: peewee.Database) -> None:
     close()
 
 
-def _postgres(url: str) -> peewee.PostgresqlDatabase:
+def _postgres(url: str, reuse_connections: bool = False) -> peewee.PostgresqlDatabase:
     parts = urlparse(url)
-    return peewee.PostgresqlDatabase(
-        unquote(parts.path.lstrip("/")),
-        user=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-        host=parts.hostname,
-        port=parts.port,
-    )
+    name, options = unquote(parts.path.lstrip("/")), {
+        "user": unquote(parts.username) if parts.username else None,
+        "password": unquote(parts.password) if parts.password else None,
+        "host": parts.hostname,
+        "port": parts.port,
+    }
+    if reuse_connections:
+        # A new connection per request makes PostgreSQL start a server process and authenticate,
+        # which cost more than a lookup itself (README "Performance"); the pool rolls back anything
+        # a request left open before it hands the connection out again.
+        return PooledPostgresqlDatabase(name, max_connections=None, stale_timeout=300, **options)
+    return peewee.PostgresqlDatabase(name, **options)
 
 
 def migrate(db: peewee.Database) -> int:

@@ -82,3 +82,19 @@ def test_db_schema_6_adds_token_key_ids_to_an_older_database(settings, keys) -> 
     assert tokens.authenticate(keys, made.value).id == made.token.id
     assert models.Token.get_by_id(made.token.id).key_id == keyfile.key_id(keys[-1])
     reopened.close()
+
+
+def test_db_server_reuses_connections_across_requests(settings, store, keys) -> None:
+    """`scim serve` (reuse_connections) opens a connection once, not per request, on SQLite and PostgreSQL."""
+    from skilljar_scim.domain import tokens
+    from skilljar_scim.web.app import create_app
+
+    token = tokens.generate(keys, "Test IdP", None).value
+    store.close()
+    application, used = create_app(settings, reuse_connections=True), []
+    application.before_request(lambda: used.append(models.database.obj.connection()))  # kept: ids stay unique
+    client = application.test_client()
+    for _ in range(5):
+        assert client.get("/scim/v2/Users", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert len(used) == 5 and len({id(conn) for conn in used}) == 1
+    db.close_all(models.database.obj)
