@@ -87,7 +87,7 @@ def _snapshots(action: str, changes: list[tuple[str | None, Any]]) -> list[dict[
 def _users(action: str, changes: list[tuple[str | None, dict]]) -> list[dict[str, Any]]:
     """user.*: the user; role.*: the user with every current role, plus the role that changed and why."""
     found = snapshots.users(rid for rid, _ in changes if rid)
-    shots = [dict(found.get(rid, snapshots.PURGED)) for rid, _ in changes]
+    shots = [dict(found.get(rid) or snapshots.purged(rid)) for rid, _ in changes]
     if action.startswith("role."):
         for shot, (_, summary) in zip(shots, changes):
             shot["change"] = {"role": summary.get("role"), "reason": summary.get("reason")}

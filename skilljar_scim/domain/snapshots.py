@@ -18,6 +18,11 @@ from skilljar_scim.store.models import Group, Token, User
 # The user attributes a snapshot copies from the stored SCIM document, when present.
 USER_ATTRIBUTES = ("userName", "name", "emails", "title", "locale", "timezone")
 PURGED = {"state": "purged"}  # what purge leaves of a snapshot that named the person
+
+
+def purged(user_id: str | None) -> dict[str, Any]:
+    """Return the snapshot of a user that no longer exists: `user.purged` names the id to erase."""
+    return {"id": user_id, **PURGED} if user_id else dict(PURGED)
 CHUNK = 500  # ids per IN list
 
 

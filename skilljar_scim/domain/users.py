@@ -351,7 +351,8 @@ def purge(actor: Actor, user: User) -> None:
         user = ensure_purgeable(User.get_by_id(user.id))
         events.anonymise(user.id, _identifiers(user))
         user.delete_instance()
-        events.record(actor, "user.purged", "User", None, {"user": events.PURGED})
+        # The opaque id stays on this one event: consumers of the feed erase their copy by it.
+        events.record(actor, "user.purged", "User", user.id, {"user": events.PURGED})
 
 
 def _identifiers(user: User) -> set[str]:
