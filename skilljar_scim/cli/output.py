@@ -41,6 +41,17 @@ def when(moment: datetime | None, empty: str = "never") -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else empty
 
 
+def size(count: int | None) -> str:
+    """Format a byte count for people (1.4 MB)."""
+    if count is None:
+        return "-"
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count:,} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1000
+    return str(count)
+
+
 def shown(value: Any) -> str:
     """Return the one-line text people see for a value; control characters are escaped."""
     if value is None:

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from skilljar_scim.cli import output
+from skilljar_scim.cli import clipboard, output
 from skilljar_scim.cli.context import app_context
 from skilljar_scim.cli.options import JsonFlag, wants_json
 from skilljar_scim.domain import tokens
@@ -42,6 +42,8 @@ def generate(
     expires: Annotated[str, typer.Option("--expires", metavar="WHEN", help="30d, 90d, 12w, 1y, never, or an ISO date (UTC): a date means 00:00 UTC as that day begins.")],
     scope: Annotated[str, typer.Option("--scope", help="provision (an IdP: SCIM reads and writes) or read "
                                                         "(a consumer: SCIM reads and the events API).")] = "provision",
+    copy: Annotated[bool, typer.Option("--copy", help="Also put the value on the clipboard through the terminal "
+                                                      "(OSC 52; works over SSH).")] = False,
     json_flag: JsonFlag = False,
 ) -> None:
     """Create a token and show its value once.
@@ -59,13 +61,29 @@ def generate(
     if wants_json(ctx, json_flag):
         fields = ("id", "name", "scope", "created_at", "expires_at")
         output.emit_json({**{k: _as_dict(made.token)[k] for k in fields}, "token": made.value})
-        return
-    # The value first, alone on stdout: nothing printed after it can keep anyone from it.
+    else:
+        _show_value(made)
+    if copy:
+        _copy(made.value)
+
+
+def _show_value(made: tokens.Generated) -> None:
+    """Print the value first, alone on stdout (nothing printed after it can keep anyone from it), then the notice."""
     typer.echo(made.value)
     output.panel([f"Name: {output.shown(made.token.name)}   Id: {made.token.id}   Scope: {made.token.scope}   "
                   f"Expires: {output.when(made.token.expires_at)}",
                   f"Copy the token above into {_WHERE[made.token.scope]} now: it will not be shown again."],
                  title="New SCIM bearer token")
+
+
+def _copy(value: str) -> None:
+    """Send the value to the terminal's clipboard, and say whether it could be sent."""
+    why_not = clipboard.copy(value)
+    if why_not:
+        output.info(f"Could not copy to the clipboard: {why_not}. Copy the value above.")
+    else:
+        output.info("Sent to your terminal's clipboard (OSC 52). If your terminal does not support it, "
+                    "copy the value above.")
 
 
 @app.command("list")
