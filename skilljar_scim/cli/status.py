@@ -10,7 +10,7 @@ from skilljar_scim.cli.context import app_context
 from skilljar_scim.cli.options import JsonFlag, wants_json
 from skilljar_scim.domain import status as status_domain
 
-CHECK_HELP = "Print only the problems, one line each on stderr, and exit 9 if there is any (cron, monitoring)."
+CHECK_HELP = "Print only the problems, one line each on stderr, and exit 10 if there is any (cron, monitoring)."
 
 
 def status(
