@@ -50,6 +50,11 @@ def _render(report: status_domain.Status) -> None:
     _pairs("Mappings waiting for their group to be pushed", report.mappings_waiting_for_group)
     _pairs("Mappings to roles not in [roles.catalog] (granted to nobody)", report.mappings_to_missing_roles)
     _last(report.last_provisioning)
+    if report.webhooks:
+        output.table("Webhook endpoints", ("id", "url", "status", "failing since", "waiting deliveries"), (
+            [w["id"], w["url"], w["status"], output.when(w["failing_since"], "-"), w["pending_deliveries"]]
+            for w in report.webhooks
+        ))
     _problems(report.problems)
 
 

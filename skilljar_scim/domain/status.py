@@ -18,9 +18,9 @@ import peewee
 from skilljar_scim.base import clock
 from skilljar_scim.base.config import Settings
 from skilljar_scim.base.errors import DatabaseError
-from skilljar_scim.domain import tokens
+from skilljar_scim.domain import tokens, webhooks
 from skilljar_scim.store import db as store_db
-from skilljar_scim.store.models import Event, Group, RoleMapping, Token, User
+from skilljar_scim.store.models import Event, Group, RoleMapping, Token, User, WebhookDelivery, WebhookEndpoint
 
 DEFAULT_EXPIRING_DAYS = 14
 _DB_ERRORS = (peewee.DatabaseError, sqlite3.DatabaseError)
@@ -64,6 +64,7 @@ class Status:
     mappings_waiting_for_group: list[dict] = field(default_factory=list)
     mappings_to_missing_roles: list[dict] = field(default_factory=list)
     last_provisioning: dict | None = None
+    webhooks: list[dict] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -100,10 +101,16 @@ def _read_directory(report: Status, settings: Settings, days: int, now: datetime
     report.groups = Group.select().count()
     report.mappings_waiting_for_group, report.mappings_to_missing_roles = _mapping_gaps(settings.roles.catalog)
     report.last_provisioning = _last_provisioning()
+    report.webhooks = _webhook_states()
     report.problems.extend(_token_problems(report.tokens))
     report.problems.extend(
         f"mapping {m['group']!r} -> {m['role']!r}: the role is not in [roles.catalog]"
         for m in report.mappings_to_missing_roles
+    )
+    report.problems.extend(
+        f"webhook endpoint {w['id']} ({w['url']}) is disabled since {clock.iso(w['disabled_at'])}: "
+        f"{w['disabled_reason']}; fix the receiver, then `scim webhooks enable {w['id']}`"
+        for w in report.webhooks if w["status"] == "disabled"
     )
 
 
@@ -208,3 +215,17 @@ def _last_provisioning() -> dict | None:
         return None
     return {"at": event.at, "action": event.action, "actor": event.actor,
             "resource_type": event.resource_type, "resource_id": event.resource_id}
+
+
+def _webhook_states() -> list[dict]:
+    """Return each endpoint (never a secret) with the deliveries still waiting for it."""
+    waiting = (WebhookDelivery.select(peewee.fn.COUNT(WebhookDelivery.id))
+               .where((WebhookDelivery.endpoint == WebhookEndpoint.id) & (WebhookDelivery.state == "pending")))
+    endpoints = WebhookEndpoint.select(WebhookEndpoint, waiting.alias("pending")).order_by(WebhookEndpoint.created_at)
+    return [{**_endpoint_state(e), "pending_deliveries": e.pending} for e in endpoints]
+
+
+def _endpoint_state(endpoint: WebhookEndpoint) -> dict:
+    keys = ("id", "url", "status", "disabled_at", "disabled_reason", "failing_since")
+    shown = webhooks.as_dict(endpoint)
+    return {**{key: shown[key] for key in keys}, "url": webhooks.redacted(endpoint.url)}

@@ -132,3 +132,18 @@ def test_status_unreadable_sqlite_store_is_a_database_error(settings, store):
     store.execute_sql("PRAGMA writable_schema = OFF")
     with pytest.raises(DatabaseError, match="cannot read the store"):
         _collect(settings, store)
+
+
+def test_status_webhooks_disabled_endpoint_is_a_problem_and_url_query_hidden(settings, store, keys):
+    from skilljar_scim.domain import webhooks
+
+    healthy = webhooks.add(keys, "https://hooks.example.com/ok").endpoint
+    broken = webhooks.add(keys, "https://hooks.example.com/gone?token=s3cret").endpoint
+    models.WebhookEndpoint.update(disabled_at=NOW - timedelta(hours=1), disabled_reason="answered 410 Gone").where(
+        models.WebhookEndpoint.id == broken.id).execute()
+    report = _collect(settings, store)
+    by_id = {w["id"]: w for w in report.webhooks}
+    assert by_id[healthy.id]["status"] == "enabled" and by_id[broken.id]["status"] == "disabled"
+    assert "s3cret" not in str(report.as_dict())
+    [problem] = report.problems
+    assert broken.id in problem and "410 Gone" in problem and "scim webhooks enable" in problem
