@@ -23,7 +23,8 @@ def _tool(name: str) -> str:
     return found
 
 
-@pytest.mark.parametrize("name", ["nginx.conf", "Caddyfile", "scim.service"])
+@pytest.mark.parametrize("name", ["nginx.conf", "Caddyfile", "scim.service", "scim-status.service", "scim-status.timer",
+                                  "check_scim"])
 def test_deploy_files_shown_in_readme(name: str) -> None:
     """README quotes each file as it is, so the checked file is the one people copy."""
     assert (DEPLOY / name).read_text().strip() in README.read_text(), f"README's copy of docs/deploy/{name} differs"
@@ -54,4 +55,15 @@ def test_deploy_systemd_unit_verifies(tmp_path: Path) -> None:
     unit = tmp_path / "scim.service"
     unit.write_text((DEPLOY / "scim.service").read_text().replace("/opt/skilljar-scim/.venv/bin/scim", str(scim)))
     result = subprocess.run([_tool("systemd-analyze"), "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+def test_deploy_status_timer_and_its_service_verify(tmp_path: Path) -> None:
+    """The `scim status --check` timer (README "Status and monitoring") and the unit it starts."""
+    scim = Path(sys.executable).with_name("scim")
+    service = (DEPLOY / "scim-status.service").read_text().replace("/opt/skilljar-scim/.venv/bin/scim", str(scim))
+    (tmp_path / "scim-status.service").write_text(service)
+    (tmp_path / "scim-status.timer").write_text((DEPLOY / "scim-status.timer").read_text())
+    result = subprocess.run([_tool("systemd-analyze"), "verify", str(tmp_path / "scim-status.timer"),
+                             str(tmp_path / "scim-status.service")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr

@@ -18,7 +18,7 @@ class ExitCode(IntEnum):
     NOT_INITIALISED = 7  # no database or key file yet: run `scim init`
     DATABASE = 8  # the database is unreachable, corrupt or from a newer version
     LISTEN = 9  # `scim serve` cannot listen: the port is in use, not permitted, or the address is not this box's
-    CHECK_FAILED = 10  # `scim status --check` found problems (one line each on stderr)
+    CHECK_FAILED = 10  # `scim status --check` found problems (one line each on stdout)
 
 
 class SkilljarError(Exception):

@@ -25,6 +25,7 @@ COMMANDS = {
     "events": "skilljar_scim.cli.events",
     "db": "skilljar_scim.cli.db",
     "webhooks": "skilljar_scim.cli.webhooks",
+    "status": "skilljar_scim.cli.status",
 }
 
 

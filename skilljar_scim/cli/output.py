@@ -52,8 +52,22 @@ def size(count: int | None) -> str:
     return str(count)
 
 
+class Attention:
+    """A value that needs a person's attention: highlighted at a terminal, shown as it is elsewhere.
+
+    Pipes and JSON carry the value alone (no marker a script would have to strip).
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
 def shown(value: Any) -> str:
     """Return the one-line text people see for a value; control characters are escaped."""
+    if isinstance(value, Attention):
+        return shown(value.value)
     if value is None:
         return "-"
     if isinstance(value, datetime):
@@ -80,11 +94,11 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
 
     Written to a pipe or file a cell is never wrapped or cut, so `| grep` and `| cut -f2` work.
     """
-    shown_rows = ([shown(value) for value in row] for row in rows)
     if for_people():
-        _terminal().table(shown(title), [shown(c) for c in columns], shown_rows)
+        marked_rows = ([(shown(value), isinstance(value, Attention)) for value in row] for row in rows)
+        _terminal().table(shown(title), [shown(c) for c in columns], marked_rows)
     else:
-        _plain_lines([list(columns), *shown_rows])
+        _plain_lines([list(columns), *([shown(value) for value in row] for row in rows)])
 
 
 def details(title: str, pairs: Iterable[tuple[str, Any]]) -> None:
@@ -98,6 +112,12 @@ def details(title: str, pairs: Iterable[tuple[str, Any]]) -> None:
 def _plain_lines(rows: Iterable[Sequence[str]]) -> None:
     """Write tab-separated lines; a blank line after, so several tables stay apart."""
     typer.echo("".join("\t".join(row) + "\n" for row in rows))
+
+
+def lines(texts: Iterable[Any]) -> None:
+    """Print one value per line on stdout, as shown() writes it (nothing at all for none)."""
+    for text in texts:
+        typer.echo(shown(text))
 
 
 def panel(lines: Sequence[Any], title: str) -> None:

@@ -20,14 +20,17 @@ def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=False, markup=False, emoji=False)
 
 
-def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
-    """Print a table of already-shown strings (see output.shown) on stdout."""
+ATTENTION = "bold red"  # a cell that needs attention (output.Attention); NO_COLOR keeps only the bold
+
+
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[tuple[str, bool]]]) -> None:
+    """Print a table of (already-shown string, needs attention) cells (see output.shown) on stdout."""
     grid = Table(title=Text(title), title_justify="left")
     for index, column in enumerate(columns):
         # The first column is an identifier people copy: never wrap it.
         grid.add_column(Text(column), overflow="fold", no_wrap=index == 0)
     for row in rows:
-        grid.add_row(*(Text(cell) for cell in row))
+        grid.add_row(*(Text(cell, style=ATTENTION if marked else "") for cell, marked in row))
     console().print(grid)
 
 

@@ -1,29 +1,33 @@
-"""What an admin reads first (`scim status`): the store, tokens, users, mappings, the last provisioning.
+"""What an admin reads first (`scim status`): the store, tokens, users, mappings, the last provisioning, webhooks.
 
-`problems` lists what will stop provisioning or grant the wrong roles if nobody acts: a live
-token that expires soon (or already has), a mapping to a role the catalog no longer has, a
-store that fails its quick integrity check or has another schema version.
+`problems` lists what stops provisioning, or grants roles nobody chose, unless someone acts:
+a store that cannot be read, fails its quick integrity check or has another schema version; a
+live token that expires soon, has expired, or that no current key can verify; a mapping to a
+role missing from the catalog, or one whose group's name now belongs to another group; a
+disabled webhook endpoint. The store is only read: never migrated, never written.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import peewee
 
-from skilljar_scim.base import clock
+from skilljar_scim.base import clock, keyfile
 from skilljar_scim.base.config import Settings
-from skilljar_scim.base.errors import DatabaseError
-from skilljar_scim.domain import tokens, webhooks
+from skilljar_scim.base.errors import ConfigError, DatabaseError
+from skilljar_scim.domain import events, listings, roles, tokens, webhooks
 from skilljar_scim.store import db as store_db
-from skilljar_scim.store.models import Event, Group, RoleMapping, Token, User, WebhookDelivery, WebhookEndpoint
+from skilljar_scim.store.models import Event, Group, Token, User, WebhookDelivery, WebhookEndpoint
 
 DEFAULT_EXPIRING_DAYS = 14
-_DB_ERRORS = (peewee.DatabaseError, sqlite3.DatabaseError)
+PG_INTEGRITY = "connected (PostgreSQL checks its own pages: pg_amcheck)"
+_WAITING = ("waiting", "group deleted")  # roles.list_mappings states with no group to grant through
+_USES = {"provision": "its identity provider can no longer provision",
+         "read": "the application that reads with it gets nothing"}
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,7 @@ class StoreState:
 
     kind: str
     location: str
-    schema_version: int
+    schema_version: int | None
     expected_schema_version: int
     size_bytes: int | None
     integrity: str
@@ -40,10 +44,11 @@ class StoreState:
 
 @dataclass(frozen=True)
 class TokenState:
-    """A live token: when it was last used, what it refused, how soon it expires."""
+    """A token that is not revoked: its use, what it refused, how soon it expires."""
 
     id: str
     name: str
+    scope: str
     status: str
     expires_at: datetime | None
     days_left: float | None
@@ -60,8 +65,9 @@ class Status:
     expiring_within_days: int
     tokens: list[TokenState] = field(default_factory=list)
     users: dict[str, int] = field(default_factory=dict)
-    groups: int = 0
+    groups: int | None = None
     mappings_waiting_for_group: list[dict] = field(default_factory=list)
+    mappings_in_conflict: list[dict] = field(default_factory=list)
     mappings_to_missing_roles: list[dict] = field(default_factory=list)
     last_provisioning: dict | None = None
     webhooks: list[dict] = field(default_factory=list)
@@ -73,61 +79,80 @@ class Status:
 
 def collect(settings: Settings, expiring_within_days: int = DEFAULT_EXPIRING_DAYS,
             now: datetime | None = None) -> Status:
-    """Read the store once, never migrating it, and say what needs attention."""
-    url = settings.database.url
-    db = store_db.open_database(url, busy_timeout_ms=settings.database.busy_timeout_ms, migrate_schema=False)
+    """Read the store in one snapshot and say what needs attention; a store that cannot be read is a problem."""
     try:
-        return _collect(db, settings, expiring_within_days, now or clock.utcnow())
-    except _DB_ERRORS as exc:  # damage bad enough that nothing reads
-        raise DatabaseError(f"cannot read the store {store_db.redact(url)}: {' '.join(str(exc).split())}") from None
+        db = store_db.open_database(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms,
+                                    migrate_schema=False)
+    except DatabaseError as exc:  # an empty file, or not SQLite: `scim init` refuses it too
+        return _unreadable(settings, expiring_within_days, exc.detail)
+    report = Status(store=_store_unread(settings, "not read"), expiring_within_days=expiring_within_days)
+    try:
+        _collect(db, report, settings, now or clock.utcnow())
+    except store_db.READ_ERRORS as exc:  # unreachable server, or pages too damaged to read
+        return _unreadable(settings, expiring_within_days, store_db.one_line(exc))
     finally:
         db.close()
-
-
-def _collect(db: peewee.Database, settings: Settings, days: int, now: datetime) -> Status:
-    """Check the store first: a damaged one is reported, not read further."""
-    report = Status(store=_store_state(db, settings), expiring_within_days=days)
-    report.problems.extend(_store_problems(report.store))
-    if report.problems:
-        return report  # a damaged store, or tables of another shape: what follows would not read right
-    with db.atomic():  # one snapshot for every figure
-        _read_directory(report, settings, days, now)
     return report
 
 
-def _read_directory(report: Status, settings: Settings, days: int, now: datetime) -> None:
-    report.tokens = _token_states(now, timedelta(days=days))
+def _unreadable(settings: Settings, days: int, reason: str) -> Status:
+    """Return a report of the store's failure alone: nothing read from it could be trusted."""
+    report = Status(store=_store_unread(settings, f"cannot read: {reason}"), expiring_within_days=days)
+    report.problems.append(f"the store {report.store.location} cannot be read: {reason}")
+    return report
+
+
+def _store_unread(settings: Settings, integrity: str) -> StoreState:
+    sqlite = settings.sqlite_path is not None
+    return StoreState(kind="sqlite" if sqlite else "postgresql", location=_location(settings), schema_version=None,
+                      expected_schema_version=store_db.SCHEMA_VERSION, size_bytes=None, integrity=integrity)
+
+
+def _location(settings: Settings) -> str:
+    path = settings.sqlite_path
+    return str(path.resolve()) if path is not None else store_db.redact(settings.database.url)
+
+
+def _collect(db: peewee.Database, report: Status, settings: Settings, now: datetime) -> None:
+    """Check the store first: a damaged one, or one of another schema, is reported and not read further."""
+    report.store = _store_state(db, settings)
+    report.problems.extend(_store_problems(report.store))
+    if report.problems:
+        return
+    key_ids = _key_ids(settings, report.problems)
+    with store_db.read_transaction():  # one snapshot for every figure
+        _read_directory(report, settings.roles.catalog, now, key_ids)
+
+
+def _read_directory(report: Status, catalog: dict[str, str], now: datetime, key_ids: set[str]) -> None:
+    report.tokens = _token_states(now, timedelta(days=report.expiring_within_days), key_ids)
     report.users = _user_counts()
     report.groups = Group.select().count()
-    report.mappings_waiting_for_group, report.mappings_to_missing_roles = _mapping_gaps(settings.roles.catalog)
+    _mapping_gaps(report, catalog)
     report.last_provisioning = _last_provisioning()
     report.webhooks = _webhook_states()
-    report.problems.extend(_token_problems(report.tokens))
-    report.problems.extend(
-        f"mapping {m['group']!r} -> {m['role']!r}: the role is not in [roles.catalog]"
-        for m in report.mappings_to_missing_roles
-    )
-    report.problems.extend(
-        f"webhook endpoint {w['id']} ({w['url']}) is disabled since {clock.iso(w['disabled_at'])}: "
-        f"{w['disabled_reason']}; fix the receiver, then `scim webhooks enable {w['id']}`"
-        for w in report.webhooks if w["status"] == "disabled"
-    )
+    report.problems.extend(_token_problems(report.tokens, bool(key_ids)))
+    report.problems.extend(_mapping_problems(report))
+    report.problems.extend(_webhook_problems(report.webhooks))
+
+
+# --- the store ------------------------------------------------------------------------
 
 
 def _store_state(db: peewee.Database, settings: Settings) -> StoreState:
     sqlite = isinstance(db, peewee.SqliteDatabase)
     return StoreState(
         kind="sqlite" if sqlite else "postgresql",
-        location=str(settings.sqlite_path) if sqlite else store_db.redact(settings.database.url),
-        schema_version=store_db.schema_version(db),
+        location=_location(settings),
+        schema_version=store_db.schema_version(db),  # on PostgreSQL, the first query: the connection check
         expected_schema_version=store_db.SCHEMA_VERSION,
         size_bytes=_sqlite_size(settings.sqlite_path) if sqlite else _postgres_size(db),
-        integrity=_quick_check(db) if sqlite else "not checked: PostgreSQL checks its own pages (pg_amcheck)",
+        integrity=_quick_check(db) if sqlite else PG_INTEGRITY,
     )
 
 
 def _sqlite_size(path: Path) -> int:
-    """Return the bytes of the database and its write-ahead log."""
+    """Return the bytes of the database file and its write-ahead log."""
     files = (path, path.with_name(path.name + "-wal"))
     return sum(os.stat(f).st_size for f in files if f.exists())
 
@@ -137,75 +162,111 @@ def _postgres_size(db: peewee.Database) -> int:
 
 
 def _quick_check(db: peewee.Database) -> str:
-    """Run SQLite's quick_check: page and index structure, without the full index cross-check."""
+    """Run SQLite's quick_check: page and record structure, without the slower index cross-check."""
     try:
         rows = [row[0] for row in db.execute_sql("PRAGMA quick_check").fetchall()]
-    except _DB_ERRORS as exc:  # fetching rows raises sqlite3's own errors, unwrapped by peewee
-        rows = [" ".join(str(exc).split())]
+    except store_db.READ_ERRORS as exc:  # damage bad enough that SQLite stops reading
+        rows = [store_db.one_line(exc)]
     return "ok" if rows == ["ok"] else "; ".join(rows[:5])
 
 
 def _store_problems(store: StoreState) -> list[str]:
-    problems = []
     if store.kind == "sqlite" and store.integrity != "ok":
-        problems.append(f"the store fails its integrity check: {store.integrity} (see `scim db check`)")
+        return [f"the store fails its quick integrity check: {store.integrity} (see `scim db check`)"]
+    if store.schema_version == 0:
+        return ["the store has no skilljar-scim schema (empty, or another application's): "
+                "point database.url at the store, or run `scim init`"]
     if store.schema_version < store.expected_schema_version:
-        problems.append(f"the store has schema version {store.schema_version}, this scim "
-                        f"{store.expected_schema_version}: run `scim init` to migrate it")
-    elif store.schema_version > store.expected_schema_version:
-        problems.append(f"the store has schema version {store.schema_version}, newer than this scim's "
-                        f"{store.expected_schema_version}: upgrade scim")
-    return problems
+        return [f"the store has schema version {store.schema_version}, this scim "
+                f"{store.expected_schema_version}: run `scim init` to migrate it"]
+    if store.schema_version > store.expected_schema_version:
+        return [f"the store has schema version {store.schema_version}, newer than this scim's "
+                f"{store.expected_schema_version}: upgrade scim"]
+    return []
 
 
-def _token_states(now: datetime, soon: timedelta) -> list[TokenState]:
+# --- tokens ---------------------------------------------------------------------------
+
+
+def _key_ids(settings: Settings, problems: list[str]) -> set[str]:
+    """Return the ids of the current keys; a missing or unusable key file is a problem (no token verifies)."""
+    try:
+        found = keyfile.key_ids(settings.key_path)
+    except ConfigError as exc:
+        problems.append(f"{exc.detail}; until then no token can be verified")
+        return set()
+    if not found:
+        problems.append(f"no secret key file at {settings.key_path}: no token can be verified, "
+                        "every request is refused (restore it from a backup)")
+    return found
+
+
+def _token_states(now: datetime, soon: timedelta, key_ids: set[str]) -> list[TokenState]:
     live = Token.select().where(Token.revoked_at.is_null()).order_by(Token.expires_at.asc(nulls="LAST"), Token.name)
-    return [_token_state(token, now, soon) for token in live]
+    return [_token_state(token, now, soon, key_ids) for token in live]
 
 
-def _token_state(token: Token, now: datetime, soon: timedelta) -> TokenState:
+def _token_state(token: Token, now: datetime, soon: timedelta, key_ids: set[str]) -> TokenState:
     left = token.expires_at - now if token.expires_at else None
     return TokenState(
-        id=token.id, name=token.name, status=tokens.status(token, now), expires_at=token.expires_at,
-        days_left=round(left / timedelta(days=1), 2) if left is not None else None,
-        expiring_soon=left is not None and left <= soon,
+        id=token.id, name=token.name, scope=token.scope, status=tokens.status(token, now, key_ids),
+        expires_at=token.expires_at, days_left=round(left / timedelta(days=1), 2) if left is not None else None,
+        expiring_soon=left is not None and timedelta(0) < left <= soon,
         last_used_at=token.last_used_at, refused_requests=token.refused_count,
     )
 
 
-def _token_problems(states: list[TokenState]) -> list[str]:
-    problems = []
-    for token in states:
-        if token.status == "expired":
-            problems.append(f"token {token.name!r} ({token.id}) expired at {clock.iso(token.expires_at)}: "
-                            "its identity provider can no longer provision")
-        elif token.expiring_soon:
-            problems.append(f"token {token.name!r} ({token.id}) expires in {token.days_left:g} days, at "
-                            f"{clock.iso(token.expires_at)}: generate a new one and switch the identity provider")
-    return problems
+def _token_problems(states: list[TokenState], have_keys: bool) -> list[str]:
+    """Say what is wrong with each token; without any key, the key file's own problem says it for all."""
+    return [problem for problem in (_token_problem(token, have_keys) for token in states) if problem]
+
+
+def _token_problem(token: TokenState, have_keys: bool) -> str | None:
+    """Say what is wrong with one token, if anything (an expired one first: it is refused either way)."""
+    named = f"token {token.name!r} ({token.id}, scope {token.scope})"
+    if token.status == "expired":
+        return (f"{named} expired at {clock.iso(token.expires_at)}: {_USES[token.scope]}; "
+                "generate a new one, or revoke it if nothing uses it")
+    if token.status == "unverifiable" and have_keys:
+        return (f"{named} was signed by a key no longer in the secret key file: every request with it is "
+                "refused; generate a new one (or put the old key back)")
+    if token.expiring_soon:
+        return (f"{named} expires in {token.days_left:g} days, at {clock.iso(token.expires_at)}: "
+                "generate a new one and switch to it before then")
+    return None
+
+
+# --- users, groups, mappings ----------------------------------------------------------
 
 
 def _user_counts() -> dict[str, int]:
-    deprovisioned = User.deprovisioned_at.is_null(False)
-    return {
-        "active": User.select().where(User.active & ~deprovisioned).count(),
-        "inactive": User.select().where(~User.active & ~deprovisioned).count(),
-        "deprovisioned": User.select().where(deprovisioned).count(),
-    }
+    """Count users by listings.STATUSES in one scan."""
+    state = peewee.Case(None, [(User.deprovisioned_at.is_null(False), "deprovisioned"),
+                               (User.active == True, "active")], "inactive")  # noqa: E712 (SQL, not Python)
+    counts = dict(User.select(state, peewee.fn.COUNT(User.id)).group_by(state).tuples())
+    return {name: counts.get(name, 0) for name in listings.STATUSES}
 
 
-def _mapping_gaps(catalog: dict) -> tuple[list[dict], list[dict]]:
-    """Return the mappings whose group was not pushed yet, and those whose role left the catalog."""
-    pushed = Group.select(Group.id).where(Group.display_name_key == RoleMapping.group_key)
-    mappings = RoleMapping.select(RoleMapping.group_name, RoleMapping.role, peewee.fn.EXISTS(pushed).alias("pushed"))
-    waiting, missing = [], []
-    for row in mappings.order_by(RoleMapping.group_key, RoleMapping.role).dicts():
-        pair = {"group": row["group_name"], "role": row["role"]}
-        if not row["pushed"]:
-            waiting.append(pair)
-        if row["role"] not in catalog:
-            missing.append(pair)
-    return waiting, missing
+def _mapping_gaps(report: Status, catalog: dict[str, str]) -> None:
+    """Sort out the mappings that grant nothing yet, those in conflict, and those outside the catalog."""
+    for mapping in roles.list_mappings(catalog):
+        pair = {"id": mapping["id"], "group": mapping["group"], "role": mapping["role"]}
+        if mapping["status"] in _WAITING:
+            report.mappings_waiting_for_group.append({**pair, "status": mapping["status"]})
+        elif mapping["status"] == "conflict":
+            report.mappings_in_conflict.append(
+                {**pair, "group_id": mapping["group_id"], "conflict_group_id": mapping["conflict_group_id"]})
+        if not mapping["in_catalog"]:
+            report.mappings_to_missing_roles.append(pair)
+
+
+def _mapping_problems(report: Status) -> list[str]:
+    missing = [f"mapping {m['group']!r} -> {m['role']!r}: the role is not in [roles.catalog] (still granted); "
+               "add it to the catalog, or `scim mappings remove`" for m in report.mappings_to_missing_roles]
+    conflicts = [f"mapping {m['group']!r} -> {m['role']!r} is pinned to another group than the one named so now "
+                 f"({m['conflict_group_id']}), whose members get nothing; if that is the group meant, "
+                 f"`scim mappings rebind {m['group']!r}`" for m in report.mappings_in_conflict]
+    return missing + conflicts
 
 
 def _last_provisioning() -> dict | None:
@@ -213,12 +274,18 @@ def _last_provisioning() -> dict | None:
     event = Event.select().where(Event.token_id.is_null(False)).order_by(Event.id.desc()).first()
     if event is None:
         return None
-    return {"at": event.at, "action": event.action, "actor": event.actor,
-            "resource_type": event.resource_type, "resource_id": event.resource_id}
+    ids = [event.resource_id] if event.resource_id else []
+    named = listings.names(ids if event.resource_type == "User" else [], ids if event.resource_type == "Group" else [])
+    return {"id": events.event_id(event.id), "at": event.at, "action": event.action, "actor": event.actor,
+            "resource_type": event.resource_type, "resource_id": event.resource_id,
+            "resource_name": named.get(event.resource_id)}
+
+
+# --- webhooks -------------------------------------------------------------------------
 
 
 def _webhook_states() -> list[dict]:
-    """Return each endpoint (never a secret) with the deliveries still waiting for it."""
+    """Return each endpoint (never a secret, the URL without its query) with the deliveries waiting for it."""
     waiting = (WebhookDelivery.select(peewee.fn.COUNT(WebhookDelivery.id))
                .where((WebhookDelivery.endpoint == WebhookEndpoint.id) & (WebhookDelivery.state == "pending")))
     endpoints = WebhookEndpoint.select(WebhookEndpoint, waiting.alias("pending")).order_by(WebhookEndpoint.created_at)
@@ -226,6 +293,12 @@ def _webhook_states() -> list[dict]:
 
 
 def _endpoint_state(endpoint: WebhookEndpoint) -> dict:
-    keys = ("id", "url", "status", "disabled_at", "disabled_reason", "failing_since")
     shown = webhooks.as_dict(endpoint)
-    return {**{key: shown[key] for key in keys}, "url": webhooks.redacted(endpoint.url)}
+    keys = ("id", "status", "disabled_at", "disabled_reason", "failing_since")
+    return {"id": shown["id"], "url": webhooks.redacted(endpoint.url), **{key: shown[key] for key in keys}}
+
+
+def _webhook_problems(endpoints: list[dict]) -> list[str]:
+    return [f"webhook endpoint {w['id']} ({w['url']}) is disabled since {clock.iso(w['disabled_at'])}: "
+            f"{w['disabled_reason']}; fix the receiver, then `scim webhooks enable {w['id']}`"
+            for w in endpoints if w["status"] == "disabled"]

@@ -49,6 +49,7 @@ RUNS = {
     "scim events tail": ["events", "tail"],
     "scim db backup": ["db", "backup", "{folder}/copy.db"],
     "scim db check": ["db", "check"],
+    "scim status": ["status"],
     "scim webhooks add": ["webhooks", "add", "http://127.0.0.1:9/other"],
     "scim webhooks list": ["webhooks", "list"],
     "scim webhooks show": ["webhooks", "show", "{endpoint}"],
