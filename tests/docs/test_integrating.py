@@ -78,3 +78,71 @@ def test_integrating_receiver_refuses_a_bad_signature(doc_receiver) -> None:
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 401
     assert _stored(database) == {}
+
+
+class _CaughtUp(Exception):
+    """Raised by the poller's sleep: it has read everything there is."""
+
+
+def _poller(tmp_path, monkeypatch, base: str, token: str):
+    """Load the page's poller as written, with its sleep ending the loop; return (poll_forever, cursor file)."""
+    section = PAGE.read_text().split("## A poller on the events API", 1)[1]
+    script = tmp_path / "poller.py"
+    script.write_text(re.search(r"```python\n(.*?)```", section, re.S).group(1))
+    cursor = tmp_path / "events.cursor"
+    monkeypatch.setenv("SCIM_BASE", base)
+    monkeypatch.setenv("SCIM_READ_TOKEN", token)
+    monkeypatch.setenv("SCIM_CURSOR_FILE", str(cursor))
+    poll_forever = runpy.run_path(str(script))["poll_forever"]
+
+    def caught_up(seconds):
+        raise _CaughtUp()
+
+    poll_forever.__globals__["time"] = type("Clock", (), {"sleep": staticmethod(caught_up)})
+    return poll_forever, cursor
+
+
+@pytest.fixture
+def events_server(app, keys):
+    """The app on a real port; return its base URL and a read token."""
+    from skilljar_scim.domain import tokens
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}", tokens.generate(keys, "Dashboard", None, scope="read").value
+    server.shutdown()
+
+
+def _poll(poll_forever, resync=lambda: None) -> list[dict]:
+    seen: list[dict] = []
+    with pytest.raises(_CaughtUp):
+        poll_forever(seen.append, resync)
+    return seen
+
+
+def test_integrating_poller_reads_the_feed_and_resumes_from_its_cursor(events_server, tmp_path, monkeypatch) -> None:
+    poll_forever, cursor = _poller(tmp_path, monkeypatch, *events_server)
+    body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "poll@example.com"}
+    user_id = users.create(events.CLI, body).user.id
+    first = _poll(poll_forever)
+    assert [e["type"] for e in first] == ["user.created"] and first[0]["data"]["id"] == user_id
+    assert cursor.read_text() == first[-1]["id"]
+    users.delete(events.CLI, user_id)
+    again = _poll(poll_forever)  # a restart: the cursor file says where it stopped
+    assert [e["type"] for e in again] == ["user.deprovisioned"] and again[0]["id"] > first[0]["id"]
+
+
+def test_integrating_poller_resyncs_after_410_and_reads_the_whole_feed(events_server, tmp_path, monkeypatch) -> None:
+    poll_forever, cursor = _poller(tmp_path, monkeypatch, *events_server)
+    body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "gap@example.com"}
+    users.create(events.CLI, body)
+    cursor.write_text(events.event_id(10**9))  # ahead of every event (a restored backup): 410 Gone
+    resyncs: list[int] = []
+
+    def resync() -> None:
+        resyncs.append(1)
+        assert len(resyncs) == 1, "410 again after a resync: the poller kept its stale cursor"
+
+    seen = _poll(poll_forever, resync)
+    assert resyncs == [1] and [e["type"] for e in seen] == ["user.created"]
+    assert cursor.read_text() == seen[-1]["id"]
