@@ -17,6 +17,7 @@ from skilljar_scim.cli.group import RootGroup
 COMMANDS = {
     "init": "skilljar_scim.cli.init",
     "serve": "skilljar_scim.cli.serve",
+    "status": "skilljar_scim.cli.status",
     "token": "skilljar_scim.cli.tokens",
     "users": "skilljar_scim.cli.users",
     "groups": "skilljar_scim.cli.groups",
@@ -25,7 +26,6 @@ COMMANDS = {
     "events": "skilljar_scim.cli.events",
     "db": "skilljar_scim.cli.db",
     "webhooks": "skilljar_scim.cli.webhooks",
-    "status": "skilljar_scim.cli.status",
 }
 
 

@@ -26,9 +26,10 @@ def status(
     )] = status_domain.DEFAULT_EXPIRING_DAYS,
     json_flag: JsonFlag = False,
 ) -> None:
-    """Show the store, tokens, users, mappings, the last provisioning and webhooks; list the problems.
+    """Show the service's state and what needs attention.
 
-    It only reads the store. Without --check it exits 0 whatever it finds; with --check it
+    The store, tokens, users and groups, mappings, the last provisioning, webhook endpoints,
+    and the problems, numbered. It only reads the store. Without --check it exits 0 whatever it finds; with --check it
     exits 10 when there is a problem (README "Status and monitoring").
 
     Example: scim status --check --expiring-within 30
