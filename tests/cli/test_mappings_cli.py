@@ -212,9 +212,10 @@ def test_users_purge_refuses_active_and_removes_deprovisioned(team) -> None:
     assert cli("users", "purge", "carol@example.com", "--yes").exit_code == 0
     assert cli("users", "show", "carol@example.com").exit_code == ExitCode.NOT_FOUND
     events = cli.json("events", "list", "--limit", "500")
-    assert any(e["action"] == "user.purged" for e in events)
-    dumped = json.dumps(events)
-    assert "carol@example.com" not in dumped and team["carol"]["id"] not in dumped
+    purged = [e for e in events if e["action"] == "user.purged"]
+    assert len(purged) == 1 and purged[0]["resource_id"] == team["carol"]["id"]  # what consumers erase by
+    others = json.dumps([e for e in events if e["action"] != "user.purged"])
+    assert "carol@example.com" not in json.dumps(events) and team["carol"]["id"] not in others
 
 
 def test_events_list_filters(team) -> None:
