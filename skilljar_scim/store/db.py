@@ -15,6 +15,11 @@ import peewee
 from playhouse import migrate as schema_migrate
 from playhouse.pool import PooledPostgresqlDatabase
 
+try:  # the PostgreSQL driver is an optional extra (peewee itself tries the same import)
+    import psycopg2
+except ImportError:
+    psycopg2 = None
+
 from skilljar_scim.base import clock, textkey
 from skilljar_scim.base.config import sqlite_file
 from skilljar_scim.base.errors import ConfigError, DatabaseError, NotInitialised, StoreBusy
@@ -187,9 +192,6 @@ def open_database(url: str, *, create: bool = False, busy_timeout_ms: int = 5000
     try:
         _refuse_foreign(db, url)
         migrate(db)
-    except peewee.ImproperlyConfigured:
-        raise ConfigError(f"{redact(url)} needs the PostgreSQL driver: pip install \"skilljar-scim[postgres]\" "
-                          "(in a checkout: pip install \".[postgres]\")") from None
     except peewee.DatabaseError as exc:
         db.close()
         raise DatabaseError(f"cannot use database {redact(url)}: {exc}") from None
@@ -263,6 +265,9 @@ def close_all(db: peewee.Database) -> None:
 
 
 def _postgres(url: str, reuse_connections: bool = False) -> peewee.PostgresqlDatabase:
+    if psycopg2 is None:  # said here, so every command that opens a store says it the same way
+        raise ConfigError(f"{redact(url)} needs the PostgreSQL driver: pip install \"skilljar-scim[postgres]\" "
+                          "(in a checkout: pip install \".[postgres]\")")
     parts = urlparse(url)
     name, options = unquote(parts.path.lstrip("/")), {
         "user": unquote(parts.username) if parts.username else None,

@@ -125,9 +125,10 @@ def test_errors_init_in_a_read_only_folder_is_one_line(tmp_path) -> None:
     assert "Traceback" not in done.stderr and "unexpected" not in done.stderr
 
 
-def test_errors_postgres_without_its_driver_says_how_to_install_it(tmp_path) -> None:
+@pytest.mark.parametrize("command", [["token", "list"], ["status"], ["status", "--check"], ["db", "check"], ["init"]])
+def test_errors_postgres_without_its_driver_says_how_to_install_it(tmp_path, command) -> None:
     script = ("import sys; sys.modules['psycopg2'] = None\n"
-              "sys.argv = ['scim', '--db', 'postgresql://scim@127.0.0.1:9/scim', 'token', 'list']\n"
+              f"sys.argv = ['scim', '--db', 'postgresql://scim@127.0.0.1:9/scim', *{command!r}]\n"
               "from skilljar_scim.cli import main; main.run()\n")
     (tmp_path / "scim.key").write_text("k" * 64 + "\n")
     (tmp_path / "scim.key").chmod(0o600)
