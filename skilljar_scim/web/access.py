@@ -58,10 +58,19 @@ class AccessLog:
 
 
 class TextFormatter(logging.Formatter):
-    """`time level logger message`, the message's arguments already escaped by their callers."""
+    """`time level logger message`: every message escaped, so no data in it can start a line.
+
+    Access lines arrive escaped field by field (record()); every other message (ours,
+    gunicorn's, which may quote a request) is escaped whole here.
+    """
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        if getattr(record, "access", None) is None:
+            record.message = escape(record.message)
+        return super().formatMessage(record)
 
 
 class JsonFormatter(logging.Formatter):

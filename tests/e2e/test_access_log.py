@@ -28,6 +28,29 @@ def test_access_escape_writes_controls_as_escapes(text: str, expected: str) -> N
     assert escape(text) == expected
 
 
+def test_text_log_escapes_data_in_any_message() -> None:
+    """Not only access lines: a warning quoting data (a group name, a receiver's answer) stays one line."""
+    import logging
+
+    from skilljar_scim.web.access import TextFormatter, record
+
+    hostile = "Team\r\n" + FORGED + "\x1b[31m"
+    warning = logging.LogRecord("skilljar_scim.roles", logging.WARNING, __file__, 1, "mapping %s", (hostile,), None)
+    line = TextFormatter().format(warning)
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line and line.endswith("\\x1b[31m")
+    seen: list[logging.LogRecord] = []
+    handler = type("Keep", (logging.Handler,), {"emit": lambda self, r: seen.append(r)})()
+    access, level = logging.getLogger("skilljar_scim.access"), logging.getLogger("skilljar_scim.access").level
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    try:
+        record("GET", "/Users\\x", 200, 1.0)
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+    assert TextFormatter().format(seen[0]).endswith("GET /Users\\\\x 200 1.0ms token=-")  # escaped once, not twice
+
+
 def _hostile_requests(server) -> None:
     raw_exchange(server.port, f"GET {HOSTILE} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
     raw_exchange(server.port, f"BREW {HOSTILE} HTTP/1.1\r\nHost: x\r\n\r\n".encode())  # refused below the app
