@@ -37,6 +37,7 @@ class Receiver:
         self.answers: deque = deque()
         self.received: list[Received] = []
         self.release = threading.Event()  # set it to let hung requests go (they then get no answer)
+        self.together: threading.Barrier | None = None  # see gather()
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -61,6 +62,7 @@ class Receiver:
                     self.close_connection = True
                     return
                 receiver.release.wait(receiver.delay)
+                answer = receiver._after_gathering(answer)
                 receiver._keep(dict(self.headers), body, answer)
                 self.send_response(answer)
                 self.send_header("Content-Length", "0")
@@ -74,6 +76,19 @@ class Receiver:
     def _next_answer(self):
         with self.lock:
             return self.answers.popleft() if self.answers else self.default
+
+    def gather(self, count: int) -> None:
+        """Hold each request until `count` are waiting at once, then answer them; 500 if they never are."""
+        self.together = threading.Barrier(count)
+
+    def _after_gathering(self, answer):
+        if self.together is None:
+            return answer
+        try:
+            self.together.wait(10)
+            return answer
+        except threading.BrokenBarrierError:  # fewer than `count` requests were ever in flight together
+            return 500
 
     def _keep(self, headers: dict, body: bytes, answered: int | None) -> None:
         with self.lock:

@@ -110,6 +110,8 @@ class WebhooksSettings:
     concurrency: int = 4  # deliveries one worker sends at once (to different users)
     lease_seconds: int = 60  # a claim older than this is another worker's again (a crashed worker)
     disable_after_hours: int = 72  # an endpoint failing continuously this long is disabled
+    # How much lower `scim serve`'s delivery process runs in CPU priority (nice): provisioning first.
+    niceness: int = field(default=10, metadata={"range": (0, 19)})
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,10 @@ def _signal_and_wait(child: int, number: int, seconds: float) -> bool:
 
 def _main(settings: Settings, parent: int) -> None:
     """Run in the child: deliver until told to stop or orphaned."""
+    # Delivery never slows provisioning: when both want the CPU, the HTTP workers get it
+    # (README "Webhooks"). Its write transactions are a few statements, so a lower priority
+    # holds the store's write lock no longer than a busy box would anyway.
+    os.nice(settings.webhooks.niceness)
     stopping = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stopping.set())

@@ -13,7 +13,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from skilljar_scim.base import clock
 from skilljar_scim.base.errors import ConfigError, InvalidValue
 from skilljar_scim.domain import delivery, events, users, webhooks, worker
-from skilljar_scim.store.models import WebhookDelivery, WebhookEndpoint
+from skilljar_scim.store.models import Event, WebhookDelivery, WebhookEndpoint
 
 
 def _create(user_name: str) -> str:
@@ -87,6 +87,43 @@ def test_delivery_verifies_with_standardwebhooks(store, keys, settings, endpoint
     assert user_id in got.body.decode()
     with pytest.raises(WebhookVerificationError):
         Webhook(webhooks.new_secret()).verify(got.body, got.headers)
+
+
+def test_delivery_body_is_the_events_api_item(store, keys, settings, endpoint, receiver):
+    user_id = _create("zoë@example.com")
+    events.record(events.CLI, "mapping.added", None, None, {"group": "Ops", "role": "api-admin"})
+    assert worker.drain(settings)["delivered"] == 2
+    sent = {got.headers["webhook-id"]: got.body for got in receiver.received}
+    for event in Event.select().where(Event.id.in_([r.event_id for r in _rows(endpoint.endpoint.id)])):
+        item = events.feed_item(event)
+        assert json.loads(sent[item["id"]]) == item
+    assert "zoë".encode() in sent[events.event_id(Event.get(Event.resource_id == user_id).id)]
+
+
+def test_sender_sends_up_to_concurrency_at_once_outcomes_in_order(store, keys, settings, endpoint, receiver):
+    for n in range(8):
+        _create(f"pa{n}@example.com")
+    receiver.gather(4)  # each answer waits until 4 requests are in flight together
+    claimed = delivery.claim(keys, "w1", settings.webhooks, clock.utcnow())
+    sender = delivery.Sender(timeout_ms=15000, concurrency=4)
+    try:
+        outcomes = sender.send_all(claimed)
+    finally:
+        sender.close()
+    assert [o.delivery_id for o in outcomes] == [c.id for c in claimed]
+    assert [o.status for o in outcomes] == [204] * 8
+
+
+@pytest.mark.sqlite
+def test_claim_builds_bodies_outside_the_write_lock(store, keys, settings, endpoint, monkeypatch):
+    """SQLite's one write lock is what every SCIM write waits for: a claim holds it only for the lease."""
+    _create("qi@example.com")
+    held = []
+    build = delivery.body_bytes
+    monkeypatch.setattr(delivery, "body_bytes", lambda *event: held.append(store.write_lock.threads.locked())
+                        or build(*event))
+    [claimed] = delivery.claim(keys, "w1", settings.webhooks, clock.utcnow())
+    assert held == [False] and claimed.body
 
 
 def test_delivery_retries_with_backoff_after_500(store, keys, settings, endpoint, receiver):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -118,3 +121,26 @@ def test_serve_sigkilled_mid_delivery_loses_nothing(hooked, receiver) -> None:
     receiver.delay = 0
     hooked.start()
     receiver.wait_for(lambda r: {x.json["data"]["id"] for x in r.delivered()} >= ids, seconds=60)
+
+
+def _niceness_in_group(pgid: int) -> dict[int, int]:
+    """Return {pid: nice} of every process in a process group (Linux /proc: stat fields 5 and 19)."""
+    found = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            found[int(entry)] = int(fields[16])
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_serve_runs_the_delivery_process_at_lower_cpu_priority(make_server, database_url: str) -> None:
+    server = make_server(database_url=database_url, workers=2, threads=2, settings={"webhooks": {"niceness": 7}})
+    base = os.getpriority(os.PRIO_PROCESS, server.process.pid)
+    niceness = _niceness_in_group(server.process.pid)
+    [(delivery_pid, nice)] = [(pid, nice) for pid, nice in niceness.items() if nice != base]  # the delivery process
+    assert nice == base + 7 and delivery_pid != server.process.pid
+    assert len(niceness) >= 3, niceness  # serve (the gunicorn master) and its HTTP workers stay at `base`
