@@ -176,15 +176,7 @@ class Served:
         return found
 
     def cpu_seconds(self) -> float:
-        ticks = os.sysconf("SC_CLK_TCK")
-        total = 0
-        for pid in self.pids():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime + stime
-        return total / ticks
+        return cpu_seconds(self.pids())
 
     def memory_kb(self) -> dict:
         """Sum Pss and Rss (kB) over the master, its workers and the webhook delivery process."""
@@ -198,6 +190,18 @@ class Served:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """Sum user + system CPU time of processes (those that exited are skipped)."""
+    ticks, total = os.sysconf("SC_CLK_TCK"), 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / ticks
 
 
 def read_rollup(text: str) -> dict:
@@ -555,9 +559,11 @@ class Target:
     servers: list
     token: str
     base: str = BASE
+    database: object | None = None  # the PostgreSQL server's processes, when this box runs them
 
     def cpu_seconds(self) -> float:
-        return sum(server.cpu_seconds() for server in self.servers)
+        own = self.database.cpu_seconds() if self.database else 0.0
+        return own + sum(server.cpu_seconds() for server in self.servers)
 
     def stop(self) -> None:
         for server in self.servers:
@@ -565,7 +571,8 @@ class Target:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, folder: Path, database_url: str | None = None):
+    def __init__(self, args: argparse.Namespace, folder: Path, database_url: str | None = None,
+                 database: "PostgresProcesses | None" = None):
         self.args = args
         self.sizes = QUICK if args.quick else Sizes()
         if args.duration:
@@ -575,6 +582,7 @@ class Bench:
         self.instances = 1 if database_url is None else args.instances
         self.store = Store(folder, args.workers, args.threads, database_url, self.instances)
         self.target: Target | None = None
+        self.database = database  # counted in our server CPU per request: the peer keeps its data in process
         self.memory = MemorySampler()
 
     def start(self, label: str, servers: list, token: str | None = None, base: str = BASE) -> Target:
@@ -629,7 +637,9 @@ class Bench:
         return merged
 
     def serve_ours(self) -> Target:
-        return self.start("scim", [self.store.serve(i) for i in range(self.instances)])
+        target = self.start("scim", [self.store.serve(i) for i in range(self.instances)])
+        target.database = self.database
+        return target
 
     def run(self) -> Report:
         s = self.sizes
@@ -637,7 +647,8 @@ class Bench:
             "database": "sqlite" if self.store.sqlite else "postgresql", "instances": self.instances,
             "workers": self.store.workers or os.cpu_count(), "threads": self.store.threads,
             "worker_class": "ScimWorker", "connections": self.args.connections, "wrk_threads": self.args.wrk_threads,
-            "duration_s": s.duration, "quick": self.args.quick, "cpus": os.cpu_count(), **asdict(s)}
+            "duration_s": s.duration, "quick": self.args.quick, "cpus": os.cpu_count(),
+            "database_cpu_counted": self.database is not None, **asdict(s)}
         if not self.store.sqlite:
             self.report.settings["postgres"] = {name: run_sql(self.store.url, query)[0][0] for name, query in (
                 ("version", "SHOW server_version"), ("fsync", "SHOW fsync"),
@@ -1058,7 +1069,8 @@ def markdown(report: Report) -> str:
     pg = s.get("postgres")
     where = (f"`scim serve` on {s['database']}" if not pg else
              f"{s['instances']} `scim serve` instances on one PostgreSQL {pg['version']} database (fsync {pg['fsync']}, "
-             f"synchronous_commit {pg['synchronous_commit']}), wrk split across them")
+             f"synchronous_commit {pg['synchronous_commit']}), wrk split across them"
+             + ("; server CPU counts PostgreSQL's processes too" if s.get("database_cpu_counted") else ""))
     lines = [
         f"{where}; each {s['workers']} workers (ScimWorker) x {s['threads']} threads; wrk {s['wrk_threads']} threads, "
         f"{s['connections']} connections, {s['duration_s']:.0f} s per workload; {s['cpus']} CPUs. "
@@ -1197,10 +1209,34 @@ def postgres_cluster():
                              ).stdout.strip().splitlines()[-1]
         log(f"PostgreSQL cluster at {url} ({run_sql(url, 'SELECT version()')[0][0].split(' on ')[0]}, fsync "
             f"{run_sql(url, 'SHOW fsync')[0][0]}, synchronous_commit {run_sql(url, 'SHOW synchronous_commit')[0][0]})")
-        yield url
+        yield url, PostgresProcesses(folder / "data")
     finally:
         subprocess.run([str(script), "stop", str(folder)], timeout=120, capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+class PostgresProcesses:
+    """The processes of a local PostgreSQL cluster (the postmaster and its children), for their CPU time."""
+
+    def __init__(self, data: Path):
+        self.data = data
+
+    def pids(self) -> list[int]:
+        try:
+            master = int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return []
+        found = [master]
+        for entry in os.listdir("/proc"):
+            try:
+                if entry.isdigit() and int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1]) == master:
+                    found.append(int(entry))  # field 4: parent pid
+            except (OSError, IndexError, ValueError):
+                continue
+        return found
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pids())
 
 
 def run_sql(url: str, *statements: str) -> list[tuple]:
@@ -1230,8 +1266,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.webhooks:
             return run_webhooks(args, folder)
         if args.postgres:
-            with postgres_cluster() as url:
-                report = Bench(args, folder, url).run()
+            with postgres_cluster() as (url, database):
+                report = Bench(args, folder, url, database).run()
         else:
             report = Bench(args, folder, args.database_url).run()
     finally:
