@@ -325,7 +325,10 @@ def _source(base_url: str) -> Source:
         columns=columns,
         subqueries={("emails", "value"): email_match},
         sort_columns={
-            None: User.created_at,
+            # The listing index's order (schema 3): deprovisioned_at is NULL on every row listed, but
+            # PostgreSQL walks an index in ORDER BY's order only when it names the leading column;
+            # without it, every page read and sorted every user.
+            None: (User.deprovisioned_at, User.created_at),
             ("id", None): User.id,
             ("username", None): User.user_name_key,
             ("externalid", None): User.external_id,

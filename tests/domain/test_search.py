@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import peewee
 import pytest
 
 from skilljar_scim.base.errors import InvalidFilter, InvalidValue
@@ -71,3 +74,21 @@ def test_search_all_skips_a_type_the_filter_cannot_apply_to(people, make_group, 
     assert [r["meta"]["resourceType"] for r in page.resources] == ["User"]
     with pytest.raises(InvalidFilter):
         search_all(Query(filter='nosuch eq "x"'), BASE, True, limits)
+
+
+def test_search_users_default_page_walks_the_listing_index(people, caplog) -> None:
+    """A page of /Users in its default order reads the listing index in order, never sorting every user."""
+    from skilljar_scim.store import models
+
+    caplog.set_level(logging.DEBUG, logger="peewee")
+    users.search(Query(start_index=2, count=2), BASE)
+    sql, params = next(r.msg for r in caplog.records if isinstance(r.msg, tuple) and "ORDER BY" in r.msg[0])
+    database = models.database.obj
+    if isinstance(database, peewee.PostgresqlDatabase):
+        with database.atomic():  # with sorting priced out, a Sort node means no index gives the order
+            database.execute_sql("SET LOCAL enable_sort = off")
+            plan = " ".join(row[0] for row in database.execute_sql("EXPLAIN " + sql, params).fetchall())
+        assert "user_listing" in plan and "Sort" not in plan, plan
+    else:
+        plan = " ".join(str(row[-1]) for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall())
+        assert "user_listing" in plan and "TEMP B-TREE" not in plan, plan

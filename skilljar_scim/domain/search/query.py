@@ -89,7 +89,8 @@ def _parse(rtype: ResourceType, text: str | None, max_length: int, max_depth: in
 def _order(source: Source, query: Query) -> list | None:
     """Return the SQL ORDER BY for sortBy, or None when the attribute is not a column."""
     if not query.sort_by:
-        return [source.sort_columns[None], source.tiebreak]
+        default = source.sort_columns[None]  # a column, or the columns of an index's order
+        return [*(default if isinstance(default, tuple) else (default,)), source.tiebreak]
     try:
         resolved = source.rtype.resolve(parse_attr_path(query.sort_by, tuple(s.id for s in source.rtype.schemas)))
     except ValueError:
