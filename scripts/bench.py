@@ -25,7 +25,7 @@ both (one wrk process per instance, run together, summed). --database-url uses a
 database of your own instead. README "Performance" has the results.
 
 Only ever talks to 127.0.0.1; every loop is bounded in time and count. Run on demand,
-never in CI:  .venv/bin/python scripts/bench.py  (about 10 minutes on 2 cores; --quick: 3).
+never in CI:  .venv/bin/python scripts/bench.py  (about 5 minutes on 2 cores; --quick: 2).
 """
 
 from __future__ import annotations
@@ -1151,7 +1151,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     defaults = ServerSettings()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Install wrk: apt-get install wrk")
-    parser.add_argument("--quick", action="store_true", help="Small sizes and 3 s runs: a smoke run (about 3 minutes).")
+    parser.add_argument("--quick", action="store_true", help="Small sizes and 3 s runs: a smoke run (about 2 minutes).")
     parser.add_argument("--json", action="store_true", help="Print the results as JSON on stdout (stable keys).")
     parser.add_argument("--duration", type=float, default=None, help="Seconds per timed workload (default 10; quick 3).")
     parser.add_argument("--workers", type=int, default=defaults.workers,
