@@ -11,6 +11,8 @@ import json
 from functools import lru_cache
 from typing import Any
 
+import peewee
+
 from skilljar_scim.base import clock
 from skilljar_scim.store import sqlcache
 from skilljar_scim.store.models import Event, WebhookDelivery, WebhookEndpoint
@@ -29,12 +31,29 @@ def enqueue(rows: list[dict[str, Any]]) -> None:
     if not any(wanted):
         return
     # The event rows were just inserted under the store's write lock, so their ids are the
-    # last len(rows) ones, in order.
-    first_id = sqlcache.scalar("event.max_id", lambda: Event.select(Event.id).order_by(Event.id.desc()).limit(1)) \
-        - len(rows) + 1
-    now = clock.utcnow()
-    add([(first_id + index, endpoint_id, subject_of(row))
-         for index, (row, endpoint_ids) in enumerate(zip(rows, wanted)) for endpoint_id in endpoint_ids], now)
+    # last len(rows) ones, in order: the INSERT names each event as MAX(id) - back (no extra query).
+    _add_latest([(len(rows) - 1 - index, endpoint_id, subject_of(row))
+                 for index, (row, endpoint_ids) in enumerate(zip(rows, wanted)) for endpoint_id in endpoint_ids],
+                clock.utcnow())
+
+
+def _add_latest(deliveries: list[tuple[int, str, str | None]], now) -> None:
+    """Insert pending deliveries (events back from the newest, endpoint id, subject), due now."""
+    at = WebhookDelivery.next_attempt_at.db_value(now)
+    for start in range(0, len(deliveries), sqlcache.INSERT_BATCH):
+        batch = deliveries[start:start + sqlcache.INSERT_BATCH]
+        sqlcache.run(("outbox.latest", len(batch)), lambda count=len(batch): _latest_query(count),
+                     [at, *(value for delivery in batch for value in delivery)])
+
+
+def _latest_query(count: int) -> peewee.Insert:
+    newest = Event.select(peewee.fn.MAX(Event.id))
+    return WebhookDelivery.insert_many([{
+        WebhookDelivery.event_id: peewee.NodeList((newest, peewee.SQL("-"), sqlcache.param(1 + 3 * i))),
+        WebhookDelivery.endpoint: sqlcache.param(2 + 3 * i), WebhookDelivery.subject: sqlcache.param(3 + 3 * i),
+        WebhookDelivery.state: "pending", WebhookDelivery.attempts: 0,
+        WebhookDelivery.next_attempt_at: sqlcache.param(0), WebhookDelivery.created_at: sqlcache.param(0),
+    } for i in range(count)])
 
 
 def add(deliveries: list[tuple[int, str, str | None]], now) -> None:

@@ -53,6 +53,18 @@ def test_outbox_row_commits_with_the_event(store, keys, endpoint):
     assert [(r.subject, r.state, r.attempts) for r in rows] == [(f"User:{user_id}", "pending", 0)]
 
 
+def test_outbox_rows_name_their_events_in_a_batch(store, keys, receiver):
+    first, second = webhooks.add(keys, receiver.url).endpoint, webhooks.add(keys, receiver.url).endpoint
+    from skilljar_scim.store.db import write_transaction
+
+    with write_transaction():
+        events.record_many(events.CLI, "user.updated", "User", [(f"u{n}", {}) for n in range(3)])
+    for endpoint in (first, second):
+        rows = _rows(endpoint.id)
+        assert [Event.get_by_id(r.event_id).resource_id for r in rows] == ["u0", "u1", "u2"]
+        assert [r.subject for r in rows] == ["User:u0", "User:u1", "User:u2"]
+
+
 def test_outbox_rolls_back_with_the_change(store, keys, endpoint):
     from skilljar_scim.store.db import write_transaction
 
