@@ -55,12 +55,8 @@ def check(url: str, busy_timeout_ms: int = 5000) -> CheckReport:
 
 
 def _check_sqlite(db: peewee.Database, report: CheckReport) -> None:
-    try:
-        rows = [row[0] for row in db.execute_sql("PRAGMA integrity_check").fetchall()]
-    except store_db.READ_ERRORS as exc:  # damage bad enough that SQLite stops reading
-        rows = [store_db.one_line(exc)]
-    report.integrity = "ok" if rows == ["ok"] else "; ".join(rows[:5])
-    if rows != ["ok"]:
+    report.integrity = pragma_verdict(db, "integrity_check")
+    if report.integrity != "ok":
         report.problems.append(f"integrity check failed: {report.integrity}")
     violations = db.execute_sql("PRAGMA foreign_key_check").fetchall()
     report.foreign_key_violations = len(violations)
@@ -71,12 +67,24 @@ def _check_sqlite(db: peewee.Database, report: CheckReport) -> None:
 
 def _check_schema(db: peewee.Database, report: CheckReport) -> None:
     report.schema_version = store_db.schema_version(db)
-    if report.schema_version < store_db.SCHEMA_VERSION:
-        report.problems.append(
-            f"schema version {report.schema_version} is older than this scim's "
-            f"({store_db.SCHEMA_VERSION}): run `scim init` to migrate it"
-        )
-    elif report.schema_version > store_db.SCHEMA_VERSION:
-        report.problems.append(
-            f"schema version {report.schema_version} is newer than this scim's ({store_db.SCHEMA_VERSION}): upgrade scim"
-        )
+    problem = schema_problem(report.schema_version)
+    if problem:
+        report.problems.append(problem)
+
+
+def pragma_verdict(db: peewee.Database, pragma: str) -> str:
+    """Run a SQLite check pragma (integrity_check, quick_check): "ok", or its first five findings."""
+    try:
+        rows = [row[0] for row in db.execute_sql(f"PRAGMA {pragma}").fetchall()]
+    except store_db.READ_ERRORS as exc:  # damage bad enough that SQLite stops reading
+        rows = [store_db.one_line(exc)]
+    return "ok" if rows == ["ok"] else "; ".join(rows[:5])
+
+
+def schema_problem(version: int) -> str | None:
+    """Say what to do about a schema version other than this scim's, or None when it matches."""
+    if version < store_db.SCHEMA_VERSION:
+        return f"schema version {version} is older than this scim's ({store_db.SCHEMA_VERSION}): run `scim init` to migrate it"
+    if version > store_db.SCHEMA_VERSION:
+        return f"schema version {version} is newer than this scim's ({store_db.SCHEMA_VERSION}): upgrade scim"
+    return None

@@ -19,7 +19,7 @@ import peewee
 from skilljar_scim.base import clock, keyfile
 from skilljar_scim.base.config import Settings
 from skilljar_scim.base.errors import ConfigError, DatabaseError
-from skilljar_scim.domain import events, listings, roles, tokens, webhooks
+from skilljar_scim.domain import events, integrity, listings, roles, tokens, webhooks
 from skilljar_scim.store import db as store_db
 from skilljar_scim.store.models import Event, Group, Token, User, WebhookDelivery, WebhookEndpoint
 
@@ -147,7 +147,7 @@ def _store_state(db: peewee.Database, settings: Settings) -> StoreState:
         schema_version=store_db.schema_version(db),  # on PostgreSQL, the first query: the connection check
         expected_schema_version=store_db.SCHEMA_VERSION,
         size_bytes=_sqlite_size(settings.sqlite_path) if sqlite else _postgres_size(db),
-        integrity=_quick_check(db) if sqlite else PG_INTEGRITY,
+        integrity=integrity.pragma_verdict(db, "quick_check") if sqlite else PG_INTEGRITY,
     )
 
 
@@ -161,28 +161,14 @@ def _postgres_size(db: peewee.Database) -> int:
     return db.execute_sql("SELECT pg_database_size(current_database())").fetchone()[0]
 
 
-def _quick_check(db: peewee.Database) -> str:
-    """Run SQLite's quick_check: page and record structure, without the slower index cross-check."""
-    try:
-        rows = [row[0] for row in db.execute_sql("PRAGMA quick_check").fetchall()]
-    except store_db.READ_ERRORS as exc:  # damage bad enough that SQLite stops reading
-        rows = [store_db.one_line(exc)]
-    return "ok" if rows == ["ok"] else "; ".join(rows[:5])
-
-
 def _store_problems(store: StoreState) -> list[str]:
     if store.kind == "sqlite" and store.integrity != "ok":
         return [f"the store fails its quick integrity check: {store.integrity} (see `scim db check`)"]
     if store.schema_version == 0:
         return ["the store has no skilljar-scim schema (empty, or another application's): "
                 "point database.url at the store, or run `scim init`"]
-    if store.schema_version < store.expected_schema_version:
-        return [f"the store has schema version {store.schema_version}, this scim "
-                f"{store.expected_schema_version}: run `scim init` to migrate it"]
-    if store.schema_version > store.expected_schema_version:
-        return [f"the store has schema version {store.schema_version}, newer than this scim's "
-                f"{store.expected_schema_version}: upgrade scim"]
-    return []
+    problem = integrity.schema_problem(store.schema_version)
+    return [f"the store's {problem}"] if problem else []
 
 
 # --- tokens ---------------------------------------------------------------------------
@@ -294,7 +280,7 @@ def _webhook_states() -> list[dict]:
 
 def _endpoint_state(endpoint: WebhookEndpoint) -> dict:
     shown = webhooks.as_dict(endpoint)
-    keys = ("id", "status", "disabled_at", "disabled_reason", "failing_since")
+    keys = ("status", "disabled_at", "disabled_reason", "failing_since")
     return {"id": shown["id"], "url": webhooks.redacted(endpoint.url), **{key: shown[key] for key in keys}}
 
 
