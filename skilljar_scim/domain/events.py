@@ -236,7 +236,7 @@ def as_dict(event: Event) -> dict[str, Any]:
     except ValueError:
         summary = event.summary
     return {
-        "id": event.id, "at": event.at, "actor": event.actor, "token_id": event.token_id,
-        "action": event.action, "resource_type": event.resource_type, "resource_id": event.resource_id,
+        "id": event.id, "event_id": event_id(event.id), "at": event.at, "actor": event.actor,
+        "token_id": event.token_id, "action": event.action, "resource_type": event.resource_type, "resource_id": event.resource_id,
         "summary": summary,
     }

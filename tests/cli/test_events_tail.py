@@ -89,3 +89,12 @@ def test_events_tail_unknown_type_is_a_usage_error(people) -> None:
     result = people("events", "tail", "--types", "user.exploded")
     assert result.exit_code == ExitCode.USAGE
     assert result.stderr.startswith("Error: unknown event type 'user.exploded'") and result.stderr.count("\n") == 1
+
+
+def test_events_list_json_names_each_event_by_its_feed_id_too(people) -> None:
+    """A script joins the audit log to the events API and webhooks on `event_id` (`evt_…`)."""
+    listed = json.loads(people("events", "list", "--json").stdout)
+    tailed = _lines(people("events", "tail", "--json"))
+    by_user = {row["summary"]["userName"]: row["event_id"] for row in listed if row["action"] == "user.created"}
+    assert by_user == {item["data"]["userName"]: item["id"] for item in tailed}
+    assert all(events.row_id(row["event_id"]) == row["id"] for row in listed)
