@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
 import peewee
 import typer
 import typer.main
@@ -44,6 +45,7 @@ class LazyGroup(TyperGroup):
     """
 
     lazy: dict[str, str] = {}
+    summaries: dict[str, str] = {}  # name -> the first line of its help, so `--help` imports none
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
@@ -59,6 +61,21 @@ class LazyGroup(TyperGroup):
         if name in self.lazy and name not in self.commands:
             self.add_command(plain(_load(self.lazy[name], name), ctx), name)
         return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: typer.Context, formatter) -> None:
+        """List the commands with their one-line help as Click would, loading none that has a summary."""
+        commands = [(name, self._listed(ctx, name)) for name in self.list_commands(ctx)]
+        commands = [(name, command) for name, command in commands if command is not None and not command.hidden]
+        if commands:
+            limit = formatter.width - 6 - max(len(name) for name, _ in commands)  # Click's own layout
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, command.get_short_help_str(limit)) for name, command in commands])
+
+    def _listed(self, ctx: typer.Context, name: str):
+        """Return the command, or a stand-in carrying its declared summary while it is not loaded."""
+        if name in self.commands or name not in self.summaries:
+            return self.get_command(ctx, name)
+        return click.Command(name, help=self.summaries[name])
 
     def get_help_option(self, ctx: typer.Context):
         """Return the -h/--help option, with plain values like every other option."""

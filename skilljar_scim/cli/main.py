@@ -28,11 +28,28 @@ COMMANDS = {
     "webhooks": "skilljar_scim.cli.webhooks",
 }
 
+# What `scim --help` lists for each command without importing it: the first line of the
+# command's own help (tests/cli/test_startup.py checks that they match).
+SUMMARIES = {
+    "init": "Create the settings file, the database and the secret key (safe to run again).",
+    "serve": "Run the SCIM 2.0 server until SIGTERM or Ctrl-C; SIGHUP re-reads the keys and TLS certificate.",
+    "status": "Show the service's state and what needs attention.",
+    "token": "Manage bearer tokens: provision tokens for identity providers, read tokens for consumers.",
+    "users": "Inspect provisioned users, their groups and roles.",
+    "groups": "Inspect groups pushed by the identity provider.",
+    "roles": "Show the dashboard roles that mappings can grant.",
+    "mappings": "Map identity-provider groups to dashboard roles.",
+    "events": "Read the provisioning and audit trail.",
+    "db": "Back up and check the database.",
+    "webhooks": "Send every change to your application as signed HTTPS POSTs.",
+}
+
 
 class ScimGroup(RootGroup):
     """The root group, with this CLI's command groups."""
 
     lazy = COMMANDS
+    summaries = SUMMARIES
 
 
 app = typer.Typer(

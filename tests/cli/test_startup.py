@@ -7,11 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 import typer.main
 
 from skilljar_scim.cli.group import PlainArgument, PlainOption
-from skilljar_scim.cli.main import COMMANDS, app
+from skilljar_scim.cli.main import COMMANDS, SUMMARIES, app
 
 PACKAGE = Path(__file__).resolve().parents[2] / "skilljar_scim"
 
@@ -36,6 +37,20 @@ def test_startup_token_list_imports_only_its_group_and_no_server(initialised, tm
     assert not modules & others
     assert not {m for m in modules if m == "flask" or m.startswith(("flask.", "gunicorn", "skilljar_scim.web"))}
     assert "pydantic" not in modules  # typer would import it to coerce --config; plain values skip it
+
+
+def test_startup_root_help_imports_no_command_module(tmp_path):
+    assert not _modules_after(["--help"], tmp_path) & set(COMMANDS.values())
+
+
+def test_startup_declared_summaries_are_each_commands_own_first_line():
+    """`scim --help` shows what the loaded commands would show: the summaries cannot drift."""
+    root = typer.main.get_command(app)
+    context = typer.Context(root)
+    assert set(SUMMARIES) == set(COMMANDS)
+    for name, summary in SUMMARIES.items():
+        assert click.Command(name, help=summary).get_short_help_str(500) == \
+            root.get_command(context, name).get_short_help_str(500), name
 
 
 @pytest.mark.parametrize("argv", [["tokn", "list"], ["token", "--help"], ["--version"]])
