@@ -34,6 +34,7 @@ class Receiver:
     def __init__(self, default: int = 204):
         self.default = default
         self.delay = 0.0  # seconds to wait before each answer (a slow receiver)
+        self.keep_alive = True  # False: close each connection after its answer without saying so (idle timeout)
         self.answers: deque = deque()
         self.received: list[Received] = []
         self.release = threading.Event()  # set it to let hung requests go (they then get no answer)
@@ -67,6 +68,7 @@ class Receiver:
                 self.send_response(answer)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                self.close_connection = not receiver.keep_alive
 
             def log_message(self, *args) -> None:
                 pass

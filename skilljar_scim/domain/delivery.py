@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import http.client
 import json
 import logging
 import os
@@ -32,7 +31,7 @@ import peewee
 
 from skilljar_scim.base import clock
 from skilljar_scim.base.config import WebhooksSettings
-from skilljar_scim.domain import events, webhooks
+from skilljar_scim.domain import events, posting, webhooks
 from skilljar_scim.store import models, sqlcache
 from skilljar_scim.store.db import write_transaction
 from skilljar_scim.store.models import Event, WebhookDelivery, WebhookEndpoint
@@ -212,13 +211,14 @@ def prune() -> int:
 
 
 class Sender:
-    """POSTs deliveries: one keep-alive connection per endpoint host and thread, no redirects followed."""
+    """POSTs deliveries (domain/posting.py): one keep-alive connection per endpoint host and thread, no redirects followed."""
 
     def __init__(self, timeout_ms: int, concurrency: int = 1):
         self.timeout = max(timeout_ms, 1) / 1000
         self.concurrency = max(concurrency, 1)
         self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="webhook")
         self.local = threading.local()
+        self.tls = ssl.create_default_context()  # verifies the receiver's certificate and host name
 
     def send_all(self, items: list[Claimed]) -> list[Outcome]:
         """Send every item (different subjects, so in any order); return their outcomes, in the items' order.
@@ -247,33 +247,25 @@ class Sender:
     def send(self, item: Claimed) -> Outcome:
         """POST one delivery; a redirect is an answer like any other non-2xx (never followed)."""
         parts = urlsplit(item.url)
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        connection = self._connection(parts.scheme, parts.hostname, parts.port)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        key = (parts.scheme, parts.hostname, parts.port)
         try:
-            connection.request("POST", path, body=item.body, headers=headers_for(item, int(time.time())))
-            response = connection.getresponse()
-            response.read(MAX_RESPONSE_BYTES)  # drain it, so the connection can be reused
-            if response.will_close or not response.isclosed():
-                self._forget(parts.scheme, parts.hostname, parts.port)
-            return Outcome(item.id, item.endpoint_id, response.status, None if response.status < 300 else
-                           f"HTTP {response.status}")
-        except (OSError, http.client.HTTPException) as exc:
-            self._forget(parts.scheme, parts.hostname, parts.port)
+            request = posting.request_head("POST", target, parts.netloc, headers_for(item, int(time.time())),
+                                           len(item.body)) + item.body
+            status = self._connection(key).post(request)
+            return Outcome(item.id, item.endpoint_id, status, None if status < 300 else f"HTTP {status}")
+        except (OSError, posting.ProtocolError) as exc:
+            self._forget(key)
             return Outcome(item.id, item.endpoint_id, None, _describe(exc, self.timeout))
 
-    def _connection(self, scheme: str, host: str, port: int | None) -> http.client.HTTPConnection:
+    def _connection(self, key: tuple[str, str, int | None]) -> posting.Connection:
         cache = self.local.__dict__.setdefault("connections", {})
-        key = (scheme, host, port)
         if key not in cache:
-            if scheme == "https":
-                cache[key] = http.client.HTTPSConnection(host, port, timeout=self.timeout,
-                                                         context=ssl.create_default_context())
-            else:
-                cache[key] = http.client.HTTPConnection(host, port, timeout=self.timeout)
+            cache[key] = posting.Connection(*key, self.timeout, self.tls)
         return cache[key]
 
-    def _forget(self, scheme: str, host: str, port: int | None) -> None:
-        connection = self.local.__dict__.get("connections", {}).pop((scheme, host, port), None)
+    def _forget(self, key: tuple[str, str, int | None]) -> None:
+        connection = self.local.__dict__.get("connections", {}).pop(key, None)
         if connection is not None:
             connection.close()
 

@@ -305,6 +305,16 @@ def test_redirect_is_not_followed(store, keys, settings, endpoint, receiver):
     assert len(receiver.received) == 1
 
 
+def test_delivery_survives_a_receiver_closing_idle_connections(store, keys, settings, endpoint, receiver):
+    # Receivers and proxies close kept-alive connections they find idle, without a word: the
+    # next delivery on one must go out on a new connection, not fail and wait for its retry.
+    receiver.keep_alive = False
+    made = [_create(f"ka{n}@example.com") for n in range(3)]
+    worker.drain(_with(settings, concurrency=1))
+    assert [r.json["data"]["id"] for r in receiver.delivered()] == made
+    assert [(row.state, row.attempts) for row in _rows(endpoint.endpoint.id)] == [("delivered", 1)] * 3
+
+
 def test_two_workers_claim_each_delivery_once(store, keys, settings, endpoint, receiver):
     import threading
 

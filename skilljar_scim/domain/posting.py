@@ -1,0 +1,149 @@
+"""POST webhook deliveries over kept-alive HTTP/1.1 connections, reading only what the answer needs.
+
+http.client cost about half of the delivery process's CPU per event (a request written in
+many small pieces, every answer's headers parsed by the email package), CPU taken from
+provisioning on the same box. A delivery needs less: one write of the request, and of the
+answer its status and how to find its end (RFC 9112 section 6.3), so the connection can
+carry the next request. Nothing here follows a redirect: a 3xx is an answer like any other.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+MAX_LINE = 8192  # bytes of one status or header line a receiver may send
+MAX_HEAD = 65536  # bytes of status line and headers together
+MAX_BODY = 65536  # an answer body longer than this is not read: the connection is closed instead
+
+
+class ProtocolError(Exception):
+    """The receiver's answer is not HTTP/1.x, or the URL cannot be sent as a request line."""
+
+
+class _Unanswered(Exception):
+    """A kept-alive connection was closed by the receiver before it answered (it may time idle ones out)."""
+
+
+class Connection:
+    """One connection to a receiver: opened on first use, kept while its answers allow it."""
+
+    def __init__(self, scheme: str, host: str, port: int | None, timeout: float, context: ssl.SSLContext | None):
+        self.host, self.port = host, port or (443 if scheme == "https" else 80)
+        self.timeout, self.context = timeout, context if scheme == "https" else None
+        self.sock: socket.socket | None = None
+        self.reader = None
+
+    def post(self, request: bytes) -> int:
+        """Send one whole request; return the answer's status.
+
+        A kept-alive connection the receiver closed meanwhile is opened again once and the
+        request sent again: at least once allows it, and a retry 30 s later would cost more.
+        """
+        reused = self.sock is not None
+        try:
+            return self._exchange(request)
+        except _Unanswered:
+            self.close()
+            if not reused:
+                raise ConnectionError("the receiver closed the connection without answering") from None
+        try:
+            return self._exchange(request)
+        except _Unanswered:
+            self.close()
+            raise ConnectionError("the receiver closed the connection without answering") from None
+
+    def _exchange(self, request: bytes) -> int:
+        if self.sock is None:
+            self._open()
+        try:
+            self.sock.sendall(request)
+            status, keep = self._answer()
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise _Unanswered from exc
+        if not keep:
+            self.close()
+        return status
+
+    def _open(self) -> None:
+        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.context is not None:
+                sock = self.context.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock, self.reader = sock, sock.makefile("rb")
+
+    def _answer(self) -> tuple[int, bool]:
+        """Read one answer (skipping interim 1xx ones); return its status and whether the connection stays usable."""
+        budget = [MAX_HEAD]
+        while True:
+            line = self._line(budget)
+            if not line:
+                raise _Unanswered
+            version, status = status_line(line)
+            headers = self._headers(budget)
+            if not 100 <= status < 200 or status == 101:
+                break
+        return status, self._skip_body(version, status, headers)
+
+    def _line(self, budget: list[int]) -> bytes:
+        line = self.reader.readline(min(MAX_LINE, budget[0]) + 1)
+        budget[0] -= len(line)
+        if len(line) > MAX_LINE or budget[0] < 0:
+            raise ProtocolError("the receiver's answer headers are too long")
+        return line
+
+    def _headers(self, budget: list[int]) -> dict[bytes, bytes]:
+        """Read header lines up to the blank one; keep the three that say where the body ends."""
+        found: dict[bytes, bytes] = {}
+        while (line := self._line(budget)) not in (b"\r\n", b"\n"):
+            if not line:
+                raise ProtocolError("the receiver closed the connection in the middle of its answer")
+            name, colon, value = line.partition(b":")
+            name = name.strip().lower()
+            if colon and name in (b"content-length", b"transfer-encoding", b"connection"):
+                found[name] = (found[name] + b"," if name in found else b"") + value.strip().lower()
+        return found
+
+    def _skip_body(self, version: bytes, status: int, headers: dict[bytes, bytes]) -> bool:
+        """Read the body to its end if that is cheap; return False when the connection must close (RFC 9112 6.3)."""
+        keep = version == b"HTTP/1.1" and b"close" not in headers.get(b"connection", b"")
+        if status in (101, 204, 304):
+            return keep and status != 101
+        if b"transfer-encoding" in headers or b"content-length" not in headers:
+            return False  # chunked, or read until close: not worth reading, just reconnect
+        try:
+            length = int(headers[b"content-length"])
+        except ValueError:
+            return False
+        if not 0 <= length <= MAX_BODY:
+            return False
+        return keep and len(self.reader.read(length)) == length
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.reader.close()
+            self.sock.close()
+            self.sock = self.reader = None
+
+
+def status_line(line: bytes) -> tuple[bytes, int]:
+    """Return (HTTP version, status) of an answer's first line (RFC 9112 section 4)."""
+    version, _, rest = line.partition(b" ")
+    code = rest[:3]
+    if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit() or rest[3:4] not in (b" ", b"\r", b"\n", b""):
+        raise ProtocolError(f"not an HTTP/1.x answer: {line[:40]!r}")
+    return version, int(code)
+
+
+def request_head(method: str, target: str, authority: str, headers: dict[str, str], length: int) -> bytes:
+    """Return a request's line and headers as bytes; refuse what would not be one line each (RFC 9112 3)."""
+    text = f"{method} {target} HTTP/1.1\r\nHost: {authority}\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in headers.items()) + f"Content-Length: {length}\r\n\r\n"
+    if not (target + authority).isascii() or any(c <= " " or c == "\x7f" for c in target + authority):
+        raise ProtocolError("the URL must be ASCII without spaces or control characters: percent-encode it "
+                            "(and give an internationalised host in its xn-- form)")
+    return text.encode("latin-1")
