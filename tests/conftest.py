@@ -37,10 +37,11 @@ TEST_DATABASE_URL = os.environ.get("SKILLJAR_SCIM_TEST_DATABASE_URL")
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """Tests marked `sqlite` check SQLite specifics; they do not apply to a PostgreSQL run."""
-    if TEST_DATABASE_URL:
-        dropped = [item for item in items if item.get_closest_marker("sqlite")]
-        items[:] = [item for item in items if not item.get_closest_marker("sqlite")]
+    """Tests marked `sqlite` (or `postgres`) check one store's specifics; the other store's run leaves them out."""
+    other = "sqlite" if TEST_DATABASE_URL else "postgres"
+    dropped = [item for item in items if item.get_closest_marker(other)]
+    if dropped:
+        items[:] = [item for item in items if not item.get_closest_marker(other)]
         config.hook.pytest_deselected(items=dropped)
 
 

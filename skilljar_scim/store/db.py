@@ -13,7 +13,6 @@ from urllib.parse import unquote, urlparse
 
 import peewee
 from playhouse import migrate as schema_migrate
-from playhouse.pool import PooledPostgresqlDatabase
 
 try:  # the PostgreSQL driver is an optional extra (peewee itself tries the same import)
     import psycopg2
@@ -24,6 +23,7 @@ from skilljar_scim.base import clock, textkey
 from skilljar_scim.base.config import sqlite_file
 from skilljar_scim.base.errors import ConfigError, DatabaseError, NotInitialised, StoreBusy
 from skilljar_scim.store import models
+from skilljar_scim.store.postgres import Deferred, DeferredPooledPostgresqlDatabase, DeferredPostgresqlDatabase
 from skilljar_scim.store.writelock import LockedPooledSqliteDatabase, LockedSqliteDatabase, WriteLock, write_lock
 
 log = logging.getLogger("skilljar_scim.store")
@@ -278,9 +278,10 @@ def _postgres(url: str, reuse_connections: bool = False) -> peewee.PostgresqlDat
     if reuse_connections:
         # A new connection per request makes PostgreSQL start a server process and authenticate,
         # which cost more than a lookup itself (README "Performance"); the pool rolls back anything
-        # a request left open before it hands the connection out again.
-        return PooledPostgresqlDatabase(name, max_connections=None, stale_timeout=300, **options)
-    return peewee.PostgresqlDatabase(name, **options)
+        # a request left open before it hands the connection out again. Transaction control
+        # rides with the next statement (store/postgres.py): a lookup is three round trips.
+        return DeferredPooledPostgresqlDatabase(name, max_connections=None, stale_timeout=300, **options)
+    return DeferredPostgresqlDatabase(name, **options)
 
 
 def migrate(db: peewee.Database) -> int:
@@ -396,13 +397,9 @@ class _WriteTransaction:
         except BaseException:
             self._release()
             raise
-        if self.outermost and isinstance(self.db, peewee.PostgresqlDatabase):
-            try:
-                self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_PG_WRITE_LOCK,))
-            except BaseException as exc:
-                self.atomic.__exit__(type(exc), exc, exc.__traceback__)
-                self._release()
-                raise
+        if self.outermost and isinstance(self.db, Deferred):
+            # Sent with BEGIN and the writer's first statement, in one round trip (store/postgres.py).
+            self.db.queue(f"SELECT pg_advisory_xact_lock({_PG_WRITE_LOCK})")
         return transaction
 
     def _begin(self):

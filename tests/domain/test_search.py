@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 import peewee
 import pytest
@@ -11,6 +12,7 @@ from skilljar_scim.base.errors import InvalidFilter, InvalidValue
 from skilljar_scim.domain import users
 from skilljar_scim.domain.search.query import Query
 from skilljar_scim.domain.search.root import search_all
+from skilljar_scim.store import models
 
 from domain.support import BASE
 
@@ -76,19 +78,51 @@ def test_search_all_skips_a_type_the_filter_cannot_apply_to(people, make_group, 
         search_all(Query(filter='nosuch eq "x"'), BASE, True, limits)
 
 
-def test_search_users_default_page_walks_the_listing_index(people, caplog) -> None:
-    """A page of /Users in its default order reads the listing index in order, never sorting every user."""
-    from skilljar_scim.store import models
-
+def test_search_users_default_page_reads_its_ids_from_the_listing_index(people, caplog) -> None:
+    """A page past the first finds its ids through the listing index in order (never sorting every
+    user, never reading the rows it skips), then reads only those rows."""
     caplog.set_level(logging.DEBUG, logger="peewee")
     users.search(Query(start_index=2, count=2), BASE)
-    sql, params = next(r.msg for r in caplog.records if isinstance(r.msg, tuple) and "ORDER BY" in r.msg[0])
+    sql, params = next(r.msg for r in caplog.records if isinstance(r.msg, tuple) and "OFFSET" in r.msg[0])
+    assert _window_plan(sql, params) == {"index": "user_listing", "sorted": False, "rows": False}
+
+
+def _window_plan(sql: str, params) -> dict:
+    """Describe the plan under the OFFSET of a page: which index, whether it sorts, whether it reads rows."""
     database = models.database.obj
     if isinstance(database, peewee.PostgresqlDatabase):
         with database.atomic():  # with sorting priced out, a Sort node means no index gives the order
             database.execute_sql("SET LOCAL enable_sort = off")
-            plan = " ".join(row[0] for row in database.execute_sql("EXPLAIN " + sql, params).fetchall())
-        assert "user_listing" in plan and "Sort" not in plan, plan
-    else:
-        plan = " ".join(str(row[-1]) for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall())
-        assert "user_listing" in plan and "TEMP B-TREE" not in plan, plan
+            database.execute_sql("SET LOCAL enable_seqscan = off")  # a few rows: a table scan would win
+            plan = database.execute_sql("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()[0]
+        window = next(n for n in _nodes(plan[0]["Plan"]) if n["Node Type"] == "Limit")
+        below = list(_nodes(window))[1:]
+        return {"index": next(n.get("Index Name") for n in below if n.get("Index Name")),
+                "sorted": any(n["Node Type"] == "Sort" for n in below),
+                "rows": any(n["Node Type"] != "Index Only Scan" and "Scan" in n["Node Type"] for n in below)}
+    rows = database.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+    subquery = next(r[0] for r in rows if "SUBQUERY" in r[-1])
+    below = [r[-1] for r in rows if r[1] == subquery]
+    return {"index": "user_listing" if any("user_listing" in d for d in below) else None,
+            "sorted": any("TEMP B-TREE" in d for d in below),
+            "rows": not all("COVERING INDEX" in d for d in below)}
+
+
+def _nodes(node: dict):
+    yield node
+    for child in node.get("Plans", []):
+        yield from _nodes(child)
+
+
+@pytest.mark.parametrize("sort_by, descending", [(None, False), ("userName", True), ("externalId", False),
+                                                 ("externalId", True), ("meta.created", True)])
+def test_search_users_pages_list_exactly_what_one_long_page_lists(make_user, sort_by, descending) -> None:
+    """Pages read by id (every page past the first) keep the order of one long page, ties and nulls included."""
+    made = [make_user(f"u{i:02d}@example.com", **({"externalId": f"x{i * 7 % 13:02d}"} if i % 3 else {})) for i in range(14)]
+    with models.database.atomic():  # ties in the default order: only the id breaks them
+        for i, user in enumerate(made):
+            models.User.update(created_at=datetime(2026, 1, 1, 0, 0, i % 3)).where(models.User.id == user.id).execute()
+    whole = users.search(Query(count=1000, sort_by=sort_by, descending=descending), BASE)
+    paged = [r["id"] for start in range(1, 15, 3)
+             for r in users.search(Query(start_index=start, count=3, sort_by=sort_by, descending=descending), BASE).resources]
+    assert paged == [r["id"] for r in whole.resources] and len(paged) == 14
