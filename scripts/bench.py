@@ -83,6 +83,10 @@ class Sizes:
 QUICK = Sizes(create=500, big=5_000, group=500, deactivate=500, duration=3.0, warmup=0.5, cli_runs=3, peer_users=2_000)
 PEER_REQUIREMENTS = ("scim2-server==0.8.3", "waitress==3.0.2")
 PEER_BASE = "/v2"
+# What --only can name, in the order a run measures them ("paging": page_start and page_end;
+# "group": the member toggles, the group listings and the group fill).
+WORKLOADS = ("ceiling", "create", "lookup_small", "writers", "lookup_mid", "page_mid", "lookup_big", "paging", "group",
+             "deactivate", "peer_create", "peer_lookup", "peer_page", "ceiling_after", "cli")
 
 
 @dataclass
@@ -654,34 +658,51 @@ class Bench:
                 ("version", "SHOW server_version"), ("fsync", "SHOW fsync"),
                 ("synchronous_commit", "SHOW synchronous_commit"))}
         self.disk()
-        self.ceiling()
+        self.phase("ceiling", self.ceiling)
         self.serve_ours()
         try:
             self.check(Api(self.store))
-            self.create()
-            self.lookup("lookup_small")
-            self.writers()
-            self.seed(s.peer_users)
-            peer_names = self.names_file("peer_names.txt")
-            self.dump_for_peer()
-            self.lookup("lookup_mid", peer_names)
-            self.page("page_mid", 1)
-            self.seed(s.big)
-            self.lookup("lookup_big")
-            self.paging()
-            self.group()
-            self.deactivate()
+            self.phase("create", self.create)
+            self.phase("lookup_small", lambda: self.lookup("lookup_small"))
+            self.phase("writers", self.writers)
+            peer_names = self.mid_store()
+            self.phase("lookup_mid", lambda: self.lookup("lookup_mid", peer_names))
+            self.phase("page_mid", lambda: self.page("page_mid", 1))
+            if self.wanted(*WORKLOADS[WORKLOADS.index("lookup_big"):WORKLOADS.index("peer_create")]):
+                self.seed(s.big)
+            self.phase("lookup_big", lambda: self.lookup("lookup_big"))
+            self.phase("paging", self.paging)
+            self.phase("group", self.group)
+            self.phase("deactivate", self.deactivate)
         finally:
             self.stop()
         self.peer(peer_names)
-        self.ceiling("ceiling_after")
-        self.cli()
+        self.phase("ceiling_after", lambda: self.ceiling("ceiling_after"))
+        self.phase("cli", self.cli)
         if self.args.sweep and self.instances == 1:
             self.sweep()
         self.report.memory = self.memory.close()
         self.ratios()
         self.report.load = {"before": self.load_before, "after": [round(x, 2) for x in os.getloadavg()]}
         return self.report
+
+    def wanted(self, *names: str) -> bool:
+        """Say whether --only (or its absence: everything) asks for any of these workloads."""
+        return self.args.only is None or any(name in self.args.only for name in names)
+
+    def phase(self, name: str, measure) -> None:
+        if self.wanted(name):
+            measure()
+
+    def mid_store(self) -> Path | None:
+        """Seed to the peer's store size and write the names both are looked up by, when a later workload needs them."""
+        if not self.wanted(*WORKLOADS[WORKLOADS.index("lookup_mid"):WORKLOADS.index("peer_create")], "peer_lookup",
+                           "peer_page"):
+            return None
+        self.seed(self.sizes.peer_users)
+        names = self.names_file("peer_names.txt")
+        self.dump_for_peer()
+        return names
 
     def disk(self) -> None:
         """Time a 4 KiB write + fsync in the store's folder: every committed write pays one (synchronous=FULL)."""
@@ -839,16 +860,21 @@ class Bench:
 
     def peer(self, names: Path) -> None:
         """scim2-server: creates on an empty store; lookups and pages on our store's users (same names file)."""
+        if not self.wanted("peer_create", "peer_lookup", "peer_page"):
+            return
         python, token = peer_python(self.args.peer_venv), secrets.token_urlsafe(24)
         endpoint = SimpleNamespace(port=free_port(), token=token)
         self.report.peer = {"server": "scim2-server 0.8.3, InMemoryStorage, waitress 4 threads",
                             "python": str(python)}
-        self.start("peer", [peer_server(python, endpoint, self.store.folder)], token, PEER_BASE)
-        try:
-            self.report.peer["check_empty"] = self.check(Api(endpoint, PEER_BASE))
-            self.create("peer_create", PEER_BASE)
-        finally:
-            self.stop()
+        if self.wanted("peer_create"):
+            self.start("peer", [peer_server(python, endpoint, self.store.folder)], token, PEER_BASE)
+            try:
+                self.report.peer["check_empty"] = self.check(Api(endpoint, PEER_BASE))
+                self.create("peer_create", PEER_BASE)
+            finally:
+                self.stop()
+        if not self.wanted("peer_lookup", "peer_page"):
+            return
         seed_file = self.store.folder / "peer_seed.jsonl"
         began = time.perf_counter()
         self.start("peer", [peer_server(python, endpoint, self.store.folder, seed_file)], token, PEER_BASE)
@@ -856,9 +882,10 @@ class Bench:
         try:
             first = names.read_text().split("\n", 1)[0]
             self.report.peer["check_seeded"] = self.check(Api(endpoint, PEER_BASE), first)
-            self.lookup("peer_lookup", names, PEER_BASE)
-            self.wrk("peer_page", "static.lua", f"{PEER_BASE}/Users?startIndex=1&count=100", warm=True,
-                     note=f"startIndex=1&count=100 of {self.report.peer['check_seeded']['users']:,}")
+            self.phase("peer_lookup", lambda: self.lookup("peer_lookup", names, PEER_BASE))
+            self.phase("peer_page", lambda: self.wrk(
+                "peer_page", "static.lua", f"{PEER_BASE}/Users?startIndex=1&count=100", warm=True,
+                note=f"startIndex=1&count=100 of {self.report.peer['check_seeded']['users']:,}"))
         finally:
             self.stop()
         log(f"peer: {self.report.peer}")
@@ -983,14 +1010,15 @@ class Bench:
     def ratios(self) -> None:
         """Ratio to the ceiling: by req/s (mean of both ceiling runs) and by server CPU per request."""
         results = self.report.results
-        ceiling = statistics.mean(results[n].rps for n in ("ceiling", "ceiling_after") if n in results)
-        cpu = statistics.mean(results[n].server_cpu_ms_per_req for n in ("ceiling", "ceiling_after") if n in results)
+        runs = [results[n] for n in ("ceiling", "ceiling_after") if n in results]  # --only may leave both out
+        ceiling = statistics.mean(r.rps for r in runs) if runs else None
+        cpu = statistics.mean(r.server_cpu_ms_per_req for r in runs) if runs else None
         for measured in results.values():
             if measured.name != "group_fill" and not measured.name.startswith("sweep_"):
                 measured.ratio = round(measured.rps / ceiling, 3) if ceiling else None
-                if measured.server_cpu_ms_per_req:
+                if measured.server_cpu_ms_per_req and cpu:
                     measured.cpu_ratio = round(cpu / measured.server_cpu_ms_per_req, 3)
-        self.report.settings["ceiling_rps"] = round(ceiling, 1)
+        self.report.settings["ceiling_rps"] = round(ceiling, 1) if ceiling else None
         self.report.targets = targets(self.report)
 
 
@@ -1016,7 +1044,9 @@ def percentile(values: list[float], pct: float) -> float:
 
 def cost_ratio(report: Report, large: str, small: str, by: str = "rps") -> float | None:
     """How much more one request costs in `large` than in `small`: by throughput, or by server CPU."""
-    a, b = report.results[large], report.results[small]
+    a, b = report.results.get(large), report.results.get(small)
+    if a is None or b is None:  # --only left one out
+        return None
     if by == "cpu":
         if not a.server_cpu_ms_per_req or not b.server_cpu_ms_per_req:
             return None
@@ -1029,14 +1059,16 @@ def targets(report: Report) -> list[dict]:
     r, s = report.results, report.settings
     big, small, users, created, peer_users = s["group"], s["small_group"], s["big"], s["create"], s["peer_users"]
     cost = lambda large, little: (cost_ratio(report, large, little), cost_ratio(report, large, little, "cpu"))  # noqa: E731
-    share = lambda name: (r[name].ratio, r[name].cpu_ratio)  # noqa: E731
+    share = lambda name: (r[name].ratio, r[name].cpu_ratio) if name in r else (None, None)  # noqa: E731
+    cli = lambda name: tuple(report.cli.get("ratios", {}).get(name, {}).get(k) for k in ("wall", "cpu"))  # noqa: E731
     box = "per instance" if s.get("instances", 1) > 1 else ""
     pss = max((m["peak_pss_mb"] for k, m in report.memory.items() if k.startswith("scim-")), default=None)
     rows = [
         (f"lookup >= 2 x scim2-server ({peer_users:,} users)", *cost("peer_lookup", "lookup_mid"), ">=", 2),
         ("create >= 1 x scim2-server", *cost("peer_create", "create"), ">=", 1),
         (f"page of 100 of {peer_users:,} users >= 20 x scim2-server", *cost("peer_page", "page_mid"), ">=", 20),
-        (f"write p99 with {s['writers']} concurrent writers <= 150 ms", r["writers"].p99_ms, None, "<=", 150),
+        (f"write p99 with {s['writers']} concurrent writers <= 150 ms", r["writers"].p99_ms if "writers" in r else None, None,
+         "<=", 150),
         (f"peak memory (PSS) with {users:,} users <= 150 MB {box}".strip(), pss, None, "<=", 150),
         (f"lookup at {users:,} users <= 1.2 x its cost at {created:,}", *cost("lookup_big", "lookup_small"), "<=", 1.2),
         (f"single add/remove at {big:,} members <= 1.2 x at {small} (PATCH as IdPs send it)",
@@ -1049,10 +1081,8 @@ def targets(report: Report) -> list[dict]:
         (f"lookup >= 0.6 x ceiling ({users:,} users)", *share("lookup_big"), ">=", 0.6),
         ("create >= 0.3 x ceiling", *share("create"), ">=", 0.3),
         ("deactivate >= 0.3 x ceiling", *share("deactivate"), ">=", 0.3),
-        ("scim token list <= 1.5 x bare import", report.cli["ratios"]["token_list"]["wall"],
-         report.cli["ratios"]["token_list"]["cpu"], "<=", 1.5),
-        (f"scim users list --json ({users:,} users) <= 1.5 x bare import", report.cli["ratios"]["users_list_json"]["wall"],
-         report.cli["ratios"]["users_list_json"]["cpu"], "<=", 1.5),
+        ("scim token list <= 1.5 x bare import", *cli("token_list"), "<=", 1.5),
+        (f"scim users list --json ({users:,} users) <= 1.5 x bare import", *cli("users_list_json"), "<=", 1.5),
     ]
     return [target_row(*row) for row in rows]
 
@@ -1077,7 +1107,8 @@ def markdown(report: Report) -> str:
     lines = [
         f"{where}; each {s['workers']} workers (ScimWorker) x {s['threads']} threads; wrk {s['wrk_threads']} threads, "
         f"{s['connections']} connections, {s['duration_s']:.0f} s per workload; {s['cpus']} CPUs. "
-        f"Ceiling: mean of the runs before and after the SCIM workloads, {s['ceiling_rps']:,.0f} req/s. "
+        + (f"Ceiling: mean of the runs before and after the SCIM workloads, {s['ceiling_rps']:,.0f} req/s. "
+         if s["ceiling_rps"] else "No ceiling run (--only). ") +
         "Rows peer_*: scim2-server 0.8.3 (in memory, waitress, 4 threads).",
         "",
         "| workload | req/s | x ceiling | x ceiling by CPU | p50 ms | p99 ms | server CPU ms/req | errors | detail |",
@@ -1095,9 +1126,10 @@ def markdown(report: Report) -> str:
     lines += [f"| {t['target']} | {t['limit']} | {t['measured']} | {word(t['met'])} | "
               f"{'-' if t['measured_cpu'] is None else t['measured_cpu']} | {word(t['met_cpu'])} |" for t in report.targets]
     c = report.cli
-    lines += ["", "| command | wall ms | CPU ms | x bare (wall) | x bare (CPU) |", "|---|---:|---:|---:|---:|"]
+    if c:
+        lines += ["", "| command | wall ms | CPU ms | x bare (wall) | x bare (CPU) |", "|---|---:|---:|---:|---:|"]
     for name, label in (("bare_import", '`python -c "import typer, rich, peewee"`'), ("token_list", "`scim token list`"),
-                        ("users_list_json", f"`scim users list --json` ({s['big']:,} users)")):
+                        ("users_list_json", f"`scim users list --json` ({s['big']:,} users)")) if c else ():
         ratio = c["ratios"].get(name, {"wall": 1.0, "cpu": 1.0})
         lines.append(f"| {label} | {c[name]['wall_ms']} | {c[name]['cpu_ms']} | {ratio['wall']} | {ratio['cpu']} |")
     lines.append("")
@@ -1146,12 +1178,25 @@ def as_json(report: Report) -> str:
     return json.dumps(data, indent=2)
 
 
+def workload_names(text: str) -> frozenset[str]:
+    """Parse --only: a comma list of names from WORKLOADS."""
+    names = frozenset(n.strip() for n in text.split(",") if n.strip())
+    unknown = sorted(names - set(WORKLOADS))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown workload {', '.join(unknown) or '(none)'}: choose from "
+                                         + ", ".join(WORKLOADS))
+    return names
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from skilljar_scim.base.config import ServerSettings
 
     defaults = ServerSettings()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Install wrk: apt-get install wrk")
     parser.add_argument("--quick", action="store_true", help="Small sizes and 3 s runs: a smoke run (about 2 minutes).")
+    parser.add_argument("--only", type=workload_names, default=None, metavar="NAMES",
+                        help="Measure only these workloads (comma list of " + ", ".join(WORKLOADS) + "); the store is "
+                             "still seeded as far as they need, and the targets that need one left out show -.")
     parser.add_argument("--json", action="store_true", help="Print the results as JSON on stdout (stable keys).")
     parser.add_argument("--duration", type=float, default=None, help="Seconds per timed workload (default 10; quick 3).")
     parser.add_argument("--workers", type=int, default=defaults.workers,

@@ -90,3 +90,27 @@ def test_bench_target_row_says_whether_the_limit_is_met(bench, value, op, limit,
 def test_bench_peer_document_is_a_create_body(bench):
     stored = {"userName": "ada@example.com", "id": "x", "meta": {}, "groups": [], "emails": [{"value": "ada@example.com"}]}
     assert bench.peer_document(stored) == {"userName": "ada@example.com", "emails": [{"value": "ada@example.com"}]}
+
+
+def test_bench_only_parses_known_workloads_and_refuses_others(bench):
+    assert bench.parse_args(["--only", "create, peer_create"]).only == {"create", "peer_create"}
+    assert bench.parse_args([]).only is None
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--only", "create,nope"])
+
+
+def test_bench_only_report_leaves_unmeasured_targets_open(bench):
+    """A run of create and peer_create alone still gives its one-run ratio; the others are -."""
+    report = bench.Report(settings={"group": 5000, "small_group": 10, "big": 50000, "create": 5000,
+                                    "peer_users": 20000, "writers": 8, "ceiling_rps": None, "database": "sqlite",
+                                    "workers": 2, "threads": 2, "wrk_threads": 2, "connections": 8,
+                                    "duration_s": 10.0, "cpus": 2})
+    for name, rps, cpu in (("create", 500.0, 2.0), ("peer_create", 800.0, 1.2)):
+        report.results[name] = bench.Result(name, int(rps * 10), 10.0, rps, 1.0, 2.0, 0, cpu)
+    rows = {row["target"]: row for row in bench.targets(report)}
+    assert rows["create >= 1 x scim2-server"]["measured"] == 0.62
+    assert rows["create >= 1 x scim2-server"]["measured_cpu"] == 0.6
+    assert {rows[t]["met"] for t in rows if not t.startswith("create >= 1")} == {None}
+    text = bench.markdown(report)
+    assert "No ceiling run (--only)" in text and "| create | 500 |" in text and "bare import" not in text.split(
+        "| target |")[0]
