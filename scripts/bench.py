@@ -1123,7 +1123,7 @@ def markdown(report: Report) -> str:
         lines.append(f"| {r.name} | {r.rps:,.0f} | {ratio} | {by_cpu} | {r.p50_ms} | {r.p99_ms} | {cpu} | {r.errors} | {r.note} |")
     word = lambda met: "-" if met is None else ("yes" if met else "NO")  # noqa: E731
     lines += ["", "| target | limit | by req/s (wall) | met | by server CPU | met |", "|---|---|---:|---|---:|---|"]
-    lines += [f"| {t['target']} | {t['limit']} | {t['measured']} | {word(t['met'])} | "
+    lines += [f"| {t['target']} | {t['limit']} | {'-' if t['measured'] is None else t['measured']} | {word(t['met'])} | "
               f"{'-' if t['measured_cpu'] is None else t['measured_cpu']} | {word(t['met_cpu'])} |" for t in report.targets]
     c = report.cli
     if c:

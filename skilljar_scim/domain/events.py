@@ -50,9 +50,13 @@ def record(
     resource_id: str | None,
     summary: dict[str, Any] | str = "",
     now: datetime | None = None,
+    snapshot: dict[str, Any] | None = None,
 ) -> None:
-    """Append one event with its feed snapshot; call inside the transaction that made the change, after it."""
-    data = _snapshots(action, [(resource_id, summary)])[0]
+    """Append one event with its feed snapshot; call inside the transaction that made the change, after it.
+
+    `snapshot`: the feed payload, when the caller built it from what it just wrote (no re-read).
+    """
+    data = snapshot if snapshot is not None else _snapshots(action, [(resource_id, summary)])[0]
     rows = [_row(actor, action, resource_type, resource_id, summary, now or clock.utcnow(), data)]
     sqlcache.insert(Event, rows)
     outbox.enqueue(rows)  # the webhook deliveries commit with the event

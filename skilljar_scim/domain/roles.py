@@ -131,16 +131,35 @@ def snapshot(user_ids: Iterable[str]) -> dict[str, set[str]]:
 def record_changes(actor: Actor, before: dict[str, set[str]], reason: str) -> list[Change]:
     """Record role.granted / role.revoked for what changed since `before`; return the changes."""
     after = snapshot(before)
-    names = _user_names(before)
-    changes = []
-    for user_id, old in before.items():
-        new = after[user_id]
-        changes += [Change(user_id, names.get(user_id, user_id), r, "gain") for r in sorted(new - old)]
-        changes += [Change(user_id, names.get(user_id, user_id), r, "lose") for r in sorted(old - new)]
+    changed = [u for u, old in before.items() if after[u] != old]
+    names = _user_names(changed)  # no query when nothing changed (most writes)
+    changes = [c for u in changed for c in _diff(u, names.get(u, u), before[u], after[u])]
+    _record(actor, changes, reason)
+    return changes
+
+
+def record_user_change(actor: Actor, user_id: str, user_name: str, before: set[str], after: set[str],
+                       reason: str, snapshot: dict) -> list[Change]:
+    """Record role events for one user whose roles the caller knows before and after (a user write).
+
+    `snapshot`: the user as the write left it (snapshots.written_user), each event's feed payload with its change.
+    """
+    changes = _diff(user_id, user_name, before, after)
+    _record(actor, changes, reason, snapshot)
+    return changes
+
+
+def _diff(user_id: str, user_name: str, before: set[str], after: set[str]) -> list[Change]:
+    return ([Change(user_id, user_name, r, "gain") for r in sorted(after - before)]
+            + [Change(user_id, user_name, r, "lose") for r in sorted(before - after)])
+
+
+def _record(actor: Actor, changes: list[Change], reason: str, snapshot: dict | None = None) -> None:
     for change in changes:
         action = "role.granted" if change.change == "gain" else "role.revoked"
-        events.record(actor, action, "User", change.user_id, {"role": change.role, "reason": reason})
-    return changes
+        summary = {"role": change.role, "reason": reason}
+        events.record(actor, action, "User", change.user_id, summary,
+                      snapshot=None if snapshot is None else {**snapshot, "change": summary})
 
 
 def touch_users(user_ids: Iterable[str]) -> None:

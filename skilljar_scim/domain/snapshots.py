@@ -42,6 +42,16 @@ def users(user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     return found
 
 
+def written_user(written: User, groups: list[tuple[str, str]], roles: list[str]) -> dict[str, Any]:
+    """Return the snapshot of a user instance just written, with its groups (id, displayName) and roles.
+
+    The same as users() would read back in the same transaction, without reading it back.
+    """
+    row = (written.id, written.attributes, written.external_id, written.display_name, written.active,
+           written.deprovisioned_at)
+    return user(row, [{"id": gid, "displayName": name} for gid, name in groups], roles)
+
+
 def user(row: tuple, groups: list[dict[str, str]], roles: list[str]) -> dict[str, Any]:
     """Return one user's snapshot from a row of _USER_COLUMNS; roles only while active and provisioned."""
     user_id, attributes, external_id, display_name, active, deprovisioned_at = row

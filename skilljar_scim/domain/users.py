@@ -15,7 +15,7 @@ import peewee
 
 from skilljar_scim.base import clock, textkey
 from skilljar_scim.scim import documents
-from skilljar_scim.domain import events, memberships, passwords, roles
+from skilljar_scim.domain import events, memberships, passwords, roles, snapshots
 from skilljar_scim.base.errors import Conflict, NotFound
 from skilljar_scim.domain.events import Actor
 from skilljar_scim.scim import patch as scim_patch
@@ -64,7 +64,9 @@ def create(actor: Actor, body: object, bounds: Bounds = Bounds(), hashed: passwo
         existing = _returning(data)
         if existing is None:
             user = _write(User(id=str(uuid.uuid4()), created_at=clock.utcnow(), version=0), data, True, hashed)
-            events.record(actor, "user.created", "User", user.id, {"userName": user.user_name})
+            _known_memberships(user, [], [])  # a new user is in no group yet
+            events.record(actor, "user.created", "User", user.id, {"userName": user.user_name},
+                          snapshot=snapshots.written_user(user, [], []))
             return Created(user, False)
         before = roles.snapshot([existing.id])
         user = _write(existing, data, False, hashed, reactivate=True)
@@ -173,6 +175,15 @@ def render_many(users: list[User], base_url: str) -> list[dict]:
     return [_render(u, groups.get(u.id, []), held.get(u.id, []), base_url) for u in users]
 
 
+# Set on a user instance by the write that made it: its groups and mapped roles, which a
+# user write never changes, so its answer renders them without reading them again.
+_MEMBERSHIPS = "_scim_memberships"
+
+
+def _known_memberships(user: User, groups: list[tuple[str, str]], held: list[str]) -> None:
+    setattr(user, _MEMBERSHIPS, (groups, held))
+
+
 def groups_of(user: User) -> list[tuple[str, str]]:
     """Return the (id, displayName) of each group a user is a direct member of, by name."""
     return _groups_and_roles([user])[0].get(user.id, [])
@@ -183,7 +194,10 @@ def _groups_and_roles(users: list[User]) -> tuple[dict[str, list[tuple[str, str]
 
     Roles are the mapped roles of the user's groups, for active provisioned users only.
     """
-    groups, held = memberships.groups_and_roles([u.id for u in users])
+    known = {u.id: getattr(u, _MEMBERSHIPS) for u in users if hasattr(u, _MEMBERSHIPS)}
+    groups, held = memberships.groups_and_roles([u.id for u in users if u.id not in known])
+    for user_id, (their_groups, their_roles) in known.items():
+        groups[user_id], held[user_id] = their_groups, their_roles
     entitled = {u.id for u in users if u.active and u.deprovisioned_at is None}
     return groups, {user_id: found for user_id, found in held.items() if user_id in entitled}
 
@@ -216,14 +230,18 @@ def _update(actor: Actor, user: User, data: dict, hashed: passwords.Hashed) -> U
     if {k: v for k, v in data.items() if k != "password"} == before and not data.get("password"):
         return user  # nothing changes: keep the version (IdPs resend unchanged values)
     was_active = user.active
-    toggles = bool(data.get("active", True)) != was_active
-    held = roles.snapshot([user.id]) if toggles else {}
+    groups, mapped = memberships.groups_and_roles([user.id])  # a user write changes neither
+    groups, mapped = groups.get(user.id, []), mapped.get(user.id, [])
     user = _write(user, data, False, hashed)
+    _known_memberships(user, groups, mapped)
     action = _lifecycle_action(was_active, user.active)
     summary = {"userName": user.user_name, "changed": sorted(_changed_keys(before, data))}
-    events.record(actor, action, "User", user.id, summary)
-    if toggles:
-        roles.record_changes(actor, held, action.removeprefix("user."))
+    written = snapshots.written_user(user, groups, mapped)
+    events.record(actor, action, "User", user.id, summary, snapshot=written)
+    if user.active != was_active:  # roles are held only while active (SCIM users here are never deprovisioned)
+        held = {True: set(mapped), False: set()}
+        roles.record_user_change(actor, user.id, user.user_name, held[was_active], held[user.active],
+                                 action.removeprefix("user."), written)
     return user
 
 
@@ -269,9 +287,9 @@ def _write(user: User, data: dict, is_new: bool, hashed: passwords.Hashed = pass
 
 
 def _save(user: User, is_new: bool) -> None:
+    """Insert or update the row; a unique key taken after all is a Conflict (the transaction then rolls back whole)."""
     try:
-        with User._meta.database.atomic():
-            sqlcache.save(user, is_new)
+        sqlcache.save(user, is_new)
     except peewee.IntegrityError:
         raise Conflict(f"userName {user.user_name!r} or externalId {user.external_id!r} is already taken") from None
 

@@ -325,7 +325,9 @@ def write_transaction():
     only place a writer can meet SQLITE_BUSY, so a whole transaction never half-runs.
     On PostgreSQL a transaction-scoped advisory lock gives the same one-writer-at-a-time
     order, so a read-check-write (If-Match, uniqueness) cannot interleave with another.
-    Nested, it is a savepoint of the outer transaction.
+    Nested (a domain function inside the transaction a web request opened), it joins the
+    outer transaction: no savepoint, so no statements; an error leaving it leaves the outer
+    one too, which rolls the whole back.
     """
     return _WriteTransaction(models.database.obj)
 
@@ -388,7 +390,9 @@ class _WriteTransaction:
         self.atomic = db.atomic("IMMEDIATE") if isinstance(db, peewee.SqliteDatabase) else db.atomic()
 
     def __enter__(self):
-        self.lock = write_lock(self.db) if self.outermost else None
+        if not self.outermost:  # the outer transaction holds the lock and commits or rolls back
+            return self.db.top_transaction()
+        self.lock = write_lock(self.db)
         if self.lock is not None and not self.lock.acquire():
             self.lock = None
             raise StoreBusy(BUSY)
@@ -416,6 +420,8 @@ class _WriteTransaction:
             self.lock = None
 
     def __exit__(self, exc_type, exc, traceback):
+        if not self.outermost:
+            return None
         try:
             return self.atomic.__exit__(exc_type, exc, traceback)
         finally:

@@ -1,0 +1,104 @@
+"""A user write runs only the statements it needs (issue 11 rule 6: creates under the write lock).
+
+Counted through sqlite3's trace callback (the `sql` fixture). A write inside the request's
+transaction opens no savepoint, never reads back the user it just wrote (the event's feed
+snapshot and the answer are built from what it wrote), and reads the user's groups at most
+once; what it builds must equal what reading back would have given.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from skilljar_scim.domain import events, roles, snapshots
+from skilljar_scim.store import models
+from skilljar_scim.store.db import write_transaction
+
+pytestmark = pytest.mark.sqlite  # statements are counted with sqlite3 trace callbacks
+
+CATALOG = {"global-admin": "All"}
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+
+
+def _kinds(statements: list[str]) -> dict[str, int]:
+    """Count the statements a request ran by what they are (the token read of auth aside)."""
+    counts = {"savepoint": 0, "user_reads": 0, "membership_reads": 0, "writes": 0}
+    for text in statements:
+        head = text.lstrip().upper()
+        if head.startswith(("SAVEPOINT", "RELEASE")):
+            counts["savepoint"] += 1
+        elif head.startswith("SELECT") and 'FROM "user" AS' in text:
+            counts["user_reads"] += 1
+        elif head.startswith("SELECT") and 'FROM "membership"' in text:
+            counts["membership_reads"] += 1
+        elif head.startswith(("INSERT", "UPDATE", "DELETE")):
+            counts["writes"] += 1
+    return counts
+
+
+def _stored_snapshot(action: str, user_id: str) -> dict:
+    event = (models.Event.select().where((models.Event.action == action) & (models.Event.resource_id == user_id))
+             .order_by(models.Event.id.desc()).get())  # the newest
+    return json.loads(event.data)
+
+
+def test_write_statements_create_reads_only_the_uniqueness_check(api, sql) -> None:
+    api.get("/Users?count=1")  # the token's last_used is written once; keep it out of the count
+    sql.clear()
+    created = api.post("/Users", {"schemas": [USER], "userName": "ada@example.com", "externalId": "e-1",
+                                  "emails": [{"value": "ada@example.com", "primary": True}]})
+    assert created.status_code == 201
+    assert _kinds(sql) == {"savepoint": 0, "user_reads": 1, "membership_reads": 0, "writes": 3}  # user, email, event
+    user_id = created.get_json()["id"]
+    assert _stored_snapshot("user.created", user_id) == snapshots.users([user_id])[user_id]
+    assert "groups" not in created.get_json() and api.get(f"/Users/{user_id}").get_json() == created.get_json()
+
+
+def test_write_statements_deactivate_reads_groups_once_and_answers_them(api, sql) -> None:
+    roles.add_mapping(events.CLI, "Admins", "global-admin", CATALOG)
+    alice = api.create_user("alice@example.com")
+    admins = api.create_group("Admins", [alice["id"]])
+    api.get("/Users?count=1")
+    sql.clear()
+    patched = api.ops(f"/Users/{alice['id']}", {"op": "replace", "value": {"active": False}})
+    assert patched.status_code == 200
+    counts = _kinds(sql)
+    assert counts["savepoint"] == 0 and counts["membership_reads"] == 1
+    assert counts["user_reads"] == 1  # the user the PATCH applies to; never read back after writing it
+    body = patched.get_json()
+    assert [g["value"] for g in body["groups"]] == [admins["id"]] and "roles" not in body  # inactive: no roles
+    assert body == api.get(f"/Users/{alice['id']}").get_json()
+    snapshot = _stored_snapshot("user.deactivated", alice["id"])
+    assert snapshot == snapshots.users([alice["id"]])[alice["id"]]
+    assert snapshot["groups"] == [{"id": admins["id"], "displayName": "Admins"}] and snapshot["roles"] == []
+    assert _stored_snapshot("role.revoked", alice["id"]) == {
+        **snapshot, "change": {"role": "global-admin", "reason": "deactivated"}}
+    api.ops(f"/Users/{alice['id']}", {"op": "replace", "value": {"active": True}})
+    assert _stored_snapshot("role.granted", alice["id"]) == {
+        **snapshots.users([alice["id"]])[alice["id"]], "change": {"role": "global-admin", "reason": "reactivated"}}
+
+
+def test_write_statements_update_answers_current_groups_and_roles(api, sql) -> None:
+    roles.add_mapping(events.CLI, "Admins", "global-admin", CATALOG)
+    alice = api.create_user("alice@example.com")
+    api.create_group("Admins", [alice["id"]])
+    patched = api.ops(f"/Users/{alice['id']}", {"op": "replace", "path": "title", "value": "Staff"})
+    body = patched.get_json()
+    assert [r["value"] for r in body["roles"]] == ["global-admin"] and body["title"] == "Staff"
+    assert body == api.get(f"/Users/{alice['id']}").get_json()
+    assert _stored_snapshot("user.updated", alice["id"]) == snapshots.users([alice["id"]])[alice["id"]]
+
+
+def test_write_statements_nested_write_joins_and_an_error_rolls_back_the_whole(api, sql) -> None:
+    with models.database.connection_context():
+        sql.clear()
+        with pytest.raises(RuntimeError):
+            with write_transaction():
+                models.SchemaVersion.create(version=999, applied_at="2026-01-01")
+                with write_transaction():
+                    models.SchemaVersion.create(version=998, applied_at="2026-01-01")
+                    raise RuntimeError("boom")
+        assert not [s for s in sql if s.lstrip().upper().startswith(("SAVEPOINT", "RELEASE"))]
+        assert not models.SchemaVersion.select().where(models.SchemaVersion.version >= 998).exists()
