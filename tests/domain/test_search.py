@@ -78,13 +78,17 @@ def test_search_all_skips_a_type_the_filter_cannot_apply_to(people, make_group, 
         search_all(Query(filter='nosuch eq "x"'), BASE, True, limits)
 
 
-def test_search_users_default_page_reads_its_ids_from_the_listing_index(people, caplog) -> None:
+@pytest.mark.parametrize("start, backwards, skipped", [(2, False, 1), (4, True, 0)])
+def test_search_users_default_page_reads_its_ids_from_the_listing_index(people, caplog, start, backwards, skipped) -> None:
     """A page past the first finds its ids through the listing index in order (never sorting every
-    user, never reading the rows it skips), then reads only those rows."""
+    user, never reading the rows it skips), from the nearer end, then reads only those rows."""
     caplog.set_level(logging.DEBUG, logger="peewee")
-    users.search(Query(start_index=2, count=2), BASE)
+    page = users.search(Query(start_index=start, count=2), BASE)
     sql, params = next(r.msg for r in caplog.records if isinstance(r.msg, tuple) and "OFFSET" in r.msg[0])
     assert _window_plan(sql, params) == {"index": "user_listing", "sorted": False, "rows": False}
+    inner = sql[sql.index("IN (SELECT"):]
+    assert ('"id" DESC LIMIT' in inner) is backwards and list(params)[-1] == skipped, (sql, params)
+    assert _names(page) == _names(users.search(Query(count=100), BASE))[start - 1:start + 1]
 
 
 def _window_plan(sql: str, params) -> dict:

@@ -117,7 +117,11 @@ def _sql_page(select: _Select, query: Query, source: Source) -> Page:
     total = select.count()
     if query.count == 0 or query.start_index > total:  # also keeps a huge OFFSET out of SQL
         return Page(total, query.start_index, [])
-    rows = select.rows("page", _window(source, select.order), query.start_index - 1, query.count)
+    first, end = query.start_index - 1, min(query.start_index - 1 + query.count, total)
+    if total - end < first:  # nearer the end: walk the order backwards from there, as far as the page
+        rows = select.rows("page_from_end", _window(source, select.order, backwards=True), total - end, end - first)
+    else:
+        rows = select.rows("page", _window(source, select.order), first, query.count)
     return Page(total, query.start_index, source.render(rows))
 
 
@@ -125,19 +129,31 @@ def _first(query: peewee.ModelSelect, at: int) -> peewee.ModelSelect:
     return query.limit(sqlcache.param(at))
 
 
-def _window(source: Source, order: tuple) -> Callable[[peewee.ModelSelect, int], peewee.ModelSelect]:
+def _window(source: Source, order: tuple, backwards: bool = False) -> Callable[[peewee.ModelSelect, int], peewee.ModelSelect]:
     """Build a page that finds its ids first, then reads only those rows, in the same order.
 
     An OFFSET skips rows by reading them: far into a listing, a page of whole rows read
     (on PostgreSQL, from the table as well as the index) every row before it. The ids come
     from the listing's index alone (schema 3 holds the id), so a deep page costs an index
-    walk and 100 row reads (README "Performance").
+    walk and 100 row reads; `backwards`, the walk starts from the end of the order (a page
+    past the middle), so the last page costs what the first does (README "Performance").
     """
+    walk = tuple(_reversed(term) for term in order) if backwards else order
+
     def build(query: peewee.ModelSelect, at: int) -> peewee.ModelSelect:
-        ids = query.select(source.tiebreak).offset(sqlcache.param(at)).limit(sqlcache.param(at + 1))
+        ids = query.order_by(*walk).select(source.tiebreak).offset(sqlcache.param(at)).limit(sqlcache.param(at + 1))
         return source.base().where(source.tiebreak.in_(ids)).order_by(*order)
 
     return build
+
+
+def _reversed(term) -> peewee.Ordering:
+    """Return the ORDER BY term that lists the rows `term` lists, last first (nulls too: RFC 7644 §3.4.2.3)."""
+    if not isinstance(term, peewee.Ordering):
+        return term.desc()  # a bare column sorts ascending
+    direction = "ASC" if term.direction.upper() == "DESC" else "DESC"
+    nulls = {"first": "LAST", "last": "FIRST"}.get((term.nulls or "").lower())
+    return peewee.Ordering(term.node, direction, term.collation, nulls)
 
 
 def _python_page(select: _Select, node, query: Query, source: Source, order: list | None) -> Page:
