@@ -7,7 +7,7 @@
 - lag: users created by paced Python clients at the rate the hooked run reached; the time
   from each SCIM answer to that user's delivery arriving at the receiver (p50, p99).
 - outage: the receiver is down (connection refused) while users are created and updated,
-  then comes back; every outbox row must end delivered, no event answered 2xx twice, and each
+  then comes back; every event must end delivered, no event answered 2xx twice, and each
   user's events in the order they happened.
 
 The receiver (scripts/bench/receiver.py) is a minimal asyncio HTTP server in a process of its
@@ -204,11 +204,23 @@ def drive(bench, store, rate: float, seconds: float, clients: int, tag: str, upd
     return answered
 
 
+# Events an endpoint without a type filter wants (domain/outbox.py NOT_BY_DEFAULT), and how many
+# deliveries wait: rows not delivered, and wanted events after an enabled endpoint's stream cursor.
+WANTED = "e.action NOT LIKE 'token.%' AND e.action NOT LIKE 'webhook.%'"
+PENDING_SQL = ("SELECT (SELECT COUNT(*) FROM webhook_delivery WHERE state != 'delivered') + (SELECT COUNT(*) FROM "
+               f"event e JOIN webhook_endpoint w ON e.id > w.stream_cursor WHERE w.disabled_at IS NULL AND {WANTED})")
+
+
+def pending_deliveries(store) -> int:
+    """Return how many deliveries are not made yet (rows and stream backlog)."""
+    return store.sql(PENDING_SQL)[0][0]
+
+
 def wait_delivered(store, seconds: float) -> int:
     """Wait (bounded) until no delivery is pending; return how many still are."""
     deadline = time.monotonic() + seconds
     while True:
-        pending = store.sql("SELECT COUNT(*) FROM webhook_delivery WHERE state != 'delivered'")[0][0]
+        pending = pending_deliveries(store)
         if pending == 0 or time.monotonic() > deadline:
             return pending
         time.sleep(0.2)
@@ -257,7 +269,7 @@ def _create_run(bench, store, args, duration: float, tag: str) -> dict:
         summary = bench.run_wrk(store, "create.lua", BASE + "/Users", [BASE, tag, "1000000"], duration,
                                 args.connections, min(args.wrk_threads, args.connections), server)
         cpu_at_end, drained = server.cpu_seconds(), time.monotonic()
-        left = store.sql("SELECT COUNT(*) FROM webhook_delivery WHERE state != 'delivered'")[0][0]
+        left = pending_deliveries(store)
         if wait_delivered(store, 120):
             raise SystemExit(f"{tag}: deliveries still pending 120 s after the run")
         drain_s = time.monotonic() - drained if left else 0.0
@@ -312,8 +324,14 @@ def outage(bench, folder: Path, args, down: float, rate: float, report: dict) ->
 
 
 def check_outage(store, receiver: Receiver, pending: int) -> dict:
-    """Every outbox row delivered, none answered 2xx twice, each user's events in order."""
-    rows = store.sql("SELECT COUNT(*), SUM(attempts) FROM webhook_delivery")[0]
+    """Every event after the endpoint was added delivered, none answered 2xx twice, each user's events in order.
+
+    Attempts: each delivery row's, plus one for each event the stream delivered at its first try (no row).
+    """
+    wanted = store.sql(f"SELECT COUNT(*) FROM event e WHERE e.id > (SELECT MIN(id) FROM event WHERE action = "
+                       f"'webhook.created') AND {WANTED}")[0][0]
+    row_count, row_attempts = store.sql("SELECT COUNT(*), COALESCE(SUM(attempts), 0) FROM webhook_delivery")[0]
+    rows = (wanted, row_attempts + wanted - row_count)
     got = receiver.got(store)
     ids = [webhook_id for _, webhook_id, _, _, _ in got]
     per_user: dict = {}

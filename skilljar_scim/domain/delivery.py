@@ -1,6 +1,8 @@
-"""The delivery worker: claim due outbox rows, POST each event signed, record what happened.
+"""The delivery worker's rows: claim due delivery rows, POST each event signed, record what happened.
 
-At least once: a delivery is marked done only after a 2xx, and a claim is a lease, so a
+Most events never get a row: they go out through their endpoint's stream (domain/stream.py);
+a row holds a delivery that needs state of its own (retries after a failure, an event queued
+behind its user's pending one, a test, a resend). At least once: a delivery is marked done only after a 2xx, and a claim is a lease, so a
 crashed worker's claims are taken again when it runs out. In order per user: a delivery is
 claimed only when no earlier delivery about the same subject is still pending at that endpoint.
 Signing follows Standard Webhooks: `webhook-id` (the event id, the receiver's idempotency
@@ -106,6 +108,8 @@ def claim(keys: list[str], worker: str, config: WebhooksSettings, now: datetime)
     Only the lease is taken in the transaction (on SQLite it holds the store's one write lock,
     which every SCIM write waits for); events are loaded and bodies built after it commits.
     """
+    if not _any_due(now):  # the usual answer, read without taking the write lock
+        return []
     with _claim_transaction():
         rows = _lease_due(worker, config, now)
     return _load(keys, worker, rows, now) if rows else []
@@ -121,6 +125,15 @@ def _lease_due(worker: str, config: WebhooksSettings, now: datetime) -> list[tup
             lease_until=sqlcache.param(0), claimed_by=sqlcache.param(1)).where(
             WebhookDelivery.id.in_(sqlcache.params(2, size))), [at(now + lease(config)), worker, *ids])
     return rows
+
+
+def _any_due(now: datetime) -> bool:
+    """Say whether some pending delivery row is due and unleased (a hint: claiming checks again)."""
+    at = WebhookDelivery.next_attempt_at.db_value(now)
+    return bool(sqlcache.tuples("webhook.any_due", lambda: WebhookDelivery.select(peewee.SQL("1")).where(
+        (WebhookDelivery.state == "pending") & (WebhookDelivery.next_attempt_at <= sqlcache.param(0))
+        & (WebhookDelivery.lease_until.is_null() | (WebhookDelivery.lease_until <= sqlcache.param(1)))).limit(1),
+        [at, at]))
 
 
 def _padded(ids: list[int]) -> tuple[int, list[int]]:
@@ -293,7 +306,7 @@ def complete(worker: str, outcomes: list[Outcome], config: WebhooksSettings, now
             if not outcome.ok:
                 _record_failure(worker, outcome, now, rng)
         for endpoint_id in sorted({o.endpoint_id for o in outcomes}):
-            _judge_endpoint(endpoint_id, [o for o in outcomes if o.endpoint_id == endpoint_id], config, now)
+            judge_endpoint(endpoint_id, [o for o in outcomes if o.endpoint_id == endpoint_id], config, now)
 
 
 def _ours(worker: str):
@@ -325,7 +338,7 @@ def _record_failure(worker: str, outcome: Outcome, now: datetime, rng: random.Ra
     ).where(ours).execute()
 
 
-def _judge_endpoint(endpoint_id: str, outcomes: list[Outcome], config: WebhooksSettings, now: datetime) -> None:
+def judge_endpoint(endpoint_id: str, outcomes: list[Outcome], config: WebhooksSettings, now: datetime) -> None:
     """Disable on 410 or after failing for too long; an answer again brings its retries forward."""
     endpoint = WebhookEndpoint.get_or_none(WebhookEndpoint.id == endpoint_id)
     if endpoint is None or endpoint.disabled_at is not None:

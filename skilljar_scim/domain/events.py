@@ -59,7 +59,6 @@ def record(
     data = snapshot if snapshot is not None else _snapshots(action, [(resource_id, summary)])[0]
     rows = [_row(actor, action, resource_type, resource_id, summary, now or clock.utcnow(), data)]
     sqlcache.insert(Event, rows)
-    outbox.enqueue(rows)  # the webhook deliveries commit with the event
 
 
 def record_many(actor: Actor, action: str, resource_type: str, changes: list[tuple[str, dict[str, Any]]]) -> None:
@@ -69,7 +68,6 @@ def record_many(actor: Actor, action: str, resource_type: str, changes: list[tup
     rows = [_row(actor, action, resource_type, rid, summary, now, snapshot)
             for (rid, summary), snapshot in zip(changes, data)]
     sqlcache.insert(Event, rows)
-    outbox.enqueue(rows)
 
 
 def _row(actor: Actor, action: str, resource_type: str | None, resource_id: str | None,

@@ -1,8 +1,10 @@
-"""The webhook outbox: a recorded event that an enabled endpoint wants becomes a pending delivery.
+"""The webhook outbox is the event log itself: which events an endpoint wants, and what keeps them in order.
 
-enqueue() runs inside the transaction that records the event, so the change, its event and
-its deliveries commit (or roll back) together: a delivery is never lost, and never sent for
-a change that did not happen. Sending is the delivery worker's job (domain/delivery.py).
+A change and its event commit in one transaction, so a delivery is never lost and never
+sent for a change that did not happen; nothing else is written on the SCIM write path.
+The delivery process reads each endpoint's events after its stream cursor (domain/stream.py);
+only a delivery that needs state of its own gets a row here (add(): a failed attempt's
+retries, one queued behind its user's earlier pending delivery, a test, a resend).
 """
 
 from __future__ import annotations
@@ -13,47 +15,12 @@ from typing import Any
 
 import peewee
 
-from skilljar_scim.base import clock
 from skilljar_scim.store import sqlcache
-from skilljar_scim.store.models import Event, WebhookDelivery, WebhookEndpoint
+from skilljar_scim.store.models import Event, WebhookDelivery
 
 # Sent only to endpoints that list them: token events are the admin's, not the dashboard's,
 # and webhook events are about the endpoints themselves (a test event goes to its one endpoint).
 NOT_BY_DEFAULT = ("token.", "webhook.")
-
-
-def enqueue(rows: list[dict[str, Any]]) -> None:
-    """Add a delivery per (event, enabled endpoint that wants it); call right after inserting `rows`."""
-    endpoints = _enabled_endpoints()
-    if not endpoints:
-        return
-    wanted = [[e for e, types in endpoints if wants(types, row["action"])] for row in rows]
-    if not any(wanted):
-        return
-    # The event rows were just inserted under the store's write lock, so their ids are the
-    # last len(rows) ones, in order: the INSERT names each event as MAX(id) - back (no extra query).
-    _add_latest([(len(rows) - 1 - index, endpoint_id, subject_of(row))
-                 for index, (row, endpoint_ids) in enumerate(zip(rows, wanted)) for endpoint_id in endpoint_ids],
-                clock.utcnow())
-
-
-def _add_latest(deliveries: list[tuple[int, str, str | None]], now) -> None:
-    """Insert pending deliveries (events back from the newest, endpoint id, subject), due now."""
-    at = WebhookDelivery.next_attempt_at.db_value(now)
-    for start in range(0, len(deliveries), sqlcache.INSERT_BATCH):
-        batch = deliveries[start:start + sqlcache.INSERT_BATCH]
-        sqlcache.run(("outbox.latest", len(batch)), lambda count=len(batch): _latest_query(count),
-                     [at, *(value for delivery in batch for value in delivery)])
-
-
-def _latest_query(count: int) -> peewee.Insert:
-    newest = Event.select(peewee.fn.MAX(Event.id))
-    return WebhookDelivery.insert_many([{
-        WebhookDelivery.event_id: peewee.NodeList((newest, peewee.SQL("-"), sqlcache.param(1 + 3 * i))),
-        WebhookDelivery.endpoint: sqlcache.param(2 + 3 * i), WebhookDelivery.subject: sqlcache.param(3 + 3 * i),
-        WebhookDelivery.state: "pending", WebhookDelivery.attempts: 0,
-        WebhookDelivery.next_attempt_at: sqlcache.param(0), WebhookDelivery.created_at: sqlcache.param(0),
-    } for i in range(count)])
 
 
 def add(deliveries: list[tuple[int, str, str | None]], now) -> None:
@@ -64,16 +31,18 @@ def add(deliveries: list[tuple[int, str, str | None]], now) -> None:
         for event_id, endpoint_id, subject in deliveries])
 
 
-def _enabled_endpoints() -> list[tuple[str, str | None]]:
-    return sqlcache.tuples("webhook.enabled", lambda: WebhookEndpoint.select(
-        WebhookEndpoint.id, WebhookEndpoint.event_types).where(WebhookEndpoint.disabled_at.is_null()).tuples())
-
-
 def wants(event_types: str | None, action: str) -> bool:
     """Return True when an endpoint with this stored filter (JSON list, or NULL: all) takes `action`."""
     if event_types is None:
         return not action.startswith(NOT_BY_DEFAULT)
     return action in _parsed(event_types)
+
+
+def wanted(event_types: str | None) -> peewee.Expression:
+    """Return the SQL condition on Event that wants() states, for counting and listing."""
+    if event_types is None:
+        return ~(Event.action.startswith(NOT_BY_DEFAULT[0]) | Event.action.startswith(NOT_BY_DEFAULT[1]))
+    return Event.action.in_(sorted(_parsed(event_types)))
 
 
 @lru_cache(maxsize=256)

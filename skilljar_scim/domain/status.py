@@ -19,7 +19,7 @@ import peewee
 from skilljar_scim.base import clock, keyfile
 from skilljar_scim.base.config import Settings
 from skilljar_scim.base.errors import ConfigError, DatabaseError
-from skilljar_scim.domain import events, integrity, listings, roles, tokens, webhooks
+from skilljar_scim.domain import events, integrity, listings, roles, stream, tokens, webhooks
 from skilljar_scim.store import db as store_db
 from skilljar_scim.store.models import Event, Group, Token, User, WebhookDelivery, WebhookEndpoint
 
@@ -275,7 +275,7 @@ def _webhook_states() -> list[dict]:
     waiting = (WebhookDelivery.select(peewee.fn.COUNT(WebhookDelivery.id))
                .where((WebhookDelivery.endpoint == WebhookEndpoint.id) & (WebhookDelivery.state == "pending")))
     endpoints = WebhookEndpoint.select(WebhookEndpoint, waiting.alias("pending")).order_by(WebhookEndpoint.created_at)
-    return [{**_endpoint_state(e), "pending_deliveries": e.pending} for e in endpoints]
+    return [{**_endpoint_state(e), "pending_deliveries": e.pending + stream.backlog(e)} for e in endpoints]
 
 
 def _endpoint_state(endpoint: WebhookEndpoint) -> dict:

@@ -140,7 +140,8 @@ def add(keys: list[str], url: str, types: list[str] | None = None, description: 
         endpoint = WebhookEndpoint.create(
             id="ep_" + secrets.token_hex(8), url=url, description=description,
             event_types=json.dumps(types) if types is not None else None,
-            secret_encrypted=seal(keys, secret), created_at=now)
+            secret_encrypted=seal(keys, secret), created_at=now,
+            stream_cursor=Event.select(peewee.fn.MAX(Event.id)).scalar() or 0)  # from the next event on
         events.record(events.CLI, "webhook.created", "Webhook", endpoint.id, {"url": redacted(url)}, now)
     return Added(endpoint, secret)
 
@@ -226,27 +227,19 @@ def reseal(old_keys: list[str] | None, new_keys: list[str]) -> list[str]:
 
 
 def enable(endpoint: WebhookEndpoint, now: datetime | None = None) -> WebhookEndpoint:
-    """Enable a disabled endpoint: its waiting deliveries, and the events it missed, go out from now."""
+    """Enable a disabled endpoint: its waiting deliveries, and the events it missed, go out from now.
+
+    The missed events need nothing queued: its stream cursor stayed where disabling stopped it.
+    """
     now = now or clock.utcnow()
     with write_transaction():
         endpoint = find(endpoint.id)
-        if endpoint.disabled_at is not None:
-            _queue_missed(endpoint, now)
         WebhookEndpoint.update(disabled_at=None, disabled_reason=None, failing_since=None).where(
             WebhookEndpoint.id == endpoint.id).execute()
         WebhookDelivery.update(next_attempt_at=now).where(
             (WebhookDelivery.endpoint == endpoint.id) & (WebhookDelivery.state == "pending")).execute()
         events.record(events.CLI, "webhook.enabled", "Webhook", endpoint.id, {"url": redacted(endpoint.url)}, now)
     return find(endpoint.id)
-
-
-def _queue_missed(endpoint: WebhookEndpoint, now: datetime) -> None:
-    """Queue the events recorded while the endpoint was disabled that it would have been sent."""
-    queued = WebhookDelivery.select(WebhookDelivery.event_id).where(WebhookDelivery.endpoint == endpoint.id)
-    missed = Event.select(Event.id, Event.action, Event.resource_type, Event.resource_id, Event.summary).where(
-        (Event.at >= endpoint.disabled_at) & Event.id.not_in(queued)).order_by(Event.id).dicts()
-    outbox.add([(row["id"], endpoint.id, outbox.subject_of(row)) for row in missed
-                if outbox.wants(endpoint.event_types, row["action"])], now)
 
 
 def send_test(endpoint: WebhookEndpoint, now: datetime | None = None) -> int:
@@ -284,20 +277,44 @@ def resend(event_id: int, endpoint: WebhookEndpoint | None = None, now: datetime
 
 
 def _sent_to(event_id: int) -> list[str]:
-    query = (WebhookDelivery.select(WebhookDelivery.endpoint).distinct()
-             .where(WebhookDelivery.event_id == event_id).tuples())
-    return sorted(endpoint_id for (endpoint_id,) in query)
+    """Return the endpoints that have a row for the event, or whose stream went past it and wanted it."""
+    rows = WebhookDelivery.select(WebhookDelivery.endpoint).where(WebhookDelivery.event_id == event_id).tuples()
+    found = {endpoint_id for (endpoint_id,) in rows}
+    event = Event.get_by_id(event_id)
+    for endpoint in WebhookEndpoint.select().where((WebhookEndpoint.stream_cursor >= event_id)
+                                                   & (WebhookEndpoint.created_at <= event.at)):
+        if outbox.wants(endpoint.event_types, event.action):
+            found.add(endpoint.id)
+    return sorted(found)
 
 
 def deliveries(endpoint: WebhookEndpoint, failed_only: bool = False, limit: int = 50) -> list[dict[str, Any]]:
-    """Return the endpoint's newest deliveries (with the event type); failing or given up only when asked."""
+    """Return the endpoint's newest deliveries (with the event type); failing or given up only when asked.
+
+    A row exists only for a delivery that needed state of its own; an event the stream
+    delivered at its first attempt is listed from the event log (no row id, attempts 1).
+    """
     query = (WebhookDelivery.select(WebhookDelivery, Event.action)
              .join(Event, peewee.JOIN.LEFT_OUTER, on=(WebhookDelivery.event_id == Event.id), attr="event_row")
              .where(WebhookDelivery.endpoint == endpoint.id).order_by(WebhookDelivery.id.desc()).limit(max(limit, 0)))
     if failed_only:
         query = query.where((WebhookDelivery.state == "failed") |
                             ((WebhookDelivery.state == "pending") & (WebhookDelivery.attempts > 0)))
-    return [delivery_dict(row) for row in query]
+        return [delivery_dict(row) for row in query]
+    found = [delivery_dict(row) for row in query] + _streamed(endpoint, limit)
+    return sorted(found, key=lambda d: (d["event_id"], d["id"] or 0), reverse=True)[:max(limit, 0)]
+
+
+def _streamed(endpoint: WebhookEndpoint, limit: int) -> list[dict[str, Any]]:
+    """Return the newest events the endpoint's stream delivered at the first attempt (those without a row)."""
+    with_row = WebhookDelivery.select(WebhookDelivery.event_id).where(WebhookDelivery.endpoint == endpoint.id)
+    query = (Event.select(Event.id, Event.action, Event.at)
+             .where((Event.id <= endpoint.stream_cursor) & (Event.at >= endpoint.created_at)
+                    & outbox.wanted(endpoint.event_types) & Event.id.not_in(with_row))
+             .order_by(Event.id.desc()).limit(max(limit, 0)))
+    return [{"id": None, "event_id": events.event_id(event.id), "type": event.action, "state": "delivered",
+             "attempts": 1, "last_status": None, "last_error": None, "last_attempt_at": None,
+             "next_attempt_at": None, "delivered_at": None} for event in query]
 
 
 def delivery_dict(row: WebhookDelivery) -> dict[str, Any]:

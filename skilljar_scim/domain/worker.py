@@ -14,7 +14,7 @@ import peewee
 from skilljar_scim.base import clock, keyfile
 from skilljar_scim.base.config import Settings
 from skilljar_scim.base.errors import SkilljarError
-from skilljar_scim.domain import delivery
+from skilljar_scim.domain import delivery, stream
 
 log = logging.getLogger("skilljar_scim.webhooks")
 MAX_ROUNDS = 10_000  # drain(): a bound, far above what one backlog needs
@@ -29,8 +29,8 @@ def drain(settings: Settings, now: Callable[[], datetime] = clock.utcnow, rng: r
     tally = {"sent": 0, "delivered": 0, "failed": 0}
     try:
         for _ in range(MAX_ROUNDS):
-            outcomes = delivery.run_once(keyfile.load(settings.key_path), config, sender, name, now, rng)
-            if not outcomes:
+            outcomes, read = deliver_once(keyfile.load(settings.key_path), config, sender, name, now, rng)
+            if not outcomes and not read:
                 break
             tally["sent"] += len(outcomes)
             tally["delivered"] += sum(o.ok for o in outcomes)
@@ -38,6 +38,15 @@ def drain(settings: Settings, now: Callable[[], datetime] = clock.utcnow, rng: r
         return tally
     finally:
         sender.close()
+        stream.release(name)
+
+
+def deliver_once(keys: list[str], config, sender: delivery.Sender, name: str,
+                 now: Callable[[], datetime] = clock.utcnow, rng: random.Random | None = None) -> tuple[list, int]:
+    """Send what is due: retries and queued rows first, then each stream's next batch; return (outcomes, events read)."""
+    outcomes = delivery.run_once(keys, config, sender, name, now, rng)
+    streamed, read = stream.run_once(keys, config, sender, name, now, rng)
+    return outcomes + streamed, max(read, len(outcomes))
 
 
 def run_until_stopped(settings: Settings, stop: threading.Event | None = None,
@@ -58,6 +67,14 @@ def run_until_stopped(settings: Settings, stop: threading.Event | None = None,
         pass
     finally:
         sender.close()
+        _release(name)
+
+
+def _release(name: str) -> None:
+    try:
+        stream.release(name)
+    except (SkilljarError, peewee.DatabaseError) as exc:  # its leases run out by themselves
+        log.error("releasing the webhook streams failed: %s", " ".join(str(getattr(exc, "detail", exc)).split()))
 
 
 def _prune() -> None:
@@ -70,7 +87,7 @@ def _prune() -> None:
 def _round(settings: Settings, sender: delivery.Sender, name: str) -> float:
     """Run one round; return how long to wait before the next (none while work keeps coming)."""
     try:
-        outcomes = delivery.run_once(keyfile.load(settings.key_path), settings.webhooks, sender, name)
+        outcomes, read = deliver_once(keyfile.load(settings.key_path), settings.webhooks, sender, name)
     except (SkilljarError, peewee.DatabaseError) as exc:
         # The store is busy or down, or the key file is unreadable: say so, try again later.
         log.error("webhook delivery round failed: %s", " ".join(str(getattr(exc, "detail", exc)).split()))
@@ -78,6 +95,6 @@ def _round(settings: Settings, sender: delivery.Sender, name: str) -> float:
     except Exception:  # noqa: BLE001 - a bug must not stop every delivery; claims expire and retry
         log.exception("webhook delivery round failed")
         return ERROR_PAUSE
-    # A full batch means a backlog: go on at once. Otherwise wait, so rounds (two commits each)
+    # A full batch means a backlog: go on at once. Otherwise wait, so rounds (one commit each)
     # stay few and large under a steady stream of changes instead of one per change.
-    return 0.0 if len(outcomes) >= settings.webhooks.batch_size else settings.webhooks.poll_interval_ms / 1000
+    return 0.0 if max(read, len(outcomes)) >= settings.webhooks.batch_size else settings.webhooks.poll_interval_ms / 1000

@@ -28,7 +28,7 @@ from skilljar_scim.store.writelock import LockedPooledSqliteDatabase, LockedSqli
 
 log = logging.getLogger("skilljar_scim.store")
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 
 def _migrate_to_1(db: peewee.Database) -> None:
@@ -166,6 +166,26 @@ def drop_auth_failures(db: peewee.Database) -> None:
     db.execute_sql('DROP TABLE IF EXISTS "auth_failure"')
 
 
+def stream_from_cursors(db: peewee.Database) -> None:
+    """Give each endpoint a delivery stream cursor; pending outbox rows stay rows and go out as before.
+
+    An enabled endpoint's stream starts after the newest event (every earlier one has its row);
+    a disabled one's after the last event before it was disabled, so enabling it sends what
+    it missed, as enabling always did.
+    """
+    # Plain ALTER TABLE: peewee's SQLite migrator rebuilds a table to add a NOT NULL column, and
+    # dropping the old webhook_endpoint would cascade to every delivery row.
+    present = {c.name for c in db.get_columns("webhook_endpoint")}
+    for name, kind in (("stream_cursor", "INTEGER NOT NULL DEFAULT 0"), ("stream_claimed_by", "VARCHAR(32)"),
+                       ("stream_lease_until", "TIMESTAMP" if isinstance(db, peewee.PostgresqlDatabase) else "DATETIME")):
+        if name not in present:
+            db.execute_sql(f'ALTER TABLE "webhook_endpoint" ADD COLUMN "{name}" {kind}')
+    db.execute_sql('UPDATE "webhook_endpoint" SET "stream_cursor" = COALESCE((SELECT MAX("id") FROM "event"), 0) '
+                   'WHERE "disabled_at" IS NULL')
+    db.execute_sql('UPDATE "webhook_endpoint" SET "stream_cursor" = COALESCE((SELECT MAX("id") FROM "event" '
+                   'WHERE "event"."at" < "webhook_endpoint"."disabled_at"), 0) WHERE "disabled_at" IS NOT NULL')
+
+
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 
 
@@ -173,6 +193,7 @@ SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite dat
 MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
     1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3, 4: recompute_keys, 5: _migrate_to_5,
     6: record_token_keys, 7: pin_mappings, 8: record_scopes_and_feed, 9: drop_auth_failures,
+    10: stream_from_cursors,
 }
 
 

@@ -141,10 +141,17 @@ class WebhookEndpoint(BaseModel):
     disabled_at = DateTimeField(null=True)
     disabled_reason = TextField(null=True)
     failing_since = DateTimeField(null=True)  # first failure since the last 2xx
+    # The delivery stream (schema 10, domain/stream.py): the last event it handled for this
+    # endpoint, and which worker may send the events after it, until when.
+    stream_cursor = IntegerField(default=0)
+    stream_claimed_by = CharField(max_length=32, null=True)
+    stream_lease_until = DateTimeField(null=True)
 
 
 class WebhookDelivery(BaseModel):
-    """One event to send to one endpoint (the outbox): written in the transaction of the change."""
+    """One delivery that needs state of its own: a failed attempt's retries, one queued behind its
+    user's earlier pending delivery, a test or a resend. Every other event goes out through its
+    endpoint's stream cursor (domain/stream.py) and leaves no row."""
 
     event_id = IntegerField(index=True)
     endpoint = ForeignKeyField(WebhookEndpoint, on_delete="CASCADE", column_name="endpoint_id", index=False)

@@ -7,12 +7,14 @@ import random
 from dataclasses import replace
 from datetime import timedelta
 
+import peewee
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from skilljar_scim.base import clock
 from skilljar_scim.base.errors import ConfigError, InvalidValue
-from skilljar_scim.domain import delivery, events, users, webhooks, worker
+from skilljar_scim.domain import delivery, events, outbox, stream, users, webhooks, worker
+from skilljar_scim.store.db import write_transaction
 from skilljar_scim.store.models import Event, WebhookDelivery, WebhookEndpoint
 
 
@@ -23,6 +25,14 @@ def _create(user_name: str) -> str:
 
 def _rows(endpoint_id: str) -> list[WebhookDelivery]:
     return list(WebhookDelivery.select().where(WebhookDelivery.endpoint == endpoint_id).order_by(WebhookDelivery.id))
+
+
+def _queued(endpoint_id: str, user_id: str) -> None:
+    """Give the user's newest event a delivery row (as a resend or a retry has), due now."""
+    event = Event.select().where(Event.resource_id == user_id).order_by(Event.id.desc()).first()
+    with write_transaction():
+        outbox.add([(event.id, endpoint_id, f"User:{user_id}")], clock.utcnow())
+        WebhookEndpoint.update(stream_cursor=event.id).where(WebhookEndpoint.id == endpoint_id).execute()
 
 
 def _with(settings, **webhook_settings):
@@ -47,47 +57,105 @@ def endpoint(store, keys, receiver):
     return webhooks.add(keys, receiver.url)
 
 
-def test_outbox_row_commits_with_the_event(store, keys, endpoint):
+def test_scim_write_adds_no_delivery_row_its_event_is_the_outbox(store, keys, settings, endpoint, receiver):
     user_id = _create("ada@example.com")
-    rows = _rows(endpoint.endpoint.id)
-    assert [(r.subject, r.state, r.attempts) for r in rows] == [(f"User:{user_id}", "pending", 0)]
+    assert _rows(endpoint.endpoint.id) == []  # the SCIM write path writes the event only
+    assert stream.backlog(webhooks.find(endpoint.endpoint.id)) == 1
+    assert worker.drain(settings)["delivered"] == 1
+    assert receiver.delivered()[0].json["data"]["id"] == user_id
+    found = webhooks.find(endpoint.endpoint.id)
+    assert (stream.backlog(found), found.stream_cursor, _rows(found.id)) == (0, Event.select().count(), [])
 
 
-def test_outbox_rows_name_their_events_in_a_batch(store, keys, receiver):
+def test_stream_sends_every_endpoint_each_event_once(store, keys, settings, receiver):
     first, second = webhooks.add(keys, receiver.url).endpoint, webhooks.add(keys, receiver.url).endpoint
-    from skilljar_scim.store.db import write_transaction
-
     with write_transaction():
         events.record_many(events.CLI, "user.updated", "User", [(f"u{n}", {}) for n in range(3)])
-    for endpoint in (first, second):
-        rows = _rows(endpoint.id)
-        assert [Event.get_by_id(r.event_id).resource_id for r in rows] == ["u0", "u1", "u2"]
-        assert [r.subject for r in rows] == ["User:u0", "User:u1", "User:u2"]
+    assert worker.drain(settings)["delivered"] == 6
+    got = sorted((r.json["data"]["id"], r.headers["webhook-id"]) for r in receiver.delivered())
+    assert [user for user, _ in got] == ["u0", "u0", "u1", "u1", "u2", "u2"]
+    assert len({webhook_id for _, webhook_id in got}) == 3
+    assert worker.drain(settings)["sent"] == 0
 
 
-def test_outbox_rolls_back_with_the_change(store, keys, endpoint):
-    from skilljar_scim.store.db import write_transaction
+def test_stream_starts_after_the_events_before_the_endpoint(store, keys, settings, receiver):
+    _create("early@example.com")
+    webhooks.add(keys, receiver.url)
+    late = _create("late@example.com")
+    worker.drain(settings)
+    assert [r.json["data"]["id"] for r in receiver.received] == [late]
 
+
+def test_outbox_rolls_back_with_the_change(store, keys, settings, endpoint, receiver):
     with pytest.raises(RuntimeError):
         with write_transaction():
             events.record(events.CLI, "user.updated", "User", "u1", {})
             raise RuntimeError("the change fails")
-    assert _rows(endpoint.endpoint.id) == []
+    assert worker.drain(settings)["sent"] == 0 and receiver.received == []
 
 
-def test_outbox_filter_takes_only_listed_types(store, keys, receiver):
+def test_outbox_filter_takes_only_listed_types(store, keys, settings, receiver):
     only_roles = webhooks.add(keys, receiver.url, webhooks.parse_types("role.*")).endpoint
     everything = webhooks.add(keys, receiver.url).endpoint
     _create("bo@example.com")
-    events.record(events.CLI, "token.created", "Token", "t1", {})
-    assert _rows(only_roles.id) == []
-    assert len(_rows(everything.id)) == 1  # user.created; token.* is not sent by default
+    with write_transaction():
+        events.record(events.CLI, "token.created", "Token", "t1", {})
+    assert (stream.backlog(only_roles), stream.backlog(everything)) == (0, 1)  # token.* is not sent by default
+    worker.drain(settings)
+    assert [r.json["type"] for r in receiver.delivered()] == ["user.created"]
+    assert webhooks.find(only_roles.id).stream_cursor == Event.select(peewee.fn.MAX(Event.id)).scalar()
 
 
-def test_outbox_skips_disabled_endpoints(store, keys, endpoint):
+def test_outbox_skips_disabled_endpoints(store, keys, settings, endpoint, receiver):
     WebhookEndpoint.update(disabled_at=clock.utcnow()).execute()
     _create("cy@example.com")
+    assert worker.drain(settings)["sent"] == 0 and receiver.received == []
+
+
+def test_stream_sends_each_users_events_in_order_in_one_batch(store, keys, settings, endpoint, receiver):
+    made = [_create(f"or{n}@example.com") for n in range(3)]
+    for user_id in made:
+        users.delete(events.CLI, user_id)
+    assert worker.drain(settings)["delivered"] == 6
+    for user_id in made:
+        assert [r.json["type"] for r in receiver.received if r.json["data"]["id"] == user_id] == [
+            "user.created", "user.deprovisioned"]
     assert _rows(endpoint.endpoint.id) == []
+
+
+def test_stream_leased_by_another_worker_waits_for_its_lease(store, keys, settings, endpoint, receiver):
+    now = Clock()
+    until = now.at + 2 * delivery.lease(settings.webhooks)
+    WebhookEndpoint.update(stream_claimed_by="other", stream_lease_until=until).execute()
+    _create("le@example.com")
+    assert worker.drain(settings, now)["sent"] == 0
+    now.at = until
+    assert worker.drain(settings, now)["delivered"] == 1
+
+
+def test_stream_move_refused_after_the_lease_was_taken_over(store, keys, settings, endpoint, receiver):
+    _create("to@example.com")
+    found = webhooks.find(endpoint.endpoint.id)
+    batch = stream.take(keys, found, "w1", settings.webhooks, clock.utcnow())
+    WebhookEndpoint.update(stream_claimed_by="w2").execute()  # w1's lease ran out; w2 took the stream
+    outcome = delivery.Outcome(batch.items[0][0].id, found.id, 500, "HTTP 500")
+    assert not stream.finish(batch, {outcome.delivery_id: outcome}, "w1", settings.webhooks, clock.utcnow(),
+                             random.Random())
+    assert (webhooks.find(found.id).stream_cursor, _rows(found.id)) == (found.stream_cursor, [])
+
+
+@pytest.mark.sqlite
+def test_stream_reads_and_builds_bodies_outside_the_write_lock(store, keys, settings, endpoint, monkeypatch):
+    """SQLite's one write lock is what every SCIM write waits for: a leased stream is read without it."""
+    _create("ri@example.com")
+    found = webhooks.find(endpoint.endpoint.id)
+    assert stream.take(keys, found, "w1", settings.webhooks, clock.utcnow()) is not None  # takes the lease
+    held = []
+    build = delivery.body_bytes
+    monkeypatch.setattr(delivery, "body_bytes", lambda *event: held.append(store.write_lock.threads.locked())
+                        or build(*event))
+    batch = stream.take(keys, webhooks.find(found.id), "w1", settings.webhooks, clock.utcnow())
+    assert held == [False] and batch.items
 
 
 def test_delivery_verifies_with_standardwebhooks(store, keys, settings, endpoint, receiver):
@@ -106,7 +174,7 @@ def test_delivery_body_is_the_events_api_item(store, keys, settings, endpoint, r
     events.record(events.CLI, "mapping.added", None, None, {"group": "Ops", "role": "api-admin"})
     assert worker.drain(settings)["delivered"] == 2
     sent = {got.headers["webhook-id"]: got.body for got in receiver.received}
-    for event in Event.select().where(Event.id.in_([r.event_id for r in _rows(endpoint.endpoint.id)])):
+    for event in Event.select().where(Event.action.in_(["user.created", "mapping.added"])):
         item = events.feed_item(event)
         assert json.loads(sent[item["id"]]) == item
     assert "zoë".encode() in sent[events.event_id(Event.get(Event.resource_id == user_id).id)]
@@ -116,7 +184,8 @@ def test_sender_sends_up_to_concurrency_at_once_outcomes_in_order(store, keys, s
     for n in range(8):
         _create(f"pa{n}@example.com")
     receiver.gather(4)  # each answer waits until 4 requests are in flight together
-    claimed = delivery.claim(keys, "w1", settings.webhooks, clock.utcnow())
+    batch = stream.take(keys, webhooks.find(endpoint.endpoint.id), "w1", settings.webhooks, clock.utcnow())
+    claimed = [item for item, _ in batch.items]
     sender = delivery.Sender(timeout_ms=15000, concurrency=4)
     try:
         outcomes = sender.send_all(claimed)
@@ -129,7 +198,7 @@ def test_sender_sends_up_to_concurrency_at_once_outcomes_in_order(store, keys, s
 @pytest.mark.sqlite
 def test_claim_builds_bodies_outside_the_write_lock(store, keys, settings, endpoint, monkeypatch):
     """SQLite's one write lock is what every SCIM write waits for: a claim holds it only for the lease."""
-    _create("qi@example.com")
+    _queued(endpoint.endpoint.id, _create("qi@example.com"))
     held = []
     build = delivery.body_bytes
     monkeypatch.setattr(delivery, "body_bytes", lambda *event: held.append(store.write_lock.threads.locked())
@@ -210,7 +279,7 @@ def test_410_disables_the_endpoint_with_an_event(store, keys, settings, endpoint
     assert events.query(action="webhook.disabled")[0].resource_id == found.id
     _create("jo@example.com")
     assert worker.drain(settings)["sent"] == 0  # disabled: nothing goes out, the rows wait
-    webhooks.enable(found)  # the event it missed while disabled is queued too
+    webhooks.enable(found)  # its retry goes now, and its stream sends the event it missed
     assert worker.drain(settings)["delivered"] == 2
     assert [r.json["type"] for r in receiver.delivered()] == ["user.created", "user.created"]
 
@@ -312,7 +381,7 @@ def test_delivery_survives_a_receiver_closing_idle_connections(store, keys, sett
     made = [_create(f"ka{n}@example.com") for n in range(3)]
     worker.drain(_with(settings, concurrency=1))
     assert [r.json["data"]["id"] for r in receiver.delivered()] == made
-    assert [(row.state, row.attempts) for row in _rows(endpoint.endpoint.id)] == [("delivered", 1)] * 3
+    assert len(receiver.received) == 3 and _rows(endpoint.endpoint.id) == []  # each went at its first attempt
 
 
 def test_two_workers_claim_each_delivery_once(store, keys, settings, endpoint, receiver):
@@ -333,7 +402,7 @@ def test_two_workers_claim_each_delivery_once(store, keys, settings, endpoint, r
 def test_delivery_of_a_pruned_event_gives_up(store, keys, settings, endpoint, receiver):
     from skilljar_scim.store.models import Event
 
-    _create("so@example.com")
+    _queued(endpoint.endpoint.id, _create("so@example.com"))
     Event.delete().execute()  # what retention does to old events
     assert worker.drain(settings)["sent"] == 0
     [row] = _rows(endpoint.endpoint.id)
