@@ -262,6 +262,19 @@ def test_delivery_in_order_per_user(store, keys, settings, endpoint, receiver):
         ("user.created", 500), ("user.created", 204), ("user.deprovisioned", 204)]
 
 
+def test_delivery_later_event_queues_behind_a_retrying_one(store, keys, settings, endpoint, receiver):
+    receiver.answers.append(500)
+    first = _create("qb@example.com")
+    now = Clock()
+    worker.drain(settings, now)  # user.created failed: a row, retried in about 30 s
+    users.delete(events.CLI, first)  # a later batch: it must wait behind that row
+    worker.drain(settings, now)
+    assert [(r.json["type"], r.answered) for r in receiver.received] == [("user.created", 500)]
+    now.advance(seconds=34)
+    worker.drain(settings, now)
+    assert [r.json["type"] for r in receiver.delivered()] == ["user.created", "user.deprovisioned"]
+
+
 def test_delivery_other_users_do_not_wait(store, keys, settings, endpoint, receiver):
     receiver.answers.append(500)
     first = _create("gu@example.com")
