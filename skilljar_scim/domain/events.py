@@ -58,7 +58,7 @@ def record(
     """
     data = snapshot if snapshot is not None else _snapshots(action, [(resource_id, summary)])[0]
     rows = [_row(actor, action, resource_type, resource_id, summary, now or clock.utcnow(), data)]
-    sqlcache.insert(Event, rows)
+    sqlcache.insert(Event, rows, later=True)  # PostgreSQL: sent with the next statement or COMMIT
 
 
 def record_many(actor: Actor, action: str, resource_type: str, changes: list[tuple[str, dict[str, Any]]]) -> None:
@@ -67,7 +67,7 @@ def record_many(actor: Actor, action: str, resource_type: str, changes: list[tup
     data = _snapshots(action, changes)
     rows = [_row(actor, action, resource_type, rid, summary, now, snapshot)
             for (rid, summary), snapshot in zip(changes, data)]
-    sqlcache.insert(Event, rows)
+    sqlcache.insert(Event, rows, later=True)  # PostgreSQL: sent with the next statement or COMMIT
 
 
 def _row(actor: Actor, action: str, resource_type: str | None, resource_id: str | None,

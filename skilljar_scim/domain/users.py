@@ -45,7 +45,7 @@ class Created:
 
 def get(user_id: str) -> User:
     """Return a user SCIM can see (not deprovisioned), or raise NotFound."""
-    user = sqlcache.first("user.visible", lambda: User.select().where(
+    user = sqlcache.first("user.visible", lambda: _with_memberships().where(
         (User.id == sqlcache.param(0)) & User.deprovisioned_at.is_null()), [user_id])
     if user is None:
         raise NotFound(f"User {user_id} not found")
@@ -184,6 +184,18 @@ def _known_memberships(user: User, groups: list[tuple[str, str]], held: list[str
     setattr(user, _MEMBERSHIPS, (groups, held))
 
 
+def _known(user: User) -> tuple[list[tuple[str, str]], list[str]]:
+    """Return the groups and mapped roles a user instance came with: set by a write, or read with its row."""
+    if hasattr(user, _MEMBERSHIPS):
+        return getattr(user, _MEMBERSHIPS)
+    return memberships.unpack(getattr(user, memberships.COLUMN))
+
+
+def _with_memberships() -> peewee.ModelSelect:
+    """Select whole users, each with its groups and mapped roles (memberships.column): one statement."""
+    return User.select(User, memberships.column(User.id))
+
+
 def groups_of(user: User) -> list[tuple[str, str]]:
     """Return the (id, displayName) of each group a user is a direct member of, by name."""
     return _groups_and_roles([user])[0].get(user.id, [])
@@ -194,7 +206,7 @@ def _groups_and_roles(users: list[User]) -> tuple[dict[str, list[tuple[str, str]
 
     Roles are the mapped roles of the user's groups, for active provisioned users only.
     """
-    known = {u.id: getattr(u, _MEMBERSHIPS) for u in users if hasattr(u, _MEMBERSHIPS)}
+    known = {u.id: _known(u) for u in users if hasattr(u, _MEMBERSHIPS) or hasattr(u, memberships.COLUMN)}
     groups, held = memberships.groups_and_roles([u.id for u in users if u.id not in known])
     for user_id, (their_groups, their_roles) in known.items():
         groups[user_id], held[user_id] = their_groups, their_roles
@@ -339,7 +351,7 @@ def _source(base_url: str) -> Source:
     )
     return Source(
         rtype=USER_TYPE,
-        base=lambda: User.select().where(User.deprovisioned_at.is_null()),
+        base=lambda: _with_memberships().where(User.deprovisioned_at.is_null()),
         columns=columns,
         subqueries={("emails", "value"): email_match},
         sort_columns={

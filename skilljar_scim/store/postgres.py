@@ -10,6 +10,8 @@ is queued and sent in front of the next real statement, in the same simple-query
   A REPEATABLE READ snapshot is taken by the first statement after BEGIN either way, and
   the write lock is held before any statement of the writer runs, so nothing changes but
   the count of round trips. A transaction that ran no statement sends nothing at all.
+- A write whose answer nothing reads (an event row: `queue_write`) goes with the next
+  statement, or with COMMIT.
 - SAVEPOINT goes with the statement it guards; a savepoint released before any statement
   ran is dropped; RELEASE goes with the next statement, and at COMMIT is left out (COMMIT
   releases every savepoint).
@@ -53,6 +55,19 @@ class Deferred:
         """Send `statement` (literal SQL, no parameters) with the next one, in the same round trip."""
         self._queue().append(statement)
 
+    def queue_write(self, sql: str, params) -> None:
+        """Send a write whose answer nothing reads with the next statement, or with COMMIT.
+
+        Only for rows nothing in the transaction checks (an event, a delivery): an error in it
+        surfaces at the next statement, and rolls the whole transaction back all the same.
+        """
+        if self.transaction_depth() == 0:  # no COMMIT will come to carry it
+            self.execute_sql(sql, params)
+            return
+        # Bound here by psycopg2 itself; `%` doubled, as the next statement's parameters are bound with it.
+        self.queue(self.cursor().mogrify(sql, params).decode().replace("%", "%%"))
+        self.pending.writes = True
+
     def begin(self, isolation_level=None):
         level = isolation_level or self._isolation_level
         self.connection()  # connect now, as peewee's own BEGIN would, so a refused connection fails here
@@ -91,6 +106,10 @@ class Deferred:
         return True
 
     def commit(self):
+        if getattr(self.pending, "writes", False):
+            self.pending.writes = False
+            self.execute_sql("COMMIT")  # the queued writes run first, in the same round trip
+            return None
         if self._discard_unsent():
             return None
         return super().commit()
@@ -101,7 +120,8 @@ class Deferred:
         return super().rollback()
 
     def _discard_unsent(self) -> bool:
-        """Forget queued control statements; say whether BEGIN itself was never sent (nothing to end)."""
+        """Forget queued statements; say whether BEGIN itself was never sent (nothing to end)."""
+        self.pending.writes = False
         queued = self._queue()
         unsent = any(s.startswith("BEGIN") for s in queued)
         queued.clear()
@@ -109,6 +129,7 @@ class Deferred:
 
     def close(self):
         self._queue().clear()
+        self.pending.writes = False
         return super().close()
 
 

@@ -11,7 +11,7 @@ is per database class.
 
 Rows come back through the selected columns' own converters (`Field.python_value`): as
 tuples (`tuples`), or as model instances (`instances`, `first`) for a query selecting whole rows
-of one model. Values given for params are bound as they are: convert them to their stored
+of one model (an aliased extra column becomes an attribute of that name on each instance). Values given for params are bound as they are: convert them to their stored
 form first (peewee's field converters are skipped for params, as for any value marked
 converter=False).
 """
@@ -24,7 +24,7 @@ from typing import Any, Callable, Hashable, NamedTuple, Sequence
 
 import peewee
 
-from skilljar_scim.store import models
+from skilljar_scim.store import models, postgres
 
 MAX_CACHED = 512  # shapes; filters come from clients, so their variety is bounded here
 MAX_LISTED = 500  # longest IN list worth a statement of its own; longer ones compile each time
@@ -64,9 +64,14 @@ def _compile(query: peewee.BaseQuery) -> _Compiled:
     columns = list(getattr(query, "selected_columns", None) or [])
     converters = tuple(c.python_value if isinstance(c, peewee.Field) else None for c in columns)
     model = getattr(query, "model", None)
-    whole = model is not None and columns and all(isinstance(c, peewee.Field) and c.model is model for c in columns)
+    whole = model is not None and columns and all(_of(c, model) for c in columns)
     return _Compiled(sql, tuple(parameters), converters, model if whole else None,
                      tuple(c.name for c in columns) if whole else ())
+
+
+def _of(column, model: type[peewee.Model]) -> bool:
+    """Say whether a selected column is a field of `model`, or a named value set on its instances."""
+    return (isinstance(column, peewee.Field) and column.model is model) or isinstance(column, peewee.Alias)
 
 
 def _converted(converters: tuple, row: tuple) -> tuple:
@@ -142,20 +147,30 @@ def run(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[A
     return _run(key, build, values)[1].rowcount
 
 
-def insert(model: type[peewee.Model], rows: list[dict], ignore_conflicts: bool = False) -> None:
+def insert(model: type[peewee.Model], rows: list[dict], ignore_conflicts: bool = False, later: bool = False) -> None:
     """Insert rows that all name the same fields, INSERT_BATCH to a statement compiled once per shape.
 
-    With `ignore_conflicts`, a row that would break a unique constraint is skipped.
+    With `ignore_conflicts`, a row that would break a unique constraint is skipped. With
+    `later`, on PostgreSQL the rows go with the transaction's next statement or its COMMIT
+    (store/postgres.py): for rows nothing in the transaction reads back or checks.
     """
     if not rows:
         return
     names = tuple(rows[0])
     fields = [model._meta.fields[name] for name in names]
+    db = models.database.obj
+    send = _later if later and isinstance(db, postgres.Deferred) else run
     for start in range(0, len(rows), INSERT_BATCH):
         batch = rows[start:start + INSERT_BATCH]
-        run(("insert", model.__name__, names, len(batch), ignore_conflicts),
-            lambda count=len(batch): _insert_query(model, fields, count, ignore_conflicts),
-            [f.db_value(row[name]) for row in batch for f, name in zip(fields, names)])
+        send(("insert", model.__name__, names, len(batch), ignore_conflicts),
+             lambda count=len(batch): _insert_query(model, fields, count, ignore_conflicts),
+             [f.db_value(row[name]) for row in batch for f, name in zip(fields, names)])
+
+
+def _later(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any]) -> None:
+    db = models.database.obj
+    compiled = _cache.get(key, build, db)
+    db.queue_write(compiled.sql, _bind(compiled.template, values))
 
 
 def _insert_query(model: type[peewee.Model], fields: list, count: int, ignore_conflicts: bool) -> peewee.Insert:

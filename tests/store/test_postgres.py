@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 
+import peewee
 import psycopg2.extensions
 import pytest
 
 from skilljar_scim.domain import tokens
 from skilljar_scim.store import db as store_db
-from skilljar_scim.store import models, postgres
+from skilljar_scim.store import models, postgres, sqlcache
 
 pytestmark = pytest.mark.postgres
 
@@ -56,16 +57,16 @@ def _lookup(client, headers) -> None:
     assert answer.status_code == 200 and answer.get_json()["Resources"][0]["groups"][0]["display"] == "Eng"
 
 
-def test_postgres_lookup_sends_begin_with_its_first_read_and_no_pool_check(wire) -> None:
+def test_postgres_lookup_is_three_round_trips(wire) -> None:
+    """The token; BEGIN with the user, its groups and roles; COMMIT. No pool check, no BEGIN alone."""
     client, headers, sent, _ = wire
     _lookup(client, headers)
     assert [s[:52] for s in sent] == [
         'SELECT "t1"."id", "t1"."name", "t1"."name_key", "t1"',  # the token
         'BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT "t1"."',  # the snapshot opens with the user's row
-        'SELECT "t1"."user_id", "t2"."id", "t2"."display_name',  # its groups and roles
         "COMMIT",
     ], sent
-    assert '"user_name_key" = %s' in sent[1]
+    assert '"user_name_key" = %s' in sent[1] and 'AS "scim_memberships"' in sent[1]  # groups and roles with it
 
 
 def test_postgres_pool_checks_a_connection_only_after_it_sat_idle(wire) -> None:
@@ -75,7 +76,7 @@ def test_postgres_pool_checks_a_connection_only_after_it_sat_idle(wire) -> None:
     assert "SELECT 1" not in sent
     now[0] += postgres.CHECK_AFTER + 1
     _lookup(client, headers)
-    assert sent.count("SELECT 1") == 1 and sent[4] == "SELECT 1", sent
+    assert sent.count("SELECT 1") == 1 and sent[3] == "SELECT 1", sent
 
 
 def test_postgres_write_takes_its_lock_with_its_first_statement(wire) -> None:
@@ -83,8 +84,10 @@ def test_postgres_write_takes_its_lock_with_its_first_statement(wire) -> None:
     answer = client.post("/scim/v2/Users", headers=headers, data=json.dumps({"schemas": [USER], "userName": "bob@example.com"}))
     assert answer.status_code == 201, answer.get_json()
     assert sent[1].startswith(f"BEGIN; SELECT pg_advisory_xact_lock({store_db._PG_WRITE_LOCK}); "), sent[1]
-    alone = [s for s in sent if s.startswith(("BEGIN", "SAVEPOINT", "RELEASE", "SELECT pg_advisory")) and ";" not in s.rstrip(";")]
-    assert alone == [] and sent[-1] == "COMMIT", sent
+    alone = [s for s in sent if s.startswith(("BEGIN", "SAVEPOINT", "RELEASE", "SELECT pg_advisory", 'INSERT INTO "event"'))
+             and ";" not in s.rstrip(";")]
+    assert alone == [] and sent[-1].endswith("COMMIT"), sent
+    assert any('INSERT INTO "event"' in s.split("; ")[0] for s in sent[2:]), sent  # the event rides with the next one
 
 
 def test_postgres_transaction_that_reads_nothing_sends_nothing(store) -> None:
@@ -134,3 +137,33 @@ def test_postgres_request_on_a_connection_the_server_dropped_still_answers(wire,
     sent.clear()
     _lookup(client, headers)
     assert sent[0].startswith('SELECT "t1"."id", "t1"."name"') and sent[1] == sent[0], sent  # the token, read again
+
+
+def test_postgres_queued_write_that_fails_rolls_the_whole_transaction_back(store) -> None:
+    """A write sent with COMMIT (an event row) that fails takes the transaction's other writes with it."""
+    applied = models.SchemaVersion.select().first().applied_at
+    with pytest.raises(peewee.IntegrityError), store_db.write_transaction():
+        models.SchemaVersion.create(version=200, applied_at=applied)
+        sqlcache.insert(models.Event, [{"at": applied, "actor": "cli", "action": None}], later=True)  # NOT NULL
+    assert not models.SchemaVersion.select().where(models.SchemaVersion.version == 200).exists()
+
+
+def test_postgres_queued_write_keeps_percent_signs_and_is_read_by_the_next_statement(store) -> None:
+    """The queued row is bound by psycopg2 and runs before the statement it rides with."""
+    applied = models.SchemaVersion.select().first().applied_at
+    sent = _counted(store)
+    with store_db.write_transaction():
+        sqlcache.insert(models.Event, [{"at": applied, "actor": "cli", "action": "100% %s %(x)s"}], later=True)
+        found = models.Event.select(models.Event.action).where(models.Event.actor == "cli").scalar()
+    assert found == "100% %s %(x)s" and len(sent) == 2, sent  # BEGIN, lock, INSERT and SELECT in one; COMMIT
+
+
+def test_postgres_write_for_later_outside_a_transaction_is_sent_at_once(store) -> None:
+    """With no transaction there is no COMMIT to carry it: the row is written then and there."""
+    applied = models.SchemaVersion.select().first().applied_at
+    sent = _counted(store)
+    sqlcache.insert(models.Event, [{"at": applied, "actor": "cli", "action": "alone"}], later=True)
+    store.close()
+    assert len(sent) == 1 and sent[0].startswith('INSERT INTO "event"'), sent
+    store.connect()
+    assert models.Event.select().where(models.Event.action == "alone").exists()
