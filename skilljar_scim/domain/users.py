@@ -191,6 +191,14 @@ def _known(user: User) -> tuple[list[tuple[str, str]], list[str]]:
     return memberships.unpack(getattr(user, memberships.COLUMN))
 
 
+def _memberships_of(user: User) -> tuple[list[tuple[str, str]], list[str]]:
+    """Return a user's groups and mapped roles: those it was read with (no statement), else from the store."""
+    if hasattr(user, _MEMBERSHIPS) or hasattr(user, memberships.COLUMN):
+        return _known(user)
+    groups, mapped = memberships.groups_and_roles([user.id])
+    return groups.get(user.id, []), mapped.get(user.id, [])
+
+
 def _with_memberships() -> peewee.ModelSelect:
     """Select whole users, each with its groups and mapped roles (memberships.column): one statement."""
     return User.select(User, memberships.column(User.id))
@@ -242,8 +250,7 @@ def _update(actor: Actor, user: User, data: dict, hashed: passwords.Hashed) -> U
     if {k: v for k, v in data.items() if k != "password"} == before and not data.get("password"):
         return user  # nothing changes: keep the version (IdPs resend unchanged values)
     was_active = user.active
-    groups, mapped = memberships.groups_and_roles([user.id])  # a user write changes neither
-    groups, mapped = groups.get(user.id, []), mapped.get(user.id, [])
+    groups, mapped = _memberships_of(user)  # a user write changes neither
     user = _write(user, data, False, hashed)
     _known_memberships(user, groups, mapped)
     action = _lifecycle_action(was_active, user.active)
@@ -307,10 +314,12 @@ def _save(user: User, is_new: bool) -> None:
 
 
 def _index_emails(user: User, data: dict, is_new: bool = False) -> None:
+    # Nothing checks these rows in the request (no unique key): on PostgreSQL they go with the next statement.
     if not is_new:  # a new user has no rows yet
-        sqlcache.run("user_email.delete", lambda: UserEmail.delete().where(UserEmail.user == sqlcache.param(0)), [user.id])
+        sqlcache.run_later("user_email.delete", lambda: UserEmail.delete().where(UserEmail.user == sqlcache.param(0)),
+                           [user.id])
     values = {textkey.key(e["value"]) for e in data.get("emails", []) if e.get("value")}
-    sqlcache.insert(UserEmail, [{"user": user.id, "value_key": v} for v in sorted(values)])
+    sqlcache.insert(UserEmail, [{"user": user.id, "value_key": v} for v in sorted(values)], later=True)
 
 
 def _display_name(data: dict) -> str | None:

@@ -158,8 +158,7 @@ def insert(model: type[peewee.Model], rows: list[dict], ignore_conflicts: bool =
         return
     names = tuple(rows[0])
     fields = [model._meta.fields[name] for name in names]
-    db = models.database.obj
-    send = _later if later and isinstance(db, postgres.Deferred) else run
+    send = run_later if later else run
     for start in range(0, len(rows), INSERT_BATCH):
         batch = rows[start:start + INSERT_BATCH]
         send(("insert", model.__name__, names, len(batch), ignore_conflicts),
@@ -167,10 +166,14 @@ def insert(model: type[peewee.Model], rows: list[dict], ignore_conflicts: bool =
              [f.db_value(row[name]) for row in batch for f, name in zip(fields, names)])
 
 
-def _later(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any]) -> None:
+def run_later(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any] = ()) -> None:
+    """Run a write whose result nothing reads: on PostgreSQL, with the transaction's next statement or COMMIT."""
     db = models.database.obj
     compiled = _cache.get(key, build, db)
-    db.queue_write(compiled.sql, _bind(compiled.template, values))
+    if isinstance(db, postgres.Deferred):
+        db.queue_write(compiled.sql, _bind(compiled.template, values))
+    else:
+        db.execute_sql(compiled.sql, _bind(compiled.template, values))
 
 
 def _insert_query(model: type[peewee.Model], fields: list, count: int, ignore_conflicts: bool) -> peewee.Insert:

@@ -90,6 +90,20 @@ def test_postgres_write_takes_its_lock_with_its_first_statement(wire) -> None:
     assert any('INSERT INTO "event"' in s.split("; ")[0] for s in sent[2:]), sent  # the event rides with the next one
 
 
+def test_postgres_deactivate_is_four_round_trips(wire) -> None:
+    """The token; BEGIN with the user and its groups; the UPDATE (its unique keys answer now); the
+    email index, the event and COMMIT together."""
+    client, headers, sent, _ = wire
+    user_id = client.get('/scim/v2/Users?filter=userName eq "ann@example.com"', headers=headers).get_json()["Resources"][0]["id"]
+    sent.clear()
+    answer = client.patch(f"/scim/v2/Users/{user_id}", headers=headers, data=json.dumps({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "value": {"active": False}}]}))
+    assert answer.status_code == 200 and answer.get_json()["groups"][0]["display"] == "Eng", answer.get_json()
+    assert len(sent) == 4 and sent[2].startswith('UPDATE "user"'), sent
+    assert sent[3].startswith('DELETE FROM "user_email"') and sent[3].endswith("; COMMIT"), sent[3]
+
+
 def test_postgres_transaction_that_reads_nothing_sends_nothing(store) -> None:
     sent = _counted(store)
     with store_db.read_transaction():
