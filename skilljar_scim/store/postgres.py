@@ -58,8 +58,8 @@ class Deferred:
     def queue_write(self, sql: str, params) -> None:
         """Send a write whose answer nothing reads with the next statement, or with COMMIT.
 
-        Only for rows nothing in the transaction checks (an event, a delivery): an error in it
-        surfaces at the next statement, and rolls the whole transaction back all the same.
+        Only for rows nothing in the transaction checks (an event, a user's email index): an
+        error in it surfaces at the next statement, and rolls the whole transaction back all the same.
         """
         if self.transaction_depth() == 0:  # no COMMIT will come to carry it
             self.execute_sql(sql, params)
