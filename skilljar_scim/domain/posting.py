@@ -5,12 +5,21 @@ many small pieces, every answer's headers parsed by the email package), CPU take
 provisioning on the same box. A delivery needs less: one write of the request, and of the
 answer its status and how to find its end (RFC 9112 section 6.3), so the connection can
 carry the next request. Nothing here follows a redirect: a 3xx is an answer like any other.
+
+The receiver's timeout bounds each whole exchange (name resolution, connect, TLS handshake,
+sending, the answer's head and body), not each socket operation: a receiver trickling its
+answer a byte at a time must not hold a delivery thread, and the stream's round, for ever.
 """
 
 from __future__ import annotations
 
+import io
+import ipaddress
+import queue
 import socket
 import ssl
+import threading
+import time
 
 MAX_LINE = 8192  # bytes of one status or header line a receiver may send
 MAX_HEAD = 65536  # bytes of status line and headers together
@@ -25,6 +34,19 @@ class _Unanswered(Exception):
     """A kept-alive connection was closed by the receiver before it answered (it may time idle ones out)."""
 
 
+class _Deadline(io.RawIOBase):
+    """The socket as a raw stream whose every read waits at most until the exchange's deadline."""
+
+    def __init__(self, connection: "Connection"):
+        self.connection = connection
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        return self.connection.arm().recv_into(buffer)
+
+
 class Connection:
     """One connection to a receiver: opened on first use, kept while its answers allow it."""
 
@@ -33,6 +55,7 @@ class Connection:
         self.timeout, self.context = timeout, context if scheme == "https" else None
         self.sock: socket.socket | None = None
         self.reader = None
+        self.deadline = 0.0
 
     def post(self, request: bytes) -> int:
         """Send one whole request; return the answer's status.
@@ -41,6 +64,7 @@ class Connection:
         request sent again: at least once allows it, and a retry 30 s later would cost more.
         """
         reused = self.sock is not None
+        self.deadline = time.monotonic() + self.timeout
         try:
             return self._exchange(request)
         except _Unanswered:
@@ -57,24 +81,55 @@ class Connection:
         if self.sock is None:
             self._open()
         try:
-            self.sock.sendall(request)
+            self._send(request)
             status, keep = self._answer()
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise _Unanswered from exc
+        except BaseException:
+            self.close()  # a timed-out or broken exchange leaves the connection in no known state
+            raise
         if not keep:
             self.close()
         return status
 
+    def arm(self) -> socket.socket:
+        """Return the socket with its timeout set to what is left of the exchange; raise TimeoutError if nothing is."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the exchange's deadline passed")
+        self.sock.settimeout(left)
+        return self.sock
+
+    def _send(self, request: bytes) -> None:
+        """Send all of the request, each piece within what is left of the deadline (sendall's timeout is per piece on TLS)."""
+        view = memoryview(request)
+        while view:
+            view = view[self.arm().send(view):]
+
     def _open(self) -> None:
-        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        """Connect, resolution and TLS handshake included, within the exchange's deadline."""
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._connect()
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.context is not None:
-                sock = self.context.wrap_socket(sock, server_hostname=self.host)
+                self.sock = self.context.wrap_socket(self.arm(), server_hostname=self.host)  # one deadline
+            self.reader = io.BufferedReader(_Deadline(self))
         except BaseException:
-            sock.close()
+            self.close()
             raise
-        self.sock, self.reader = sock, sock.makefile("rb")
+
+    def _connect(self) -> None:
+        """Connect to the first resolved address that accepts (as socket.create_connection, with our deadline)."""
+        error: OSError = ConnectionError(f"no address for {self.host}")
+        for family, kind, proto, _, address in resolve(self.host, self.port, self.deadline):
+            self.sock = socket.socket(family, kind, proto)
+            try:
+                self.arm().connect(address)
+                return
+            except OSError as exc:
+                self.close()
+                error = exc
+        raise error
 
     def _answer(self) -> tuple[int, bool]:
         """Read one answer (skipping interim 1xx ones); return its status and whether the connection stays usable."""
@@ -124,10 +179,41 @@ class Connection:
         return keep and len(self.reader.read(length)) == length
 
     def close(self) -> None:
-        if self.sock is not None:
+        if self.reader is not None:
             self.reader.close()
+        if self.sock is not None:
             self.sock.close()
-            self.sock = self.reader = None
+        self.sock = self.reader = None
+
+
+def resolve(host: str, port: int, deadline: float) -> list[tuple]:
+    """Return getaddrinfo's addresses for a TCP connection, waiting for them at most until the deadline.
+
+    getaddrinfo takes no timeout, so a host name is resolved in a daemon thread this one stops
+    waiting for at the deadline (that thread ends when the system resolver gives up). An IP
+    literal needs no resolver and is answered here.
+    """
+    try:
+        ipaddress.ip_address(host)
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except ValueError:
+        pass
+    answer: queue.SimpleQueue = queue.SimpleQueue()
+    threading.Thread(target=_lookup, args=(host, port, answer), daemon=True, name="webhook-resolve").start()
+    try:
+        result = answer.get(timeout=max(deadline - time.monotonic(), 0))
+    except queue.Empty:
+        raise TimeoutError(f"resolving {host} took too long") from None
+    if isinstance(result, OSError):
+        raise result
+    return result
+
+
+def _lookup(host: str, port: int, answer: queue.SimpleQueue) -> None:
+    try:
+        answer.put(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+    except OSError as exc:
+        answer.put(exc)
 
 
 def status_line(line: bytes) -> tuple[bytes, int]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import select
 import socket
 import threading
+import time
 
 import pytest
 
-from skilljar_scim.domain import posting
+from skilljar_scim.domain import delivery, posting
 
 
 class Scripted:
@@ -139,3 +142,74 @@ def test_post_refuses_what_is_not_an_http1_answer(scripted, answer):
 def test_request_head_refuses_what_is_not_one_ascii_line(target, authority):
     with pytest.raises(posting.ProtocolError, match="ASCII"):
         posting.request_head("POST", target, authority, {}, 0)
+
+
+class Trickler:
+    """A receiver on 127.0.0.1 that reads one request, then sends `answer` one byte per `interval`.
+
+    Each wait between bytes also watches the connection, so `closed` records that the client hung
+    up (its read of end-of-file); `cap` bytes bound the receiver if the client never does.
+    """
+
+    def __init__(self, answer: bytes, interval: float, cap: int = 400):
+        self.answer, self.interval, self.cap = answer, interval, cap
+        self.closed, self.sent = threading.Event(), 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(10)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError), self.listener.accept()[0] as conn:
+            with conn.makefile("rb") as reader:
+                Scripted._read_request(Scripted([]), reader)
+            for byte in self.answer[:self.cap]:
+                conn.sendall(bytes([byte]))
+                self.sent += 1
+                if select.select([conn], [], [], self.interval)[0] and conn.recv(1) == b"":
+                    self.closed.set()
+                    return
+
+
+TRICKLED = [b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 8000 + b"\r\n\r\n",  # the head, within MAX_LINE
+            b"HTTP/1.1 200 OK\r\nContent-Length: 9000\r\n\r\n" + b"b" * 9000]  # the body, within MAX_BODY
+
+
+@pytest.mark.parametrize("answer", TRICKLED, ids=["head", "body"])
+def test_post_timeout_bounds_the_whole_exchange_not_each_read(answer):
+    # One byte per quarter timeout: every read is well within the timeout, the exchange never is.
+    receiver = Trickler(answer, interval=0.05)
+    port = receiver.listener.getsockname()[1]
+    connection = posting.Connection("http", "127.0.0.1", port, 0.2, None)
+    with pytest.raises(TimeoutError):
+        connection.post(posting.request_head("POST", "/", "127.0.0.1", {}, 0))
+    assert connection.sock is None
+    assert receiver.closed.wait(10)  # safety net only: the receiver saw the hang-up
+    assert receiver.sent < receiver.cap
+    receiver.listener.close()
+
+
+def test_sender_reports_a_trickling_receiver_as_timed_out():
+    receiver = Trickler(TRICKLED[1], interval=0.05)
+    sender = delivery.Sender(timeout_ms=200)
+    item = delivery.Claimed(1, "ep_1", f"http://127.0.0.1:{receiver.listener.getsockname()[1]}/hook", "evt_1",
+                            b"{}", ("whsec_" + base64.b64encode(b"k" * 32).decode(),))
+    outcome = sender.send(item)
+    assert (outcome.status, outcome.error) == (None, "timed out after 0.2 s")
+    assert receiver.closed.wait(10)
+    sender.close()
+    receiver.listener.close()
+
+
+def test_resolve_waits_for_the_system_resolver_only_until_the_deadline(monkeypatch):
+    # A resolver that never answers (until released): getaddrinfo itself takes no timeout.
+    release = threading.Event()
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *args, **kwargs: real(host, *args, **kwargs)
+                        if host == "127.0.0.1" else (release.wait(10), [])[1])
+    try:
+        with pytest.raises(TimeoutError, match="resolving hooks.example.test"):
+            posting.resolve("hooks.example.test", 443, time.monotonic() + 0.1)
+    finally:
+        release.set()
+    assert posting.resolve("127.0.0.1", 80, time.monotonic() + 5)[0][4] == ("127.0.0.1", 80)
