@@ -12,6 +12,7 @@ key), `webhook-timestamp` and `webhook-signature: v1,<base64 HMAC-SHA256>` of "i
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -33,12 +34,15 @@ import peewee
 
 from skilljar_scim.base import clock
 from skilljar_scim.base.config import WebhooksSettings
+from skilljar_scim.base.errors import ConfigError
 from skilljar_scim.domain import events, posting, webhooks
 from skilljar_scim.store import models, sqlcache
 from skilljar_scim.store.db import write_transaction
 from skilljar_scim.store.models import Event, WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger("skilljar_scim.webhooks")
+UNOPENABLE_LOG_EVERY = 300.0  # seconds between log lines about one endpoint whose secret cannot be opened
+_unopenable_logged: dict[str, float] = {}  # endpoint id -> when it was last logged (time.monotonic)
 
 # Wait after the Nth failed attempt (README "Webhooks"): the first retry within a minute,
 # the last about 3 days after the first attempt; after the 11th failure the delivery gives up.
@@ -183,10 +187,34 @@ def _load(keys: list[str], worker: str, rows: list[tuple[int, int, str]], now: d
     _give_up_pruned(worker, [row_id for row_id, event_id, _ in rows if event_id not in found], now)
     rows = [row for row in rows if row[1] in found]
     endpoints = {e.id: e for e in WebhookEndpoint.select().where(WebhookEndpoint.id.in_({r[2] for r in rows}))}
-    secrets = {e.id: tuple(webhooks.signing_secrets(keys, e, now)) for e in endpoints.values()}
+    secrets = {}
+    for endpoint in endpoints.values():
+        with contextlib.suppress(ConfigError):  # its rows stay leased, then due again: no attempt counted
+            secrets[endpoint.id] = secrets_for(keys, endpoint, now)
     return [Claimed(row_id, endpoint_id, endpoints[endpoint_id].url, events.event_id(event_id),
                     body_bytes(*found[event_id]), secrets[endpoint_id])
-            for row_id, event_id, endpoint_id in rows if endpoint_id in endpoints]
+            for row_id, event_id, endpoint_id in rows if endpoint_id in secrets]
+
+
+def secrets_for(keys: list[str], endpoint: WebhookEndpoint, now: datetime) -> tuple[str, ...]:
+    """Return the endpoint's signing secrets; log, then raise ConfigError when the key file cannot open them.
+
+    Only that endpoint waits (its cursor and rows stay as they are, nothing is attempted, so
+    nothing is given up or disabled for the operator's key problem); the others deliver.
+    """
+    try:
+        return tuple(webhooks.signing_secrets(keys, endpoint, now))
+    except ConfigError as exc:
+        _log_unopenable(endpoint.id, exc)
+        raise
+
+
+def _log_unopenable(endpoint_id: str, exc: ConfigError) -> None:
+    """Log an endpoint whose secret cannot be opened, once per UNOPENABLE_LOG_EVERY, not every round."""
+    if time.monotonic() - _unopenable_logged.get(endpoint_id, -UNOPENABLE_LOG_EVERY) >= UNOPENABLE_LOG_EVERY:
+        _unopenable_logged[endpoint_id] = time.monotonic()
+        log.error("webhook endpoint %s: nothing is sent to it until its secret can be opened: %s",
+                  endpoint_id, exc.detail)
 
 
 # What a delivery's body is made of. `at` is selected as stored (an alias has no converter):

@@ -4,7 +4,8 @@
 a store that cannot be read, fails its quick integrity check or has another schema version; a
 live token that expires soon, has expired, or that no current key can verify; a mapping to a
 role missing from the catalog, or one whose group's name now belongs to another group; a
-disabled webhook endpoint. The store is only read: never migrated, never written.
+disabled webhook endpoint, or one whose signing secret the key file cannot open. The store is only
+read: never migrated, never written.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import peewee
 
 from skilljar_scim.base import clock, keyfile
 from skilljar_scim.base.config import Settings
-from skilljar_scim.base.errors import ConfigError, DatabaseError
+from skilljar_scim.base.errors import ConfigError, DatabaseError, SkilljarError
 from skilljar_scim.domain import events, integrity, listings, roles, stream, tokens, webhooks
 from skilljar_scim.store import db as store_db
 from skilljar_scim.store.models import Event, Group, Token, User, WebhookDelivery, WebhookEndpoint
@@ -122,6 +123,7 @@ def _collect(db: peewee.Database, report: Status, settings: Settings, now: datet
     key_ids = _key_ids(settings, report.problems)
     with store_db.read_transaction():  # one snapshot for every figure
         _read_directory(report, settings.roles.catalog, now, key_ids)
+        report.problems.extend(_secret_problems(_keys(settings), now) if key_ids else [])
 
 
 def _read_directory(report: Status, catalog: dict[str, str], now: datetime, key_ids: set[str]) -> None:
@@ -282,6 +284,27 @@ def _endpoint_state(endpoint: WebhookEndpoint) -> dict:
     shown = webhooks.as_dict(endpoint)
     keys = ("status", "disabled_at", "disabled_reason", "failing_since")
     return {"id": shown["id"], "url": webhooks.redacted(endpoint.url), **{key: shown[key] for key in keys}}
+
+
+def _keys(settings: Settings) -> list[str]:
+    """Return the key file's keys; one that cannot be read is already a problem (_key_ids)."""
+    try:
+        return keyfile.load(settings.key_path)
+    except SkilljarError:
+        return []
+
+
+def _secret_problems(keys: list[str], now: datetime) -> list[str]:
+    """Name each endpoint whose signing secret the key file cannot open: nothing is sent to it."""
+    problems = []
+    for endpoint in WebhookEndpoint.select().order_by(WebhookEndpoint.created_at) if keys else []:
+        try:
+            webhooks.signing_secrets(keys, endpoint, now)
+        except ConfigError:
+            problems.append(f"webhook endpoint {endpoint.id} ({webhooks.redacted(endpoint.url)}): its signing "
+                            "secret cannot be decrypted with the secret key file (was its key removed?), so "
+                            f"nothing is sent to it; run `scim webhooks rotate-secret {endpoint.id}`")
+    return problems
 
 
 def _webhook_problems(endpoints: list[dict]) -> list[str]:

@@ -31,7 +31,8 @@ import peewee
 
 from skilljar_scim.base import clock
 from skilljar_scim.base.config import WebhooksSettings
-from skilljar_scim.domain import delivery, events, outbox, webhooks
+from skilljar_scim.base.errors import ConfigError
+from skilljar_scim.domain import delivery, events, outbox
 from skilljar_scim.store import sqlcache
 from skilljar_scim.store.db import write_transaction
 from skilljar_scim.store.models import Event, WebhookDelivery, WebhookEndpoint
@@ -86,7 +87,10 @@ def take(keys: list[str], endpoint: WebhookEndpoint, worker: str, config: Webhoo
         [endpoint.stream_cursor, config.batch_size])
     if not rows:
         return None
-    secrets = tuple(webhooks.signing_secrets(keys, endpoint, now))
+    try:
+        secrets = delivery.secrets_for(keys, endpoint, now)
+    except ConfigError:
+        return None  # logged; its cursor stays, so the events wait for the key, and other endpoints do not
     items = [(delivery.Claimed(row[0], endpoint.id, endpoint.url, events.event_id(row[0]),
                                delivery.body_bytes(*row[:5]), secrets), _subject(row))
              for row in rows if outbox.wants(endpoint.event_types, row[1])]

@@ -253,3 +253,16 @@ def test_status_webhooks_disabled_endpoint_is_a_problem_and_url_query_hidden(set
     assert "s3cret" not in str(report.as_dict())
     [problem] = report.problems
     assert broken.id in problem and "410 Gone" in problem and "scim webhooks enable" in problem
+
+
+def test_status_webhook_secret_the_key_file_cannot_open_is_a_problem(settings, store, keys):
+    healthy = webhooks.add(keys, "https://hooks.example.com/ok").endpoint
+    locked = webhooks.add(keys, "https://hooks.example.com/locked?token=s3cret").endpoint
+    secret = webhooks.new_secret()
+    models.WebhookEndpoint.update(secret_encrypted=webhooks.seal(["a key no longer in the key file"], secret)).where(
+        models.WebhookEndpoint.id == locked.id).execute()
+    report = _collect(settings, store)
+    [problem] = report.problems
+    assert locked.id in problem and healthy.id not in problem and "cannot be decrypted" in problem
+    assert f"scim webhooks rotate-secret {locked.id}" in problem
+    assert "s3cret" not in problem and secret not in str(report.as_dict())

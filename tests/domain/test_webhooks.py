@@ -427,3 +427,41 @@ def test_lease_covers_a_batch_of_timeouts(settings):
     slow = _with(settings, batch_size=100, concurrency=4, timeout_ms=5000, lease_seconds=60)
     assert delivery.lease(slow.webhooks) == timedelta(seconds=130)
     assert delivery.lease(_with(settings, batch_size=8, lease_seconds=60).webhooks) == timedelta(seconds=60)
+
+
+def _lose_secret(endpoint_id: str) -> str:
+    """Seal the endpoint's secret with a key the key file does not have (a key removed by hand); return it."""
+    secret = webhooks.new_secret()
+    WebhookEndpoint.update(secret_encrypted=webhooks.seal(["a key no longer in the key file"], secret)).where(
+        WebhookEndpoint.id == endpoint_id).execute()
+    return secret
+
+
+def test_stream_endpoint_whose_secret_cannot_be_opened_waits_alone(store, keys, settings, receiver, caplog):
+    broken, healthy = webhooks.add(keys, receiver.url).endpoint, webhooks.add(keys, receiver.url).endpoint
+    secret = _lose_secret(broken.id)
+    user_id = _create("lost-key@example.com")
+    assert worker.drain(settings) == {"sent": 1, "delivered": 1, "failed": 0}  # the healthy endpoint's
+    assert worker.drain(settings)["sent"] == 0
+    found = webhooks.find(broken.id)
+    assert (stream.backlog(found), _rows(broken.id), stream.backlog(webhooks.find(healthy.id))) == (1, [], 0)
+    logged = [r.getMessage() for r in caplog.records if broken.id in r.getMessage()]
+    assert len(logged) == 1 and "cannot be decrypted" in logged[0] and secret not in logged[0]
+    webhooks.rotate_secret(keys, found, timedelta(0))  # the documented fix: nothing was lost meanwhile
+    assert worker.drain(settings)["delivered"] == 1
+    assert [r.json["data"]["id"] for r in receiver.delivered()] == [user_id, user_id]
+
+
+def test_delivery_rows_of_an_endpoint_whose_secret_cannot_be_opened_are_not_attempted(store, keys, settings,
+                                                                                      receiver):
+    broken, healthy = webhooks.add(keys, receiver.url).endpoint, webhooks.add(keys, receiver.url).endpoint
+    receiver.answers.extend([500, 500])
+    _create("row-key@example.com")
+    now = Clock()
+    worker.drain(settings, now)  # both failed once: a row each, retried in about 30 s
+    _lose_secret(broken.id)
+    now.advance(seconds=40)
+    assert worker.drain(settings, now) == {"sent": 1, "delivered": 1, "failed": 0}
+    [row] = _rows(broken.id)
+    assert (row.state, row.attempts) == ("pending", 1)  # not attempted: no retry used up, nothing given up
+    assert [r.state for r in _rows(healthy.id)] == ["delivered"]
