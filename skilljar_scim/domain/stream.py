@@ -82,15 +82,15 @@ def take(keys: list[str], endpoint: WebhookEndpoint, worker: str, config: Webhoo
         endpoint = _lease(endpoint.id, worker, config, now)
         if endpoint is None:
             return None  # another worker's
+    try:
+        secrets = delivery.secrets_for(keys, endpoint, now)
+    except ConfigError:
+        return None  # logged; its cursor stays, so the events wait for the key, and other endpoints do not
     rows = sqlcache.tuples(("webhook.stream", len(STREAM_COLUMNS)), lambda: Event.select(*STREAM_COLUMNS).where(
         Event.id > sqlcache.param(0)).order_by(Event.id).limit(sqlcache.param(1)),
         [endpoint.stream_cursor, config.batch_size])
     if not rows:
         return None
-    try:
-        secrets = delivery.secrets_for(keys, endpoint, now)
-    except ConfigError:
-        return None  # logged; its cursor stays, so the events wait for the key, and other endpoints do not
     items = [(delivery.Claimed(row[0], endpoint.id, endpoint.url, events.event_id(row[0]),
                                delivery.body_bytes(*row[:5]), secrets), _subject(row))
              for row in rows if outbox.wants(endpoint.event_types, row[1])]
