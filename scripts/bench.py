@@ -806,7 +806,7 @@ class Bench:
     def seed(self, total: int) -> None:
         """Bring the store to `total` users with exactly the rows users.create writes, in bulk.
 
-        users.create costs a few ms a user (seven statements); 45,000 of them would take
+        users.create costs a few ms a user (six statements); 45,000 of them would take
         minutes. seed_rows() builds the same rows and check_seed_rows() proves it first.
         """
         from skilljar_scim.base import clock
