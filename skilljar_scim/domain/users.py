@@ -36,6 +36,14 @@ COMPUTED = ("id", "meta", "groups", "roles", "schemas")
 
 
 @dataclass(frozen=True)
+class Checked:
+    """A User body in canonical form, with its passwords hashed (users.check)."""
+
+    data: dict
+    hashed: passwords.Hashed
+
+
+@dataclass(frozen=True)
 class Created:
     """The created (or brought back) user, and whether it was a returning person."""
 
@@ -52,14 +60,20 @@ def get(user_id: str) -> User:
     return user
 
 
-def create(actor: Actor, body: object, bounds: Bounds = Bounds(), hashed: passwords.Hashed | None = None) -> Created:
+def check(body: object, bounds: Bounds = Bounds()) -> Checked:
+    """Validate a User body and hash its passwords: the costly part of a create or replace, done before the lock."""
+    return Checked(_normalise(body, bounds), passwords.prehash(body))
+
+
+def create(actor: Actor, body: object, bounds: Bounds = Bounds(), hashed: passwords.Hashed | None = None,
+           checked: Checked | None = None) -> Created:
     """Create a user; a returning person's old account is brought back instead (RFC 7644 §3.3).
 
-    `hashed`: the body's passwords, hashed before the caller's transaction (passwords.prehash).
+    `checked`: `check(body)` done before the caller's transaction; `hashed`: only the passwords were.
     """
-    data = _normalise(body, bounds)
+    checked = checked or Checked(_normalise(body, bounds), passwords.prehash(body) if hashed is None else hashed)
+    data, hashed = dict(checked.data), checked.hashed
     data.setdefault("active", _active_when_absent(body, True))  # an account is provisioned to be used
-    hashed = passwords.prehash(body) if hashed is None else hashed
     with write_transaction():
         existing = _returning(data)
         if existing is None:
@@ -114,11 +128,11 @@ def _with_keys(key: str, external: str | None) -> list[User]:
 
 
 def replace(actor: Actor, user_id: str, body: object, if_match: str | None = None,
-            bounds: Bounds = Bounds(), hashed: passwords.Hashed | None = None) -> User:
-    """Replace a user's attributes with the body (RFC 7644 §3.5.1)."""
+            bounds: Bounds = Bounds(), hashed: passwords.Hashed | None = None, checked: Checked | None = None) -> User:
+    """Replace a user's attributes with the body (RFC 7644 §3.5.1); `checked` as for create()."""
     documents.check_body_id(body, user_id)
-    data = _normalise(body, bounds)
-    hashed = passwords.prehash(body) if hashed is None else hashed
+    checked = checked or Checked(_normalise(body, bounds), passwords.prehash(body) if hashed is None else hashed)
+    data, hashed = dict(checked.data), checked.hashed
     with write_transaction():
         user = check_if_match(get(user_id), if_match)
         data.setdefault("active", _active_when_absent(body, user.active))

@@ -66,10 +66,14 @@ def search_users():
     return list_users(_search_body())
 
 
+def _checked_user(body: object) -> users.Checked:
+    return users.check(body, _bounds())
+
+
 @http.write
-@http.before_lock(passwords.prehash)
+@http.before_lock(_checked_user)
 def create_user():
-    created = users.create(actor(), http.body(), _bounds(), http.prepared())
+    created = users.create(actor(), http.body(), _bounds(), checked=http.prepared())
     return http.resource_response(users.render(created.user, http.base_url()), USER_TYPE, 201)
 
 
@@ -82,9 +86,10 @@ def get_user(user_id: str):
 
 
 @http.write
-@http.before_lock(passwords.prehash)
+@http.before_lock(_checked_user)
 def replace_user(user_id: str):
-    user = users.replace(actor(), user_id, http.body(), request.headers.get("If-Match"), _bounds(), http.prepared())
+    user = users.replace(actor(), user_id, http.body(), request.headers.get("If-Match"), _bounds(),
+                         checked=http.prepared())
     return http.resource_response(users.render(user, http.base_url()), USER_TYPE)
 
 

@@ -426,3 +426,21 @@ def test_passwords_are_hashed_before_the_request_takes_the_write_lock(api, ann, 
     api.assert_error(api.ops(f"/Users/{ann['id']}", *[op("replace", "password", f"p{n}") for n in range(11)]),
                      400, "tooMany")
     assert depths == [0, 0, 0]  # refused before hashing anything
+
+
+def test_create_and_replace_validate_the_body_before_the_request_takes_the_write_lock(api, ann, monkeypatch) -> None:
+    """Checking a User document is the costly part of a create or PUT: other writers never wait on it."""
+    from skilljar_scim.scim import resources
+    from skilljar_scim.store import models
+
+    depths: list[int] = []
+    real = resources.normalise
+    monkeypatch.setattr(resources, "normalise",
+                        lambda *args: depths.append(models.database.obj.transaction_depth()) or real(*args))
+    created = api.create_user("pat@example.com")
+    ok(put(api, ann["id"], {"userName": "ann@example.com", "title": "Engineer"}))
+    assert depths == [0, 0]
+    assert User.get_by_id(created["id"]).user_name == "pat@example.com"
+    assert "Engineer" in User.get_by_id(ann["id"]).attributes
+    api.assert_error(api.post("/Users", {"schemas": [USER], "userName": 7}), 400, "invalidValue")
+    assert depths == [0, 0, 0]  # refused before any transaction began
