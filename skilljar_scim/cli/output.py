@@ -121,7 +121,10 @@ def lines(texts: Iterable[Any]) -> None:
 
 
 def panel(lines: Sequence[Any], title: str) -> None:
-    """Print a boxed notice on stderr (diagnostics stay off stdout)."""
+    """Print a notice on stderr (diagnostics stay off stdout): boxed for a terminal, plain lines for a log."""
+    if not sys.stderr.isatty():
+        typer.echo("\n".join([shown(title) + ":", *(shown(line) for line in lines)]), err=True)
+        return
     _terminal().panel([shown(line) for line in lines], shown(title))
 
 

@@ -25,6 +25,14 @@ def test_token_generate_shows_value_once_in_panel(initialised) -> None:
     assert "sjscim_" not in listing.stdout and "Okta" in listing.stdout
 
 
+def test_token_generate_notice_is_plain_lines_when_stderr_is_not_a_terminal(initialised) -> None:
+    """A script or a log file capturing stderr gets the notice as lines, not a drawn box."""
+    result = initialised("token", "generate", "--name", "Okta Production", "--expires", "90d")
+    lines = result.stderr.splitlines()
+    assert lines[0] == "New SCIM bearer token:" and not any(c in result.stderr for c in "╭╰│─")
+    assert any(line.startswith("Name: Okta Production") for line in lines)
+
+
 def test_token_generate_json_has_exactly_documented_keys(initialised) -> None:
     data = _generate(initialised)
     assert set(data) == {"id", "name", "scope", "token", "created_at", "expires_at"}
