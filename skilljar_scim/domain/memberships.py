@@ -26,8 +26,7 @@ def groups_and_roles(user_ids: list[str]) -> tuple[dict[str, Groups], dict[str, 
     held: dict[str, set[str]] = {}
     for user_id, group_id, name, role in rows:
         _fold(groups.setdefault(user_id, []), held.setdefault(user_id, set()), group_id, name, role)
-    return ({user_id: found for user_id, found in groups.items()},
-            {user_id: sorted(found) for user_id, found in held.items() if found})
+    return groups, {user_id: sorted(found) for user_id, found in held.items() if found}
 
 
 def _fold(groups: Groups, held: set[str], group_id: str, name: str, role: str | None) -> None:

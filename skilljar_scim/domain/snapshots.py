@@ -47,8 +47,7 @@ def written_user(written: User, groups: list[tuple[str, str]], roles: list[str])
 
     The same as users() would read back in the same transaction, without reading it back.
     """
-    row = (written.id, written.attributes, written.external_id, written.display_name, written.active,
-           written.deprovisioned_at)
+    row = tuple(getattr(written, column.name) for column in _USER_COLUMNS)
     return user(row, [{"id": gid, "displayName": name} for gid, name in groups], roles)
 
 

@@ -65,13 +65,12 @@ def check(body: object, bounds: Bounds = Bounds()) -> Checked:
     return Checked(_normalise(body, bounds), passwords.prehash(body))
 
 
-def create(actor: Actor, body: object, bounds: Bounds = Bounds(), hashed: passwords.Hashed | None = None,
-           checked: Checked | None = None) -> Created:
+def create(actor: Actor, body: object, bounds: Bounds = Bounds(), checked: Checked | None = None) -> Created:
     """Create a user; a returning person's old account is brought back instead (RFC 7644 §3.3).
 
-    `checked`: `check(body)` done before the caller's transaction; `hashed`: only the passwords were.
+    `checked`: `check(body)`, done before the caller's transaction (the view's before_lock step).
     """
-    checked = checked or Checked(_normalise(body, bounds), passwords.prehash(body) if hashed is None else hashed)
+    checked = checked or check(body, bounds)
     data, hashed = dict(checked.data), checked.hashed
     data.setdefault("active", _active_when_absent(body, True))  # an account is provisioned to be used
     with write_transaction():
@@ -128,10 +127,10 @@ def _with_keys(key: str, external: str | None) -> list[User]:
 
 
 def replace(actor: Actor, user_id: str, body: object, if_match: str | None = None,
-            bounds: Bounds = Bounds(), hashed: passwords.Hashed | None = None, checked: Checked | None = None) -> User:
+            bounds: Bounds = Bounds(), checked: Checked | None = None) -> User:
     """Replace a user's attributes with the body (RFC 7644 §3.5.1); `checked` as for create()."""
     documents.check_body_id(body, user_id)
-    checked = checked or Checked(_normalise(body, bounds), passwords.prehash(body) if hashed is None else hashed)
+    checked = checked or check(body, bounds)
     data, hashed = dict(checked.data), checked.hashed
     with write_transaction():
         user = check_if_match(get(user_id), if_match)
@@ -198,6 +197,11 @@ def _known_memberships(user: User, groups: list[tuple[str, str]], held: list[str
     setattr(user, _MEMBERSHIPS, (groups, held))
 
 
+def _has_known(user: User) -> bool:
+    """Say whether a user instance came with its groups and mapped roles (from a write, or read with its row)."""
+    return hasattr(user, _MEMBERSHIPS) or hasattr(user, memberships.COLUMN)
+
+
 def _known(user: User) -> tuple[list[tuple[str, str]], list[str]]:
     """Return the groups and mapped roles a user instance came with: set by a write, or read with its row."""
     if hasattr(user, _MEMBERSHIPS):
@@ -207,7 +211,7 @@ def _known(user: User) -> tuple[list[tuple[str, str]], list[str]]:
 
 def _memberships_of(user: User) -> tuple[list[tuple[str, str]], list[str]]:
     """Return a user's groups and mapped roles: those it was read with (no statement), else from the store."""
-    if hasattr(user, _MEMBERSHIPS) or hasattr(user, memberships.COLUMN):
+    if _has_known(user):
         return _known(user)
     groups, mapped = memberships.groups_and_roles([user.id])
     return groups.get(user.id, []), mapped.get(user.id, [])
@@ -228,7 +232,7 @@ def _groups_and_roles(users: list[User]) -> tuple[dict[str, list[tuple[str, str]
 
     Roles are the mapped roles of the user's groups, for active provisioned users only.
     """
-    known = {u.id: _known(u) for u in users if hasattr(u, _MEMBERSHIPS) or hasattr(u, memberships.COLUMN)}
+    known = {u.id: _known(u) for u in users if _has_known(u)}
     groups, held = memberships.groups_and_roles([u.id for u in users if u.id not in known])
     for user_id, (their_groups, their_roles) in known.items():
         groups[user_id], held[user_id] = their_groups, their_roles

@@ -408,7 +408,8 @@ class _WriteTransaction:
     def __init__(self, db: peewee.Database):
         self.db = db
         self.outermost = db.transaction_depth() == 0
-        self.atomic = db.atomic("IMMEDIATE") if isinstance(db, peewee.SqliteDatabase) else db.atomic()
+        if self.outermost:  # a nested one joins the outer transaction: nothing of its own to begin
+            self.atomic = db.atomic("IMMEDIATE") if isinstance(db, peewee.SqliteDatabase) else db.atomic()
 
     def __enter__(self):
         if not self.outermost:  # the outer transaction holds the lock and commits or rolls back
@@ -422,7 +423,7 @@ class _WriteTransaction:
         except BaseException:
             self._release()
             raise
-        if self.outermost and isinstance(self.db, Deferred):
+        if isinstance(self.db, Deferred):
             # Sent with BEGIN and the writer's first statement, in one round trip (store/postgres.py).
             self.db.queue(f"SELECT pg_advisory_xact_lock({_PG_WRITE_LOCK})")
         return transaction

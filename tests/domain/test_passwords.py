@@ -86,7 +86,8 @@ def test_passwords_every_patch_form_is_found_before_the_lock(store, hash_calls, 
 
 def test_passwords_a_form_the_scan_misses_is_still_hashed_and_logged(store, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="skilljar_scim.passwords"):
-        user = users.create(CLI, user_body("alice@example.com", password="Zq9-unseen"), hashed=passwords.Hashed()).user
+        body = user_body("alice@example.com", password="Zq9-unseen")
+        user = users.create(CLI, body, checked=users.Checked(users.check(body).data, passwords.Hashed())).user
     assert _verifies(User.get_by_id(user.id).password_hash, "Zq9-unseen")
     assert "hashed while holding the write lock" in caplog.text and "Zq9-unseen" not in caplog.text
 
