@@ -50,7 +50,6 @@ RETRY_DELAYS = tuple(timedelta(seconds=s) for s in (30, 120, 600, 1800, 3600, 3 
                                                       24 * 3600, 24 * 3600))
 JITTER = 0.1  # +-10% of each wait, so endpoints that failed together do not retry together
 USER_AGENT = "skilljar-scim-webhooks/1"
-MAX_RESPONSE_BYTES = 65536
 WORKER = events.Actor("webhooks")  # who disables a failing endpoint
 
 

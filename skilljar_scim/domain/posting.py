@@ -63,19 +63,13 @@ class Connection:
         A kept-alive connection the receiver closed meanwhile is opened again once and the
         request sent again: at least once allows it, and a retry 30 s later would cost more.
         """
-        reused = self.sock is not None
         self.deadline = time.monotonic() + self.timeout
-        try:
-            return self._exchange(request)
-        except _Unanswered:
-            self.close()
-            if not reused:
-                raise ConnectionError("the receiver closed the connection without answering") from None
-        try:
-            return self._exchange(request)
-        except _Unanswered:
-            self.close()
-            raise ConnectionError("the receiver closed the connection without answering") from None
+        for _ in range(2 if self.sock is not None else 1):  # a reused connection gets one fresh try
+            try:
+                return self._exchange(request)
+            except _Unanswered:
+                self.close()
+        raise ConnectionError("the receiver closed the connection without answering")
 
     def _exchange(self, request: bytes) -> int:
         if self.sock is None:

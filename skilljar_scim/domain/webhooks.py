@@ -263,7 +263,7 @@ def resend(event_id: int, endpoint: WebhookEndpoint | None = None, now: datetime
         event = Event.get_or_none(Event.id == event_id)
         if event is None:
             raise NotFound(f"no event with id {event_id}")
-        targets = [endpoint.id] if endpoint is not None else _sent_to(event_id)
+        targets = [endpoint.id] if endpoint is not None else _sent_to(event)
         if not targets:
             raise NotFound(f"event {event_id} was not sent to any webhook endpoint: name one with --endpoint")
         pending = WebhookDelivery.update(next_attempt_at=now).where(
@@ -276,12 +276,11 @@ def resend(event_id: int, endpoint: WebhookEndpoint | None = None, now: datetime
     return targets
 
 
-def _sent_to(event_id: int) -> list[str]:
+def _sent_to(event: Event) -> list[str]:
     """Return the endpoints that have a row for the event, or whose stream went past it and wanted it."""
-    rows = WebhookDelivery.select(WebhookDelivery.endpoint).where(WebhookDelivery.event_id == event_id).tuples()
+    rows = WebhookDelivery.select(WebhookDelivery.endpoint).where(WebhookDelivery.event_id == event.id).tuples()
     found = {endpoint_id for (endpoint_id,) in rows}
-    event = Event.get_by_id(event_id)
-    for endpoint in WebhookEndpoint.select().where((WebhookEndpoint.stream_cursor >= event_id)
+    for endpoint in WebhookEndpoint.select().where((WebhookEndpoint.stream_cursor >= event.id)
                                                    & (WebhookEndpoint.created_at <= event.at)):
         if outbox.wants(endpoint.event_types, event.action):
             found.add(endpoint.id)

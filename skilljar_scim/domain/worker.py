@@ -15,6 +15,7 @@ from skilljar_scim.base import clock, keyfile
 from skilljar_scim.base.config import Settings
 from skilljar_scim.base.errors import SkilljarError
 from skilljar_scim.domain import delivery, stream
+from skilljar_scim.store import db as store_db
 
 log = logging.getLogger("skilljar_scim.webhooks")
 MAX_ROUNDS = 10_000  # drain(): a bound, far above what one backlog needs
@@ -38,7 +39,7 @@ def drain(settings: Settings, now: Callable[[], datetime] = clock.utcnow, rng: r
         return tally
     finally:
         sender.close()
-        stream.release(name)
+        _release(name)
 
 
 def deliver_once(keys: list[str], config, sender: delivery.Sender, name: str,
@@ -74,14 +75,14 @@ def _release(name: str) -> None:
     try:
         stream.release(name)
     except (SkilljarError, peewee.DatabaseError) as exc:  # its leases run out by themselves
-        log.error("releasing the webhook streams failed: %s", " ".join(str(getattr(exc, "detail", exc)).split()))
+        log.error("releasing the webhook streams failed: %s", store_db.one_line(exc))
 
 
 def _prune() -> None:
     try:
         delivery.prune()
     except (SkilljarError, peewee.DatabaseError) as exc:
-        log.error("pruning old webhook deliveries failed: %s", " ".join(str(getattr(exc, "detail", exc)).split()))
+        log.error("pruning old webhook deliveries failed: %s", store_db.one_line(exc))
 
 
 def _round(settings: Settings, sender: delivery.Sender, name: str) -> float:
@@ -90,7 +91,7 @@ def _round(settings: Settings, sender: delivery.Sender, name: str) -> float:
         outcomes, read = deliver_once(keyfile.load(settings.key_path), settings.webhooks, sender, name)
     except (SkilljarError, peewee.DatabaseError) as exc:
         # The store is busy or down, or the key file is unreadable: say so, try again later.
-        log.error("webhook delivery round failed: %s", " ".join(str(getattr(exc, "detail", exc)).split()))
+        log.error("webhook delivery round failed: %s", store_db.one_line(exc))
         return ERROR_PAUSE
     except Exception:  # noqa: BLE001 - a bug must not stop every delivery; claims expire and retry
         log.exception("webhook delivery round failed")
