@@ -56,23 +56,32 @@ class Batch:
 def run_once(keys: list[str], config: WebhooksSettings, sender: delivery.Sender, worker: str,
              now: Callable[[], datetime] = clock.utcnow, rng: random.Random | None = None) -> tuple[list, int]:
     """Send each leased stream's next batch and move its cursor; return (outcomes, events read)."""
-    outcomes, read = [], 0
-    for endpoint in _with_backlog():
+    outcomes, read, rng = [], 0, rng or random.Random()
+    for endpoint in _with_backlog(worker, now()):
         batch = take(keys, endpoint, worker, config, now())
         if batch is None:
             continue
         sent = send(sender, batch, config)
-        finish(batch, sent, worker, config, now(), rng or random.Random())
+        finish(batch, sent, worker, config, now(), rng)
         outcomes.extend(sent.values())
         read += batch.through - batch.cursor
     return outcomes, read
 
 
-def _with_backlog() -> list[WebhookEndpoint]:
-    """Enabled endpoints whose cursor is behind the newest event (a read: no write lock)."""
+def _with_backlog(worker: str, now: datetime) -> list[WebhookEndpoint]:
+    """Enabled endpoints behind the newest event that this worker may lease (a read: no write lock).
+
+    A stream another worker holds is skipped here, so it costs no write transaction per round.
+    """
     newest = Event.select(peewee.fn.MAX(Event.id))
     return list(WebhookEndpoint.select().where(WebhookEndpoint.disabled_at.is_null()
-                                               & (WebhookEndpoint.stream_cursor < newest)))
+                                               & (WebhookEndpoint.stream_cursor < newest) & _free(worker, now)))
+
+
+def _free(worker: str, now: datetime) -> peewee.Expression:
+    """Match a stream nobody holds, this worker holds, or whose lease has run out."""
+    return (WebhookEndpoint.stream_claimed_by.is_null() | (WebhookEndpoint.stream_claimed_by == worker)
+            | WebhookEndpoint.stream_lease_until.is_null() | (WebhookEndpoint.stream_lease_until <= now))
 
 
 def take(keys: list[str], endpoint: WebhookEndpoint, worker: str, config: WebhooksSettings,
@@ -111,11 +120,9 @@ def _holding(endpoint: WebhookEndpoint, worker: str, config: WebhooksSettings, n
 
 def _lease(endpoint_id: str, worker: str, config: WebhooksSettings, now: datetime) -> WebhookEndpoint | None:
     """Take or renew the stream's lease, unless another worker holds it; return the endpoint as leased."""
-    free = (WebhookEndpoint.stream_claimed_by.is_null() | (WebhookEndpoint.stream_claimed_by == worker)
-            | WebhookEndpoint.stream_lease_until.is_null() | (WebhookEndpoint.stream_lease_until <= now))
     with write_transaction():
         taken = WebhookEndpoint.update(stream_claimed_by=worker, stream_lease_until=_lease_end(config, now)
-                                       ).where((WebhookEndpoint.id == endpoint_id) & free
+                                       ).where((WebhookEndpoint.id == endpoint_id) & _free(worker, now)
                                                & WebhookEndpoint.disabled_at.is_null()).execute()
         return WebhookEndpoint.get_or_none(WebhookEndpoint.id == endpoint_id) if taken else None
 
