@@ -142,7 +142,10 @@ def _window(source: Source, order: tuple, backwards: bool = False) -> Callable[[
 
     def build(query: peewee.ModelSelect, at: int) -> peewee.ModelSelect:
         ids = query.order_by(*walk).select(source.tiebreak).offset(sqlcache.param(at)).limit(sqlcache.param(at + 1))
-        return source.base().where(source.tiebreak.in_(ids)).order_by(*order)
+        page = ids.alias("page")
+        # A join, not `id IN (ids)`: SQLite would then walk the listing index over every row to
+        # keep its order; joined, it reads the page's rows by primary key and sorts only those.
+        return source.base().join_from(source.tiebreak.model, page, on=(source.tiebreak == page.c.id)).order_by(*order)
 
     return build
 
