@@ -17,7 +17,8 @@ near the start and the end of 50,000), group (fill to 5,000 members by PATCHes o
 add/remove at 10 and 5,000 members; GET /Groups?excludedAttributes=members), deactivate
 (PATCH active=false), CLI start-up; memory as PSS (and RSS) summed over the server's
 processes, sampled throughout. The peer gets create, lookup and page of 100 on the same
-20,000 users. The target table compares each figure of this run with its target.
+20,000 users, in turns with ours (A B B A). The target table compares each figure of this run
+with its target.
 
 --postgres runs the same on a throwaway PostgreSQL cluster (scripts/pg_test_cluster.sh) with
 two `scim serve` instances on one database, as two boxes would run; wrk is split across
@@ -51,6 +52,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Callable
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,10 +85,11 @@ class Sizes:
 QUICK = Sizes(create=500, big=5_000, group=500, deactivate=500, duration=3.0, warmup=0.5, cli_runs=3, peer_users=2_000)
 PEER_REQUIREMENTS = ("scim2-server==0.8.3", "waitress==3.0.2")
 PEER_BASE = "/v2"
+TURNS = 2  # a workload compared with the peer runs in this many turns, alternating with the peer's (A B B A)
 # What --only can name, in the order a run measures them ("paging": page_start and page_end;
-# "group": the member toggles, the group listings and the group fill).
-WORKLOADS = ("ceiling", "create", "lookup_small", "writers", "lookup_mid", "page_mid", "lookup_big", "paging", "group",
-             "deactivate", "peer_create", "peer_lookup", "peer_page", "ceiling_after", "cli")
+# "group": the member toggles, the group listings and the group fill; peer_* in turns with ours).
+WORKLOADS = ("ceiling", "create", "peer_create", "lookup_small", "writers", "lookup_mid", "peer_lookup", "page_mid",
+             "peer_page", "lookup_big", "paging", "group", "deactivate", "ceiling_after", "cli")
 
 
 @dataclass
@@ -401,6 +404,25 @@ def merge_summaries(parts: list[dict]) -> dict:
     return merged
 
 
+def merge_turns(parts: list[dict]) -> dict:
+    """Merge the summaries of runs one after another against the same server (turns of one workload).
+
+    Requests, time and CPU add up, so the rate is all requests over all the time; a latency
+    percentile cannot be merged exactly, so the merged p50/p90/p99/max is the worst turn's.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    merged = {k: sum(p[k] for p in parts) for k in ("requests", "bytes", "connect_errors", "read_errors",
+                                                     "write_errors", "status_errors", "timeouts", "duration_us")}
+    merged.update({k: max(p[k] for p in parts) for k in ("p50_us", "p90_us", "p99_us", "max_us", "window_us")})
+    merged["mean_us"] = sum(p["mean_us"] * p["requests"] for p in parts) / max(merged["requests"], 1)
+    merged["per_thread"] = [sum(counts) for counts in zip(*(p.get("per_thread", []) for p in parts))]
+    for key in ("client_cpu_s", "server_cpu_s"):
+        values = [p.get(key) for p in parts]
+        merged[key] = None if None in values else sum(values)
+    return merged
+
+
 def fairness(counts: list[int]) -> dict:
     """How evenly writers were served: each writer's count as a deviation from the mean, in percent."""
     if not counts or not sum(counts):
@@ -596,14 +618,31 @@ class Bench:
             self.memory.watch(f"{label}-{i + 1}", server)
         return self.target
 
-    def stop(self) -> None:
-        for label in [k for k, v in self.memory.servers.items() if v in self.target.servers]:
+    def stop(self, target: Target | None = None) -> None:
+        """Stop `target` (default: the current one) and its memory sampling."""
+        target = target or self.target
+        for label in [k for k, v in self.memory.servers.items() if v in target.servers]:
             self.memory.forget(label)
-        self.target.stop()
-        self.target = None
+        target.stop()
+        if self.target is target:
+            self.target = None
 
     def wrk(self, name: str, script: str, path: str, args=(), connections: int | None = None,
             threads: int | None = None, duration: float | None = None, warm: bool = False, note: str = "") -> Result:
+        """Drive the current target once and record the result under `name`."""
+        return self.record(name, [self.measure(script, path, args, connections, threads, duration, warm)], note)
+
+    def record(self, name: str, turns: list[dict], note: str = "") -> Result:
+        """Record a workload's result from the summaries of its turns."""
+        summary = merge_turns(turns)
+        measured = result(name, summary, note)
+        measured.per_thread = summary.get("per_thread", [])
+        self.report.results[name] = measured
+        log(f"{name}: {measured.rps} req/s, p50 {measured.p50_ms} ms, p99 {measured.p99_ms} ms, errors {measured.errors}")
+        return measured
+
+    def measure(self, script: str, path: str, args=(), connections: int | None = None, threads: int | None = None,
+                duration: float | None = None, warm: bool = False) -> dict:
         """Drive the current target; with several servers, one wrk per server at once, connections split.
 
         `args` may be a function of the total number of wrk threads (for per-thread quotas).
@@ -614,12 +653,23 @@ class Bench:
         args = list(args(threads * n) if callable(args) else args)
         if warm and self.sizes.warmup:
             self._wrk_all(script, path, args, self.sizes.warmup, connections, threads)
-        summary = self._wrk_all(script, path, args, duration or self.sizes.duration, connections, threads)
-        measured = result(name, summary, note)
-        measured.per_thread = summary.get("per_thread", [])
-        self.report.results[name] = measured
-        log(f"{name}: {measured.rps} req/s, p50 {measured.p50_ms} ms, p99 {measured.p99_ms} ms, errors {measured.errors}")
-        return measured
+        return self._wrk_all(script, path, args, duration or self.sizes.duration, connections, threads)
+
+    def versus(self, sides: list[tuple[str, Target | None, Callable[[int], dict], str]]) -> None:
+        """Measure our workload and the peer's in turns, A B B A, each result summing its turns.
+
+        Measured one after the other, a box that speeds up or slows down during the run (other
+        work, a host's CPU budget) would favour whichever ran on the faster stretch; in turns,
+        a drift weighs on both alike. A side is (name, target, measure(turn) -> summary, note).
+        """
+        sides = [side for side in sides if self.wanted(side[0])]
+        turns: dict[str, list[dict]] = {name: [] for name, *_ in sides}
+        for turn in range(TURNS):
+            for name, target, measure, _ in (sides if turn % 2 == 0 else sides[::-1]):
+                self.target = target
+                turns[name].append(measure(turn))
+        for name, _, _, note in sides:
+            self.record(name, turns[name], note)
 
     def _wrk_all(self, script: str, path: str, args: list, duration: float, connections: int, threads: int) -> dict:
         target, parts = self.target, {}
@@ -659,24 +709,25 @@ class Bench:
                 ("synchronous_commit", "SHOW synchronous_commit"))}
         self.disk()
         self.phase("ceiling", self.ceiling)
-        self.serve_ours()
+        ours = self.serve_ours()
         try:
             self.check(Api(self.store))
-            self.phase("create", self.create)
+            self.creates(ours)
+            self.target = ours
             self.phase("lookup_small", lambda: self.lookup("lookup_small"))
             self.phase("writers", self.writers)
-            peer_names = self.mid_store()
-            self.phase("lookup_mid", lambda: self.lookup("lookup_mid", peer_names))
-            self.phase("page_mid", lambda: self.page("page_mid", 1))
-            if self.wanted(*WORKLOADS[WORKLOADS.index("lookup_big"):WORKLOADS.index("peer_create")]):
+            self.mid_store(ours)
+            self.target = ours
+            if self.wanted(*WORKLOADS[WORKLOADS.index("lookup_big"):WORKLOADS.index("ceiling_after")]):
                 self.seed(s.big)
             self.phase("lookup_big", lambda: self.lookup("lookup_big"))
             self.phase("paging", self.paging)
             self.phase("group", self.group)
             self.phase("deactivate", self.deactivate)
         finally:
-            self.stop()
-        self.peer(peer_names)
+            self.stop(ours)
+        if self.report.peer:
+            log(f"peer: {self.report.peer}")
         self.phase("ceiling_after", lambda: self.ceiling("ceiling_after"))
         self.phase("cli", self.cli)
         if self.args.sweep and self.instances == 1:
@@ -694,15 +745,28 @@ class Bench:
         if self.wanted(name):
             measure()
 
-    def mid_store(self) -> Path | None:
-        """Seed to the peer's store size and write the names both are looked up by, when a later workload needs them."""
-        if not self.wanted(*WORKLOADS[WORKLOADS.index("lookup_mid"):WORKLOADS.index("peer_create")], "peer_lookup",
-                           "peer_page"):
-            return None
+    def mid_store(self, ours: Target) -> None:
+        """At the peer's store size, look up and page on both servers in turns (same names, same users)."""
+        if not self.wanted("lookup_mid", "peer_lookup", "page_mid", "peer_page"):
+            return
         self.seed(self.sizes.peer_users)
         names = self.names_file("peer_names.txt")
         self.dump_for_peer()
-        return names
+        peer = self.start_peer(self.store.folder / "peer_seed.jsonl") if self.wanted("peer_lookup", "peer_page") else None
+        try:
+            if peer:
+                self.report.peer["check_seeded"] = self.check(Api(self.peer_endpoint, PEER_BASE),
+                                                              names.read_text().split("\n", 1)[0])
+            users = len(names.read_text().split())
+            self.versus([(name, target, lambda turn, base=base: self.lookup_turn(turn, names, base),
+                          f'userName eq "<random existing>" at {users:,} users')
+                         for name, target, base in (("lookup_mid", ours, BASE), ("peer_lookup", peer, PEER_BASE))])
+            self.versus([(name, target, lambda turn, base=base: self.page_turn(turn, base, 1),
+                          f"startIndex=1&count=100 of {users:,}")
+                         for name, target, base in (("page_mid", ours, BASE), ("peer_page", peer, PEER_BASE))])
+        finally:
+            if peer:
+                self.stop(peer)
 
     def disk(self) -> None:
         """Time a 4 KiB write + fsync in the store's folder: every committed write pays one (synchronous=FULL)."""
@@ -780,10 +844,25 @@ class Bench:
             raise SystemExit(f"a page of 100 answered {len(page.get('Resources', []))} of {page.get('totalResults')}")
         return {**answers, "lookup": 200, "page": 200, "users": page["totalResults"]}
 
-    def create(self, name: str = "create", base: str = BASE) -> None:
-        quota = lambda threads: [base, "http", str(-(-self.sizes.create // threads))]  # noqa: E731
-        self.wrk(name, "create.lua", base + "/Users", quota, duration=300,
-                 note=f"POST /Users, {self.sizes.create:,} users, {self.args.connections} clients")
+    def creates(self, ours: Target) -> None:
+        """Create users on our empty store and on the peer's, in turns (the peer is then stopped)."""
+        if not self.wanted("create", "peer_create"):
+            return
+        peer = self.start_peer() if self.wanted("peer_create") else None
+        try:
+            if peer:
+                self.report.peer["check_empty"] = self.check(Api(self.peer_endpoint, PEER_BASE))
+            note = f"POST /Users, {self.sizes.create:,} users, {self.args.connections} clients"
+            self.versus([(name, target, lambda turn, base=base: self.create_turn(turn, base), note)
+                         for name, target, base in (("create", ours, BASE), ("peer_create", peer, PEER_BASE))])
+        finally:
+            if peer:
+                self.stop(peer)
+
+    def create_turn(self, turn: int, base: str) -> dict:
+        """One turn's share of the users to create, with names of its own."""
+        per_thread = lambda threads: [base, f"http{turn}", str(-(-self.sizes.create // (TURNS * threads)))]  # noqa: E731
+        return self.measure("create.lua", base + "/Users", per_thread, duration=300)
 
     def writers(self) -> None:
         """8 writers (one connection and one wrk thread each) create users for the duration: p99 and fairness."""
@@ -797,11 +876,19 @@ class Bench:
         names = [n for (n,) in self.store.sql('SELECT user_name FROM "user" WHERE deprovisioned_at IS NULL')]
         return self.store.write_lines(name, names)
 
-    def lookup(self, name: str, names: Path | None = None, base: str = BASE) -> None:
-        names = names or self.names_file()
+    def lookup(self, name: str) -> None:
+        names = self.names_file()
         users = len(names.read_text().split())
-        self.wrk(name, "lookup.lua", base + "/Users", [base, str(names)], warm=True,
+        self.wrk(name, "lookup.lua", BASE + "/Users", [BASE, str(names)], warm=True,
                  note=f'userName eq "<random existing>" at {users:,} users')
+
+    def lookup_turn(self, turn: int, names: Path, base: str) -> dict:
+        return self.measure("lookup.lua", base + "/Users", [base, str(names)], warm=turn == 0,
+                            duration=self.sizes.duration / TURNS)
+
+    def page_turn(self, turn: int, base: str, start: int) -> dict:
+        return self.measure("static.lua", f"{base}/Users?startIndex={start}&count=100", warm=turn == 0,
+                            duration=self.sizes.duration / TURNS)
 
     def seed(self, total: int) -> None:
         """Bring the store to `total` users with exactly the rows users.create writes, in bulk.
@@ -848,47 +935,24 @@ class Bench:
         rows = self.store.sql('SELECT attributes FROM "user" WHERE deprovisioned_at IS NULL')
         self.store.write_lines("peer_seed.jsonl", [json.dumps(peer_document(json.loads(a))) for (a,) in rows])
 
-    def page(self, name: str, start: int, base: str = BASE) -> None:
-        total = self.store.sql('SELECT COUNT(*) FROM "user" WHERE deprovisioned_at IS NULL')[0][0]
-        self.wrk(name, "static.lua", f"{base}/Users?startIndex={start}&count=100", warm=True,
-                 note=f"startIndex={start:,}&count=100 of {total:,}")
-
     def paging(self) -> None:
         total = self.store.sql('SELECT COUNT(*) FROM "user" WHERE deprovisioned_at IS NULL')[0][0]
         for name, start in (("page_start", 1), ("page_end", max(total - 99, 1))):
-            self.page(name, start)
+            self.wrk(name, "static.lua", f"{BASE}/Users?startIndex={start}&count=100", warm=True,
+                     note=f"startIndex={start:,}&count=100 of {total:,}")
 
-    def peer(self, names: Path) -> None:
-        """scim2-server: creates on an empty store; lookups and pages on our store's users (same names file)."""
-        if not self.wanted("peer_create", "peer_lookup", "peer_page"):
-            return
-        python, token = peer_python(self.args.peer_venv), secrets.token_urlsafe(24)
-        endpoint = SimpleNamespace(port=free_port(), token=token)
-        self.report.peer = {"server": "scim2-server 0.8.3, InMemoryStorage, waitress 4 threads",
-                            "python": str(python)}
-        if self.wanted("peer_create"):
-            self.start("peer", [peer_server(python, endpoint, self.store.folder)], token, PEER_BASE)
-            try:
-                self.report.peer["check_empty"] = self.check(Api(endpoint, PEER_BASE))
-                self.create("peer_create", PEER_BASE)
-            finally:
-                self.stop()
-        if not self.wanted("peer_lookup", "peer_page"):
-            return
-        seed_file = self.store.folder / "peer_seed.jsonl"
+    def start_peer(self, seed: Path | None = None) -> Target:
+        """Start scim2-server, empty or loaded from `seed`, beside ours (idle while the other is driven)."""
+        if not self.report.peer:
+            self.peer_python = peer_python(self.args.peer_venv)
+            self.peer_endpoint = SimpleNamespace(port=free_port(), token=secrets.token_urlsafe(24))
+            self.report.peer = {"server": "scim2-server 0.8.3, InMemoryStorage, waitress 4 threads",
+                                "python": str(self.peer_python)}
         began = time.perf_counter()
-        self.start("peer", [peer_server(python, endpoint, self.store.folder, seed_file)], token, PEER_BASE)
-        self.report.peer["seeding_s"] = round(time.perf_counter() - began, 1)
-        try:
-            first = names.read_text().split("\n", 1)[0]
-            self.report.peer["check_seeded"] = self.check(Api(endpoint, PEER_BASE), first)
-            self.phase("peer_lookup", lambda: self.lookup("peer_lookup", names, PEER_BASE))
-            self.phase("peer_page", lambda: self.wrk(
-                "peer_page", "static.lua", f"{PEER_BASE}/Users?startIndex=1&count=100", warm=True,
-                note=f"startIndex=1&count=100 of {self.report.peer['check_seeded']['users']:,}"))
-        finally:
-            self.stop()
-        log(f"peer: {self.report.peer}")
+        server = peer_server(self.peer_python, self.peer_endpoint, self.store.folder, seed)
+        if seed:
+            self.report.peer["seeding_s"] = round(time.perf_counter() - began, 1)
+        return self.start("peer", [server], self.peer_endpoint.token, PEER_BASE)
 
     def group(self) -> None:
         """One group: single add/remove and listings at 10 members, fill to N by 50s, the same at N."""

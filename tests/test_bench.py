@@ -9,6 +9,7 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -114,3 +115,26 @@ def test_bench_only_report_leaves_unmeasured_targets_open(bench):
     text = bench.markdown(report)
     assert "No ceiling run (--only)" in text and "| create | 500 |" in text and "bare import" not in text.split(
         "| target |")[0]
+
+
+def test_bench_merge_turns_adds_requests_and_time_and_keeps_worst_latency(bench):
+    merged = bench.merge_turns([wrk_summary(1000, 10, 40, [500, 500]), wrk_summary(600, 2, 90, [300, 200], errors=2)])
+    assert merged["requests"] == 1600 and merged["status_errors"] == 2
+    assert merged["requests"] / (merged["duration_us"] / 1e6) == pytest.approx(1600 / 12)  # not 100 + 300
+    assert merged["p99_us"] == 90_000 and merged["per_thread"] == [800, 700]
+    assert merged["client_cpu_s"] == pytest.approx(1.0) and merged["server_cpu_s"] is None
+
+
+def test_bench_versus_runs_ours_and_the_peers_in_turns_a_b_b_a(bench, monkeypatch):
+    """Each side is measured in TURNS turns, the order flipping every round, and recorded once."""
+    assert bench.TURNS == 2  # the order below
+    runner = bench.Bench.__new__(bench.Bench)
+    runner.args, runner.report, runner.target = SimpleNamespace(only=None), bench.Report(), None
+    order = []
+    side = lambda name, rps: (name, name + "-target", lambda turn: order.append((name, turn, runner.target))  # noqa: E731
+                              or wrk_summary(rps * 5, 5, 10, [rps * 5]), name + " note")
+    runner.versus([side("create", 100), side("peer_create", 50)])
+    assert order == [("create", 0, "create-target"), ("peer_create", 0, "peer_create-target"),
+                     ("peer_create", 1, "peer_create-target"), ("create", 1, "create-target")]
+    assert runner.report.results["create"].rps == 100 and runner.report.results["peer_create"].requests == 500
+    assert runner.report.results["create"].note == "create note"
