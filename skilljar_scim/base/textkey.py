@@ -21,6 +21,8 @@ from typing import Any
 
 def key(text: str) -> str:
     """Return the case-insensitive key of `text`: NFD, then str.casefold, then NFC (Unicode D145)."""
+    if text.isascii():  # normalisation leaves ASCII as it is, and casefold maps only A-Z
+        return text.lower()
     return unicodedata.normalize("NFC", unicodedata.normalize("NFD", text).casefold())
 
 

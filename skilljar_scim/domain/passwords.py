@@ -74,6 +74,16 @@ def prehash(body: object) -> Hashed:
     return Hashed({text: hash_password(text) for text in texts})
 
 
+def prehash_document(data: dict) -> Hashed:
+    """Hash the password of a User in canonical form: its one place, `password` (RFC 7643 §4.1.1).
+
+    resources.normalise puts every form a body can carry (any case, URN-qualified) there and
+    ignores the rest, so this is exactly the password the write stores, found without a scan.
+    """
+    plain = data.get("password")
+    return Hashed({plain: hash_password(plain)} if isinstance(plain, str) and plain else {})
+
+
 def _candidates(body: object) -> list[str]:
     """Return strings under a `password` key (any case, URN-qualified too) or in the value of an op on it.
 

@@ -42,19 +42,21 @@ def users(user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def written_user(written: User, groups: list[tuple[str, str]], roles: list[str]) -> dict[str, Any]:
+def written_user(written: User, groups: list[tuple[str, str]], roles: list[str],
+                 stored: dict | None = None) -> dict[str, Any]:
     """Return the snapshot of a user instance just written, with its groups (id, displayName) and roles.
 
     The same as users() would read back in the same transaction, without reading it back.
+    `stored`: the document the write serialised into `attributes`, so it is not parsed again.
     """
     row = tuple(getattr(written, column.name) for column in _USER_COLUMNS)
-    return user(row, [{"id": gid, "displayName": name} for gid, name in groups], roles)
+    return user(row, [{"id": gid, "displayName": name} for gid, name in groups], roles, stored)
 
 
-def user(row: tuple, groups: list[dict[str, str]], roles: list[str]) -> dict[str, Any]:
+def user(row: tuple, groups: list[dict[str, str]], roles: list[str], stored: dict | None = None) -> dict[str, Any]:
     """Return one user's snapshot from a row of _USER_COLUMNS; roles only while active and provisioned."""
     user_id, attributes, external_id, display_name, active, deprovisioned_at = row
-    stored = json.loads(attributes or "{}")
+    stored = json.loads(attributes or "{}") if stored is None else stored
     snapshot: dict[str, Any] = {"id": user_id}
     snapshot.update({k: stored[k] for k in USER_ATTRIBUTES if k in stored})
     snapshot["externalId"] = external_id

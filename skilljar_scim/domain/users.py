@@ -6,7 +6,6 @@ attribute; the other columns are derived from it on every write so lookups use i
 
 from __future__ import annotations
 
-import copy
 import json
 import uuid
 from dataclasses import dataclass
@@ -61,8 +60,9 @@ def get(user_id: str) -> User:
 
 
 def check(body: object, bounds: Bounds = Bounds()) -> Checked:
-    """Validate a User body and hash its passwords: the costly part of a create or replace, done before the lock."""
-    return Checked(_normalise(body, bounds), passwords.prehash(body))
+    """Validate a User body and hash its password: the costly part of a create or replace, done before the lock."""
+    data = _normalise(body, bounds)
+    return Checked(data, passwords.prehash_document(data))
 
 
 def create(actor: Actor, body: object, bounds: Bounds = Bounds(), checked: Checked | None = None) -> Created:
@@ -79,7 +79,7 @@ def create(actor: Actor, body: object, bounds: Bounds = Bounds(), checked: Check
             user = _write(User(id=str(uuid.uuid4()), created_at=clock.utcnow(), version=0), data, True, hashed)
             _known_memberships(user, [], [])  # a new user is in no group yet
             events.record(actor, "user.created", "User", user.id, {"userName": user.user_name},
-                          snapshot=snapshots.written_user(user, [], []))
+                          snapshot=snapshots.written_user(user, [], [], _stored(user)))
             return Created(user, False)
         before = roles.snapshot([existing.id])
         user = _write(existing, data, False, hashed, reactivate=True)
@@ -273,7 +273,7 @@ def _update(actor: Actor, user: User, data: dict, hashed: passwords.Hashed) -> U
     _known_memberships(user, groups, mapped)
     action = _lifecycle_action(was_active, user.active)
     summary = {"userName": user.user_name, "changed": sorted(_changed_keys(before, data))}
-    written = snapshots.written_user(user, groups, mapped)
+    written = snapshots.written_user(user, groups, mapped, _stored(user))
     events.record(actor, action, "User", user.id, summary, snapshot=written)
     if user.active != was_active:  # roles are held only while active (SCIM users here are never deprovisioned)
         held = {True: set(mapped), False: set()}
@@ -302,7 +302,7 @@ def _write(user: User, data: dict, is_new: bool, hashed: passwords.Hashed = pass
     A password in `data` replaces the stored hash with one of the current parameters (the
     only moment an old hash can be upgraded: the server never sees the plaintext otherwise).
     """
-    data = copy.deepcopy(data)
+    data = dict(data)  # only top-level keys change here: the caller's document stays as it was
     password = data.pop("password", None)
     now = clock.utcnow()
     user.user_name = data["userName"]
@@ -312,6 +312,7 @@ def _write(user: User, data: dict, is_new: bool, hashed: passwords.Hashed = pass
     user.display_name = _display_name(data)
     user.primary_email = _primary_email(data)
     user.attributes = json.dumps(data, ensure_ascii=False, sort_keys=True)
+    setattr(user, _STORED, data)  # never changed after this: the snapshot reads it instead of parsing `attributes`
     if password:
         user.password_hash = hashed.of(password)
     if reactivate:
@@ -321,6 +322,16 @@ def _write(user: User, data: dict, is_new: bool, hashed: passwords.Hashed = pass
     _save(user, is_new)
     _index_emails(user, data, is_new)
     return user
+
+
+# Set on a user instance by _write: the document it serialised into `attributes`.
+_STORED = "_scim_stored"
+
+
+def _stored(user: User) -> dict:
+    """Return the document a user instance's `attributes` hold: the one _write serialised, else parsed."""
+    found = getattr(user, _STORED, None)
+    return documents.load(user) if found is None else found
 
 
 def _save(user: User, is_new: bool) -> None:

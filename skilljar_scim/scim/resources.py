@@ -101,6 +101,9 @@ def _take_schema_object(
 
 def _resolve_member(rtype: ResourceType, key: str) -> tuple[Schema, Attribute] | None:
     """Resolve a plain or URN-qualified top-level key to (schema, attribute), or None."""
+    attribute = _attribute_of(rtype, rtype.schema, key)  # most keys: a plain name, found without parsing
+    if attribute is not None:
+        return rtype.schema, attribute
     try:
         path = parse_attr_path(key, KNOWN_URNS)
     except ValueError:
@@ -177,11 +180,9 @@ class Bounds:
 def check_bounds(rtype: ResourceType, data: dict, bounds: Bounds) -> None:
     """Refuse a canonical resource larger than this server stores (RFC 7644 §3.12 invalidValue)."""
     if bounds.max_values > 0:
-        for schema in rtype.schemas:
+        for schema, attribute in rtype.counted:
             target = data if schema is rtype.schema else data.get(schema.id) or {}
-            for attribute in schema.attributes:
-                _check_value_count(attribute, target.get(attribute.name), bounds.max_values,
-                                   _path(rtype, schema, attribute.name))
+            _check_value_count(rtype, schema, attribute, target.get(attribute.name), bounds.max_values)
     if bounds.max_bytes > 0:
         stored = {k: v for k, v in data.items() if k not in STORED_APART}
         size = len(json.dumps(stored, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
@@ -190,10 +191,12 @@ def check_bounds(rtype: ResourceType, data: dict, bounds: Bounds) -> None:
                                f"{bounds.max_bytes} per resource.")
 
 
-def _check_value_count(attribute: Attribute, values: object, max_values: int, path: str) -> None:
+def _check_value_count(rtype: ResourceType, schema: Schema, attribute: Attribute, values: object,
+                       max_values: int) -> None:
     """Refuse more values in a multi-valued attribute than `max_values`."""
-    counted = attribute.multi_valued and attribute.name not in STORED_APART and isinstance(values, list)
+    counted = attribute.name not in STORED_APART and isinstance(values, list)
     if counted and len(values) > max_values:
+        path = _path(rtype, schema, attribute.name)
         raise InvalidValue(f"Attribute '{path}' may hold at most {max_values} values, not {len(values)}.")
 
 

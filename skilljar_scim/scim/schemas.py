@@ -7,8 +7,9 @@ PATCH and resource code consult it for types, mutability and case-exactness.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -48,10 +49,7 @@ class Attribute:
     @cached_property
     def _subs_by_name(self) -> dict[str, "Attribute"]:
         # Rendering a group asks this for every key of every member: keep it a dict lookup.
-        found: dict[str, Attribute] = {}
-        for attribute in self.sub_attributes:
-            found.setdefault(attribute.name.lower(), attribute)
-        return found
+        return _first_by_lower_name(self.sub_attributes)
 
 
 @dataclass(frozen=True)
@@ -65,8 +63,12 @@ class Schema:
 
     def attribute(self, name: str) -> Attribute | None:
         """Return the top-level attribute called `name` (case-insensitive)."""
-        wanted = name.lower()
-        return next((a for a in self.attributes if a.name.lower() == wanted), None)
+        return self._by_name.get(name.lower())
+
+    @cached_property
+    def _by_name(self) -> dict[str, Attribute]:
+        # Every body key, filter path and projected key asks this: keep it a dict lookup.
+        return _first_by_lower_name(self.attributes)
 
 
 @dataclass(frozen=True)
@@ -115,14 +117,25 @@ class ResourceType:
     schema: Schema
     extensions: tuple[Schema, ...] = ()
 
-    @property
+    @cached_property
     def schemas(self) -> tuple[Schema, ...]:
         return (self.schema, *self.extensions)
 
     def schema_by_urn(self, urn: str) -> Schema | None:
         """Return the core or extension schema with this URN (case-insensitive)."""
-        wanted = urn.lower()
-        return next((s for s in self.schemas if s.id.lower() == wanted), None)
+        return self._by_urn.get(urn.lower())
+
+    @cached_property
+    def _by_urn(self) -> dict[str, Schema]:
+        found: dict[str, Schema] = {}
+        for schema in self.schemas:
+            found.setdefault(schema.id.lower(), schema)
+        return found
+
+    @cached_property
+    def counted(self) -> tuple[tuple[Schema, Attribute], ...]:
+        """Return (schema, attribute) of every multi-valued attribute, in schema order (for value bounds)."""
+        return tuple((s, a) for s in self.schemas for a in s.attributes if a.multi_valued)
 
     def resolve(self, path: AttrPath) -> Resolved | None:
         """Resolve `path` to its definitions, or None when no such attribute exists.
@@ -157,13 +170,19 @@ def split_urn(text: str, known_urns: tuple[str, ...]) -> tuple[str | None, str]:
     unknown `urn:` prefix the split is at the last ':' (RFC 7644 §3.10).
     """
     lowered = text.lower()
-    for urn in sorted(known_urns, key=len, reverse=True):
-        if lowered.startswith(urn.lower() + ":"):
-            return text[: len(urn)], text[len(urn) + 1 :]
+    for prefix, length in _longest_first(known_urns):
+        if lowered.startswith(prefix):
+            return text[:length], text[length + 1 :]
     if lowered.startswith("urn:") and ":" in text[4:]:
         head, _, rest = text.rpartition(":")
         return head, rest
     return None, text
+
+
+@lru_cache(maxsize=8)
+def _longest_first(known_urns: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    """Return each known URN lowered with its ':', and its length, longest first (a URN extending another wins)."""
+    return tuple((urn.lower() + ":", len(urn)) for urn in sorted(known_urns, key=len, reverse=True))
 
 
 def parse_attr_path(text: str, known_urns: tuple[str, ...]) -> AttrPath:
@@ -180,11 +199,10 @@ def _is_attrname(text: str) -> bool:
 
     `$ref` is allowed too: it is how reference sub-attributes are named.
     """
-    if text == "$ref":
-        return True
-    return bool(text) and text[0].isascii() and text[0].isalpha() and all(
-        c.isascii() and (c.isalnum() or c in "-_") for c in text
-    )
+    return text == "$ref" or _ATTRNAME.fullmatch(text) is not None
+
+
+_ATTRNAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 
 
 def coerce_boolean(value: object) -> object:
@@ -461,5 +479,15 @@ KNOWN_URNS: tuple[str, ...] = tuple(s.id for s in SCHEMAS)
 
 def common_attribute(name: str) -> Attribute | None:
     """Return the common attribute (id, externalId, meta) called `name` (RFC 7643 §3.1)."""
-    wanted = name.lower()
-    return next((a for a in COMMON_ATTRIBUTES if a.name.lower() == wanted), None)
+    return _COMMON_BY_NAME.get(name.lower())
+
+
+def _first_by_lower_name(attributes: tuple[Attribute, ...]) -> dict[str, Attribute]:
+    """Map each lowered name to the first attribute of that name (case-insensitive, RFC 7643 §2.1)."""
+    found: dict[str, Attribute] = {}
+    for attribute in attributes:
+        found.setdefault(attribute.name.lower(), attribute)
+    return found
+
+
+_COMMON_BY_NAME = _first_by_lower_name(COMMON_ATTRIBUTES)

@@ -37,3 +37,10 @@ def test_textkey_get_finds_a_json_key_in_any_case() -> None:
     assert textkey.get(data, "userName") == "a" and textkey.get(data, "USERNAME") == "a"
     assert textkey.get(data, "emails") == [1] and textkey.get(data, "nosuch", 7) == 7
     assert textkey.get(["not", "a", "mapping"], "x") is None
+
+
+@settings(max_examples=300, derandomize=True)
+@given(st.text(st.characters(max_codepoint=127), max_size=16))
+def test_textkey_ascii_keys_as_the_full_algorithm_does(text) -> None:
+    """ASCII takes a shortcut (str.lower): it must give exactly what NFD, casefold, NFC give."""
+    assert textkey.key(text) == unicodedata.normalize("NFC", unicodedata.normalize("NFD", text).casefold())

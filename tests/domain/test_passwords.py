@@ -8,7 +8,7 @@ import logging
 import argon2
 import pytest
 
-from skilljar_scim.base.errors import TooMany
+from skilljar_scim.base.errors import InvalidValue, TooMany
 from skilljar_scim.domain import bulk, passwords, users
 from skilljar_scim.domain.events import CLI
 from skilljar_scim.store import models
@@ -82,6 +82,22 @@ def test_passwords_every_patch_form_is_found_before_the_lock(store, hash_calls, 
         users.patch(CLI, user.id, patch_body(operation))
     assert _verifies(User.get_by_id(user.id).password_hash, "S3cret!")
     assert hash_calls == [0] and "write lock" not in caplog.text
+
+
+def test_passwords_a_user_body_hashes_only_the_password_it_stores(store, hash_calls) -> None:
+    """create and replace hash the canonical document's password: any form normalise takes, nothing it ignores."""
+    body = {**user_body("alice@example.com"), f"{CORE}:PASSWORD": "S3cret!",
+            "urn:example:other:1.0": {"password": "not-ours"}}  # an unknown extension: ignored, so never hashed
+    user = users.create(CLI, body).user
+    assert hash_calls == [0] and _verifies(User.get_by_id(user.id).password_hash, "S3cret!")
+    users.replace(CLI, user.id, {**user_body("alice@example.com"), "Password": "N3w-one", "name": {"password": "x"}})
+    assert hash_calls == [0, 0] and _verifies(User.get_by_id(user.id).password_hash, "N3w-one")
+
+
+def test_passwords_a_user_body_naming_its_password_twice_is_refused_before_hashing(store, hash_calls) -> None:
+    with pytest.raises(InvalidValue):
+        users.create(CLI, {**user_body("alice@example.com", password="one-1"), "PASSWORD": "two-2"})
+    assert hash_calls == []
 
 
 def test_passwords_a_form_the_scan_misses_is_still_hashed_and_logged(store, caplog) -> None:

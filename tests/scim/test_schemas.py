@@ -250,3 +250,33 @@ def test_service_provider_config_defaults():
     assert doc["filter"]["maxResults"] == 200
     assert doc["bulk"]["maxOperations"] == 100
     assert doc["bulk"]["maxPayloadSize"] == 1_048_576
+
+
+@pytest.mark.parametrize("schema", s.SCHEMAS)
+def test_schemas_attribute_lookup_finds_the_first_name_in_any_case(schema):
+    for attribute in schema.attributes:
+        for name in (attribute.name, attribute.name.upper(), attribute.name.swapcase()):
+            assert schema.attribute(name) is attribute
+    assert schema.attribute("nosuch") is None and schema.attribute("") is None
+    twice = s.Schema("urn:x", "X", "x", (s.Attribute("title"), s.Attribute("Title", type="integer")))
+    assert twice.attribute("TITLE") is twice.attributes[0]  # the first declared wins, as RFC 7643 §2.1 allows one
+
+
+def test_schemas_urn_lookup_and_split_prefer_the_longest_known_urn():
+    assert s.USER_TYPE.schema_by_urn(ENT.upper()) is s.ENTERPRISE_USER_SCHEMA
+    assert s.USER_TYPE.schema_by_urn(s.GROUP) is None
+    urns = ("urn:x:a", "urn:x:a:b")  # one URN extends the other: the longer names the schema
+    assert s.split_urn("URN:X:A:B:name", urns) == ("URN:X:A:B", "name")
+    assert s.split_urn("urn:x:a:c", urns) == ("urn:x:a", "c")
+    assert s.split_urn("urn:other:thing:name", urns) == ("urn:other:thing", "name")
+
+
+@pytest.mark.parametrize("text", ["a", "Z9", "a-b_c", "$ref"])
+def test_schemas_attrname_accepts_rfc_names(text):
+    assert s.parse_attr_path(text, s.KNOWN_URNS).name == text
+
+
+@pytest.mark.parametrize("text", ["", "9a", "-a", "_a", "é", "aé", "a b", "a$", "a\nb", "ａ", "a\u0660"])
+def test_schemas_attrname_refuses_what_rfc_7643_does_not_allow(text):
+    with pytest.raises(ValueError):
+        s.parse_attr_path(f"x.{text}", s.KNOWN_URNS)
