@@ -33,7 +33,7 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Callable, NoReturn
 
 from skilljar_scim.base import clock
 from skilljar_scim.base.errors import RateLimited, TokenRefused, Unauthorized
@@ -134,8 +134,12 @@ def _seconds(wait: float) -> int:
     return max(1, math.ceil(wait))
 
 
-def authenticate(limiter: Limiter, keys: list[str], address: str, value: str | None) -> Token:
-    """Return the live token for a bearer `value` (None: none sent), or raise 401 or 429 (RFC 6750 §3.1)."""
+def authenticate(limiter: Limiter, keys: list[str], address: Callable[[], str], value: str | None) -> Token:
+    """Return the live token for a bearer `value` (None: none sent), or raise 401 or 429 (RFC 6750 §3.1).
+
+    `address()` gives the client address (client_address); it is asked only when a failure
+    counts against it, so a request with a valid token never parses X-Forwarded-For.
+    """
     try:
         if value is None:
             raise Unauthorized(MISSING)
@@ -143,7 +147,7 @@ def authenticate(limiter: Limiter, keys: list[str], address: str, value: str | N
     except TokenRefused as exc:
         limiter.fail(TOKEN, exc.token_id, exc, exc.token_name)
     except Unauthorized as exc:
-        limiter.fail(ADDRESS, address, exc)
+        limiter.fail(ADDRESS, address(), exc)
 
 
 def client_address(remote_addr: str | None, forwarded_for: list[str], trusted_proxies: int) -> str:

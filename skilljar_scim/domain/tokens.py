@@ -11,6 +11,7 @@ say which tokens the current key file can no longer verify.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -253,7 +254,7 @@ def _unsign(keys: list[str], value: str) -> tuple[str, str, str]:
     signed = value[len(PREFIX):].encode("ascii")
     payload = signed.rpartition(b".")[0]
     for key in reversed(keys):  # the newest key signs most tokens
-        if hmac.compare_digest(_signer([key]).sign(payload), signed):
+        if hmac.compare_digest(_key_signer(key).sign(payload), signed):
             token_id, _, secret = payload.decode("ascii").partition(".")
             return token_id, secret, keyfile.key_id(key)
     raise Unauthorized(INVALID)
@@ -285,3 +286,13 @@ def _hash(secret: str) -> str:
 def _signer(keys: list[str]) -> itsdangerous.Signer:
     # itsdangerous signs with the last key and accepts any of them.
     return itsdangerous.Signer(keys, salt=SALT, digest_method=hashlib.sha256)
+
+
+@functools.lru_cache(maxsize=8)
+def _key_signer(key: str) -> itsdangerous.Signer:
+    """Return the signer of one key, built once: every request checks a signature with it.
+
+    Keyed by the key itself, so a replaced key file's keys get signers of their own and a
+    key taken out of the file is never tried again (`_unsign` tries only the keys it is given).
+    """
+    return _signer([key])

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import re
+from types import FunctionType
 from typing import Any, Callable
 
 from flask import Flask, current_app, g, request
@@ -45,12 +47,8 @@ def create_app(settings: Settings, reuse_connections: bool = False,
     pruner = app.extensions["skilljar_pruner"] = feed.Pruner(settings.events.retention_days)
     _prune(pruner)  # on start, then every few minutes after a request
     store_db.close_all(database)
-    app.before_request(_start_deadline)
-    app.teardown_request(_end_deadline)
-    app.before_request(_refuse_nul)
-    app.before_request(_connect)
-    app.teardown_request(_disconnect)
-    app.teardown_request(_prune_events)  # registered after _disconnect, so it runs before it
+    app.before_request(_begin)  # one hook each way: Flask's per-hook dispatch is paid on every request
+    app.teardown_request(_finish)
     # Before any rule is added: a rule takes the map's setting when it is bound.
     app.url_map.strict_slashes = False
     app.register_blueprint(views.blueprint(), url_prefix=settings.server.base_path.rstrip("/"))
@@ -96,11 +94,18 @@ class _App(Flask):
     """Flask whose views run in the transaction they declare (web/http.read, write, each_operation)."""
 
     def dispatch_request(self):
-        if request.url_rule is None:  # a routing error: Flask raises it, no transaction needed
+        rule = request.url_rule
+        if rule is None:  # a routing error: Flask raises it, no transaction needed
             return super().dispatch_request()
-        view = self.view_functions[request.url_rule.endpoint]
+        view = self.view_functions[rule.endpoint]
         with _transaction(view.scim_transaction, getattr(view, "scim_before_lock", None)):
             return super().dispatch_request()
+
+    def ensure_sync(self, func):
+        """Return a plain function as it is, without Flask's inspect-based check on each call of each hook."""
+        if type(func) is FunctionType and not func.__code__.co_flags & inspect.CO_COROUTINE:
+            return func
+        return super().ensure_sync(func)
 
 
 def _transaction(kind: str, before_lock: Callable[[Any], Any] | None = None):
@@ -129,15 +134,30 @@ def _check_declared(app: Flask) -> None:
         raise RuntimeError(f"views without @read, @write or @each_operation: {', '.join(undeclared)}")
 
 
-def _start_deadline() -> None:
+def _begin() -> None:
+    """Set a request up: its deadline, then the refusal of a NUL path, then its own connection."""
+    config = current_app.config
+    _start_deadline(config["SKILLJAR_SETTINGS"].limits.request_deadline_seconds, config["SKILLJAR_CLOCK"])
+    _refuse_nul()
+    _connect()
+
+
+def _finish(_exc: BaseException | None) -> None:
+    """After the response is complete: prune events when due, close the connection, end the deadline."""
+    _prune(current_app.extensions["skilljar_pruner"])  # domain/feed.py
+    _disconnect()
+    _end_deadline()
+
+
+def _start_deadline(seconds: float, clock: base_clock.Monotonic) -> None:
     """Give the request limits.request_deadline_seconds; long loops check it (base/clock.check_deadline)."""
-    seconds = current_app.config["SKILLJAR_SETTINGS"].limits.request_deadline_seconds
-    g.deadline = base_clock.start_deadline(seconds, current_app.config["SKILLJAR_CLOCK"])
+    g.deadline = base_clock.start_deadline(seconds, clock)
 
 
-def _end_deadline(_exc: BaseException | None) -> None:
-    if "deadline" in g:
-        base_clock.end_deadline(g.pop("deadline"))
+def _end_deadline() -> None:
+    found = g.pop("deadline", None)
+    if found is not None:
+        base_clock.end_deadline(found)
 
 
 def _refuse_nul() -> None:
@@ -151,14 +171,9 @@ def _connect() -> None:
     models.database.connect(reuse_if_open=True)
 
 
-def _disconnect(_exc: BaseException | None) -> None:
+def _disconnect() -> None:
     if not models.database.is_closed():
         models.database.close()
-
-
-def _prune_events(_exc: BaseException | None) -> None:
-    """Delete events past retention when a pass is due, after the response is complete (domain/feed.py)."""
-    _prune(current_app.extensions["skilljar_pruner"])
 
 
 def _prune(pruner: feed.Pruner) -> None:

@@ -39,7 +39,7 @@ def _authenticate(operation: str) -> None:
     g.token_presented = value is not None
     keys = current_app.config["SKILLJAR_KEYRING"].current()  # a replaced key file is read again
     try:
-        token = ratelimit.authenticate(current_app.config["SKILLJAR_LIMITER"], keys, client_address(), value)
+        token = ratelimit.authenticate(current_app.config["SKILLJAR_LIMITER"], keys, client_address, value)
     except (TokenRefused, RateLimited) as exc:
         if exc.token_name is not None:  # a genuine token, revoked or expired: the log names it
             request.environ[TOKEN_NAME_KEY] = exc.token_name

@@ -181,12 +181,17 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
 
 def arg(name: str, source: dict | None = None) -> Any:
     """Return a query (or search-body) parameter, matching its name case-insensitively (the first given)."""
+    return _parameters(source)(name)
+
+
+def _parameters(source: dict | None) -> Callable[[str], Any]:
+    """Return a getter of the query's (or a search body's) parameters by name, case-insensitively."""
     if source is not None:  # a SearchRequest body: a handful of keys
-        return textkey.get(source, name)
+        return lambda name: textkey.get(source, name)
     found = g.get("scim_args")
-    if found is None:
+    if found is None:  # the query string is read once a request
         found = g.scim_args = _first_by_key(request.args.items())
-    return found.get(textkey.key(name))
+    return lambda name: found.get(textkey.key(name))
 
 
 def _first_by_key(items) -> dict:
@@ -199,16 +204,17 @@ def _first_by_key(items) -> dict:
 def list_query(source: dict | None = None) -> Query:
     """Build a Query from parameters, clamping paging as RFC 7644 §3.4.2.4 says."""
     limits = settings().limits
-    start = _integer(arg("startIndex", source), "startIndex", 1)
-    count = _integer(arg("count", source), "count", limits.default_page_size)
-    order = (arg("sortOrder", source) or "ascending").strip().lower()
+    param = _parameters(source)
+    start = _integer(param("startIndex"), "startIndex", 1)
+    count = _integer(param("count"), "count", limits.default_page_size)
+    order = (param("sortOrder") or "ascending").strip().lower()
     if order not in ("ascending", "descending"):
         raise InvalidValue(f"sortOrder must be ascending or descending, not {order!r}")
     return Query(
-        filter=arg("filter", source),
+        filter=param("filter"),
         start_index=max(start, 1),
         count=min(max(count, 0), limits.max_page_size),
-        sort_by=arg("sortBy", source) or None,
+        sort_by=param("sortBy") or None,
         descending=order == "descending",
     )
 
@@ -226,7 +232,8 @@ def _integer(value: Any, name: str, default: int) -> int:
 
 def selection(source: dict | None = None) -> tuple[list[str] | None, list[str] | None]:
     """Return (attributes, excludedAttributes) from the query or a SearchRequest body."""
-    return _names(arg("attributes", source)), _names(arg("excludedAttributes", source))
+    param = _parameters(source)
+    return _names(param("attributes")), _names(param("excludedAttributes"))
 
 
 def _names(value: Any) -> list[str] | None:
@@ -263,12 +270,13 @@ def resource_response(resource: dict, rtype: ResourceType, status: int = 200):
 
 def list_response(page, rtype_of, source: dict | None = None):
     """Answer with a ListResponse (RFC 7644 §3.4.2); Resources is there even when empty."""
+    attributes, excluded = selection(source)  # once for the page, not once a resource
     return respond({
         "schemas": [LIST_RESPONSE],
         "totalResults": page.total,
         "startIndex": page.start_index,
         "itemsPerPage": len(page.resources),
-        "Resources": [render(r, rtype_of(r), source) for r in page.resources],
+        "Resources": [resources.project(r, rtype_of(r), attributes, excluded) for r in page.resources],
     })
 
 

@@ -10,8 +10,10 @@ or trickles costs a few kilobytes of the loop's memory, never a thread (README "
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
+import socket
 import ssl
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,6 +26,8 @@ from skilljar_scim.web.wire import ClientGone, Limits, Refusal, Wire, refusal_by
 
 HEARTBEAT_S = 1.0  # how often the worker tells the master it is alive and checks the master is
 LINGER_S = 2.0  # after a refusal, how long unread input is drained so the client sees the answer
+ACCEPT_RETRY_S = 1.0  # after accept() failed for want of descriptors or memory (asyncio waits as long)
+log = logging.getLogger("skilljar_scim.server")
 
 
 def limits_of(settings: Settings) -> Limits:
@@ -54,10 +58,7 @@ class ScimWorker(Worker):
         self.stopping = asyncio.Event()
         self._signals(loop)
         self.pool = ThreadPoolExecutor(max(self.settings.server.threads, 1), thread_name_prefix="scim-app")
-        servers = [await asyncio.start_server(self._client, sock=listener.sock, ssl=self.ssl,
-                                              ssl_handshake_timeout=self.limits.header_timeout if self.ssl else None,
-                                              backlog=self.cfg.backlog)
-                   for listener in self.sockets]
+        servers = [Acceptor(loop, listener.sock, self._accepted) for listener in self.sockets]
         await self._heartbeat()
         await self._drain(servers)
 
@@ -101,6 +102,19 @@ class ScimWorker(Worker):
             task.cancel()
         await asyncio.gather(*self.clients, return_exceptions=True)
         self.pool.shutdown(wait=True)
+
+    async def _accepted(self, conn: socket.socket) -> None:
+        """Set up an accepted connection (its TLS handshake too) and serve it as _client."""
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> asyncio.StreamReaderProtocol:
+            return asyncio.StreamReaderProtocol(asyncio.StreamReader(loop=loop), self._client, loop=loop)
+
+        try:
+            await loop.connect_accepted_socket(protocol, conn, ssl=self.ssl,
+                                               ssl_handshake_timeout=self.limits.header_timeout if self.ssl else None)
+        except (OSError, ssl.SSLError, TimeoutError):  # a failed handshake or a reset: nothing to answer
+            conn.close()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self.clients) >= self.settings.server.max_connections:
@@ -149,6 +163,47 @@ class ScimWorker(Worker):
         except (ConnectionError, TimeoutError, ssl.SSLError):
             pass
         writer.close()
+
+
+class Acceptor:
+    """Accept connections on a listening socket shared with the other workers, one per wake-up.
+
+    asyncio's own server accepts every pending connection when the socket wakes it (up to its
+    backlog): the worker that woke first took a whole burst of new connections and served
+    them on one core while the other workers idled. Taking one and going back to the loop,
+    the workers woken together share a burst, so reads run on every core.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, serve):
+        self.loop, self.sock, self.serve = loop, sock, serve
+        self.tasks: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
+        self.closed = False
+        sock.setblocking(False)
+        loop.add_reader(sock.fileno(), self._ready)
+
+    def _ready(self) -> None:
+        try:
+            conn, _ = self.sock.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return  # another worker took it
+        except OSError as exc:  # out of descriptors or memory: pause rather than spin on a ready socket
+            log.error("cannot accept a connection (%s); retrying in %.0f s", exc.strerror, ACCEPT_RETRY_S)
+            self.loop.remove_reader(self.sock.fileno())
+            self.loop.call_later(ACCEPT_RETRY_S, self._resume)
+            return
+        conn.setblocking(False)
+        task = self.loop.create_task(self.serve(conn))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _resume(self) -> None:
+        if not self.closed:
+            self.loop.add_reader(self.sock.fileno(), self._ready)
+
+    def close(self) -> None:
+        """Stop accepting (a stopping worker); the connections already accepted carry on."""
+        self.closed = True
+        self.loop.remove_reader(self.sock.fileno())
 
 
 async def _linger(wire: Wire) -> None:

@@ -141,3 +141,24 @@ def test_search_users_pages_list_exactly_what_one_long_page_lists(make_user, sor
     paged = [r["id"] for start in range(1, 15, 3)
              for r in users.search(Query(start_index=start, count=3, sort_by=sort_by, descending=descending), BASE).resources]
     assert paged == [r["id"] for r in whole.resources] and len(paged) == 14
+
+
+@pytest.mark.parametrize("filters", [
+    ['userName eq "ann@example.com"', 'userName eq "cat@example.com"'],  # the IdP lookup: one statement
+    ['displayName co "nn"', 'displayName co "ob"'],  # filtered in Python over SQL pages
+])
+def test_search_users_builds_a_query_only_for_a_shape_not_yet_compiled(people, monkeypatch, filters) -> None:
+    """Building a peewee query (its joins) costs more than running its compiled SQL: only a new shape builds one."""
+    built: list[int] = []
+    original = users.memberships.column
+
+    def counted(field):
+        built.append(1)
+        return original(field)
+
+    monkeypatch.setattr(users.memberships, "column", counted)
+    first = users.search(Query(filter=filters[0]), BASE)
+    after_first = len(built)
+    second = users.search(Query(filter=filters[1]), BASE)
+    assert len(built) == after_first
+    assert _names(first) != _names(second) and first.total == second.total == 1

@@ -40,6 +40,17 @@ def test_key_reload_appended_key_keeps_old_tokens_working(api, settings) -> None
     assert api.get("/Users").status_code == 200  # signed with the older line: still verifies
 
 
+def test_key_reload_removed_key_refuses_its_tokens_though_they_verified_before(api, settings) -> None:
+    """Signers are built once per key (domain/tokens._key_signer): a key taken out of the file still stops verifying."""
+    old, new = keyfile.load(settings.key_path)[-1], _new_key()
+    _write_key_file(settings.key_path, [old, new])
+    fresh = tokens.generate(keyfile.load(settings.key_path), "Signed by the new key", None)
+    assert api.get("/Users").status_code == 200  # signed with `old`: its signer is now built
+    _write_key_file(settings.key_path, [new])
+    api.assert_error(api.get("/Users"), 401)
+    assert api.get("/Users", token=fresh.value).status_code == 200
+
+
 def test_key_reload_in_place_edit_is_noticed(api, settings) -> None:
     with open(settings.key_path, "a", encoding="ascii") as handle:  # same inode: size and mtime change
         handle.write(_new_key() + "\n")

@@ -140,6 +140,23 @@ def test_rate_limit_valid_token_is_never_counted_and_costs_no_query(api, setting
     assert not any("auth_failure" in sql for sql in seen)
 
 
+def test_rate_limit_valid_token_never_reads_the_client_address(api, settings, clock, monkeypatch) -> None:
+    """The address (X-Forwarded-For parsing) is worked out only when a failure counts against it."""
+    limited = _limited(api, settings, clock, address_limit=1, trusted_proxies=1)
+    asked: list[str] = []
+    original = ratelimit.client_address
+
+    def recording(*args):
+        asked.append(original(*args))
+        return asked[-1]
+
+    monkeypatch.setattr(ratelimit, "client_address", recording)
+    assert limited.get("/Users", headers={"X-Forwarded-For": "192.0.2.7"}).status_code == 200
+    assert asked == []
+    api.assert_error(limited.get("/Users", token="sjscim_bad", headers={"X-Forwarded-For": "192.0.2.7"}), 401)
+    assert asked == ["192.0.2.7"]
+
+
 def test_rate_limit_refused_requests_do_not_extend_the_block(api, settings, clock) -> None:
     limited = _limited(api, settings, clock, address_limit=3)  # one failure per 20 s once the 3 are spent
     for _ in range(3):

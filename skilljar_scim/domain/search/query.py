@@ -50,19 +50,24 @@ class Source:
 
 @dataclass(frozen=True)
 class _Select:
-    """The SQL part of a list request: its query (literals as params), their values, its shape."""
+    """The SQL part of a list request: how to build its query (literals as params), their values, its shape.
 
-    query: peewee.ModelSelect
+    `query()` builds the query only when its statement is not compiled yet (store/sqlcache.py):
+    building a peewee query with its joins costs more than running the compiled statement.
+    """
+
+    query: Callable[[], peewee.ModelSelect]
     values: tuple
     shape: tuple  # with a suffix naming the statement, it keys the compiled SQL (store/sqlcache.py)
     order: tuple = ()  # the ORDER BY the query has, for a page that reads its ids first (_window)
 
     def rows(self, name: str, build: Callable[[peewee.ModelSelect, int], peewee.Query], *more) -> list:
         """Run `build(query, first extra param index)`, binding this select's values then `more`."""
-        return sqlcache.instances((*self.shape, name), lambda: build(self.query, len(self.values)), (*self.values, *more))
+        return sqlcache.instances((*self.shape, name), lambda: build(self.query(), len(self.values)),
+                                  (*self.values, *more))
 
     def count(self) -> int:
-        return sqlcache.scalar((*self.shape, "count"), lambda: sqlcache.count_of(self.query), self.values)
+        return sqlcache.scalar((*self.shape, "count"), lambda: sqlcache.count_of(self.query()), self.values)
 
 
 def run(source: Source, query: Query, max_filter_length: int, max_filter_depth: int) -> Page:
@@ -70,15 +75,18 @@ def run(source: Source, query: Query, max_filter_length: int, max_filter_depth: 
     node = _parse(source.rtype, query.filter, max_filter_length, max_filter_depth)
     values = sql.Values()
     where, exact = sql.split(node, source.columns, source.subqueries, values) if node else (None, True)
-    select = source.base()
-    if where is not None:
-        select = select.where(where)
+    select = _filtered(source, where)
     order = _order(source, query)
     shape = (source.rtype.name, sql.shape(node) if node else None, exact,
              (query.sort_by or "").lower() if order is not None else None, query.descending)
     if exact and order is not None:
-        return _sql_page(_Select(select.order_by(*order), tuple(values), shape, tuple(order)), query, source)
+        return _sql_page(_Select(lambda: select().order_by(*order), tuple(values), shape, tuple(order)), query, source)
     return _python_page(_Select(select, tuple(values), shape), node, query, source, order)
+
+
+def _filtered(source: Source, where) -> Callable[[], peewee.ModelSelect]:
+    """Return a builder of the source's base query narrowed by `where` (None: every row)."""
+    return source.base if where is None else lambda: source.base().where(where)
 
 
 def _parse(rtype: ResourceType, text: str | None, max_length: int, max_depth: int):
@@ -162,7 +170,7 @@ def _reversed(term) -> peewee.Ordering:
 def _python_page(select: _Select, node, query: Query, source: Source, order: list | None) -> Page:
     """Filter (and, when needed, sort) in Python over the SQL candidates, in batches."""
     streamed = tuple(order or [source.tiebreak])
-    ordered = _Select(select.query.order_by(*streamed), select.values, select.shape, streamed)
+    ordered = _Select(lambda: select.query().order_by(*streamed), select.values, select.shape, streamed)
     candidates = _in_time(_stream(ordered, source))
     matched = (r for r in candidates if not node or scim_filter.matches(node, r))
     if order is None:
