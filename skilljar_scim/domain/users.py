@@ -118,11 +118,14 @@ def _returning(data: dict) -> User | None:
 
 
 def _with_keys(key: str, external: str | None) -> list[User]:
-    """Return the users (in any state) holding this userName key or, when one is given, this externalId."""
+    """Return the users (in any state) holding this userName key or, when one is given, this externalId.
+
+    Each with its groups and roles (computed only for a row found): a returning person's answer needs them.
+    """
     if not external:
-        return sqlcache.instances("user.by_name_key", lambda: User.select().where(User.user_name_key == sqlcache.param(0)),
-                                [key])
-    return sqlcache.instances("user.by_keys", lambda: User.select().where(
+        return sqlcache.instances("user.by_name_key", lambda: _with_memberships().where(
+            User.user_name_key == sqlcache.param(0)), [key])
+    return sqlcache.instances("user.by_keys", lambda: _with_memberships().where(
         (User.user_name_key == sqlcache.param(0)) | (User.external_id == sqlcache.param(1))), [key, external])
 
 

@@ -99,7 +99,9 @@ class _App(Flask):
             return super().dispatch_request()
         view = self.view_functions[rule.endpoint]
         with _transaction(view.scim_transaction, getattr(view, "scim_before_lock", None)):
-            return super().dispatch_request()
+            result = super().dispatch_request()
+        answer = getattr(view, "scim_after_lock", None)  # built from the result alone: no lock needed
+        return result if answer is None else answer(result)
 
     def ensure_sync(self, func):
         """Return a plain function as it is, without Flask's inspect-based check on each call of each hook."""
@@ -111,7 +113,8 @@ class _App(Flask):
 def _transaction(kind: str, before_lock: Callable[[Any], Any] | None = None):
     """A write holds the write lock while it reads, writes and renders its answer; reads see one snapshot.
 
-    Without it a PATCH's answer could pair its own version with members a later PATCH added.
+    Without it a PATCH's answer could pair its own version with members a later PATCH added;
+    only an answer made from what the write returned (web/http.after_lock) renders after it.
     A write's body is parsed and checked before the lock is taken, so a lock is only ever held
     while writing (the server has read the whole body before the app sees the request).
     """

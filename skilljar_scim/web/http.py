@@ -90,6 +90,19 @@ def before_lock(prepare: Callable[[Any], Any]):
     return declare
 
 
+def after_lock(answer: Callable[[Any], Any]):
+    """Declare that a write's answer is built after its commit, from what the view returned (RFC 7644 §3.3).
+
+    Only for answers made from that result alone, reading nothing from the store (a User
+    write's instance carries its groups and roles): other writers no longer wait on rendering.
+    """
+    def declare(view):
+        view.scim_after_lock = answer
+        return view
+
+    return declare
+
+
 def prepared() -> Any:
     """Return what the view's before_lock step made of the body."""
     return g.scim_prepared

@@ -70,11 +70,21 @@ def _checked_user(body: object) -> users.Checked:
     return users.check(body, _bounds())
 
 
+def _user_answer(user):
+    """Answer a User write with the instance it returned: it carries its groups and roles (no read)."""
+    return http.resource_response(users.render(user, http.base_url()), USER_TYPE)
+
+
+def _created_answer(created: users.Created):
+    """Answer a create with 201 and Location (RFC 7644 §3.3), after the commit like _user_answer."""
+    return http.resource_response(users.render(created.user, http.base_url()), USER_TYPE, 201)
+
+
 @http.write
 @http.before_lock(_checked_user)
+@http.after_lock(_created_answer)
 def create_user():
-    created = users.create(actor(), http.body(), _bounds(), checked=http.prepared())
-    return http.resource_response(users.render(created.user, http.base_url()), USER_TYPE, 201)
+    return users.create(actor(), http.body(), _bounds(), checked=http.prepared())
 
 
 @http.read
@@ -87,18 +97,18 @@ def get_user(user_id: str):
 
 @http.write
 @http.before_lock(_checked_user)
+@http.after_lock(_user_answer)
 def replace_user(user_id: str):
-    user = users.replace(actor(), user_id, http.body(), request.headers.get("If-Match"), _bounds(),
+    return users.replace(actor(), user_id, http.body(), request.headers.get("If-Match"), _bounds(),
                          checked=http.prepared())
-    return http.resource_response(users.render(user, http.base_url()), USER_TYPE)
 
 
 @http.write
 @http.before_lock(passwords.prehash)
+@http.after_lock(_user_answer)
 def patch_user(user_id: str):
-    user = users.patch(actor(), user_id, http.body(), request.headers.get("If-Match"), _limits().max_patch_operations,
+    return users.patch(actor(), user_id, http.body(), request.headers.get("If-Match"), _limits().max_patch_operations,
                        _bounds(), http.prepared())
-    return http.resource_response(users.render(user, http.base_url()), USER_TYPE)
 
 
 @http.write

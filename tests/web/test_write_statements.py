@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 
+import flask
 import pytest
 
 from skilljar_scim.domain import events, roles, snapshots
+from skilljar_scim.scim import resources
 from skilljar_scim.store import models
 from skilljar_scim.store.db import write_transaction
 
@@ -89,6 +91,41 @@ def test_write_statements_update_answers_current_groups_and_roles(api, sql) -> N
     assert [r["value"] for r in body["roles"]] == ["global-admin"] and body["title"] == "Staff"
     assert body == api.get(f"/Users/{alice['id']}").get_json()
     assert _stored_snapshot("user.updated", alice["id"]) == snapshots.users([alice["id"]])[alice["id"]]
+
+
+def _after_commit(statements: list[str]) -> list[str]:
+    """Return what a request ran after its last COMMIT."""
+    ends = [i for i, text in enumerate(statements) if text.strip().upper() == "COMMIT"]
+    return statements[ends[-1] + 1:] if ends else ["(no COMMIT)"]
+
+
+def test_write_statements_user_writes_answer_after_the_commit_reading_nothing(api, sql, monkeypatch) -> None:
+    """POST, PUT and PATCH /Users render their answer once the write lock is released, from the instance alone."""
+    roles.add_mapping(events.CLI, "Admins", "global-admin", CATALOG)
+    bob = api.create_user("bob@example.com", externalId="b-1")
+    api.create_group("Admins", [bob["id"]])
+    api.ops(f"/Users/{bob['id']}", {"op": "replace", "value": {"active": False}})
+    depths: list[tuple[str, int]] = []
+    real = resources.project
+    monkeypatch.setattr(resources, "project", lambda *args: depths.append(
+        (flask.request.method, models.database.obj.transaction_depth())) or real(*args))
+    answers = []
+    for send in (lambda: api.post("/Users", {"schemas": [USER], "userName": "ada@example.com"}),
+                 lambda: api.post("/Users", {"schemas": [USER], "userName": "BOB@example.com"}),  # comes back
+                 lambda: api.put(f"/Users/{bob['id']}", {"schemas": [USER], "userName": "bob@example.com",
+                                                         "title": "Lead"}),
+                 lambda: api.ops(f"/Users/{bob['id']}", {"op": "replace", "path": "title", "value": "Staff"})):
+        sql.clear()
+        answer = send()
+        assert answer.status_code in (200, 201), answer.get_json()
+        assert _after_commit(sql) == []
+        answers.append(answer.get_json())
+        assert answers[-1] == api.get(f"/Users/{answers[-1]['id']}").get_json()
+    # No transaction open when the writes render: the lock was already released (a GET renders in its snapshot).
+    assert [d for d in depths if d[0] != "GET"] == [("POST", 0), ("POST", 0), ("PUT", 0), ("PATCH", 0)]
+    returned = answers[1]
+    assert returned["id"] == bob["id"] and [r["value"] for r in returned["roles"]] == ["global-admin"]
+    assert [g["display"] for g in returned["groups"]] == ["Admins"]
 
 
 def test_write_statements_nested_write_joins_and_an_error_rolls_back_the_whole(api, sql) -> None:
