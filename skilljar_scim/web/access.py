@@ -30,10 +30,16 @@ def escape(text: str) -> str:
 
 def record(method: str, path: str, status: int | str, duration_ms: float, token: str = "-") -> None:
     """Log one request: method, path, status, duration, the token's name (never its value)."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return
     fields = {"method": method, "path": path, "status": str(status), "duration_ms": round(duration_ms, 1),
               "token": token}
-    access_log.info("%s %s %s %.1fms token=%s", escape(method), escape(path), escape(str(status)), duration_ms,
-                    escape(token), extra={"access": fields})
+    # makeRecord + handle is what Logger.info does, less the walk up the stack for the caller's
+    # file and line, which no format of ours prints: a line a request is worth the saving.
+    line = access_log.makeRecord(access_log.name, logging.INFO, __file__, 0, "%s %s %s %.1fms token=%s",
+                                 (escape(method), escape(path), escape(str(status)), duration_ms, escape(token)),
+                                 None, extra={"access": fields})
+    access_log.handle(line)
 
 
 class AccessLog:

@@ -37,15 +37,16 @@ def _authenticate(operation: str) -> None:
     """Check the token within the failure rate limits, then its scope; remember it for the view and log."""
     value = _bearer_value()
     g.token_presented = value is not None
-    keys = current_app.config["SKILLJAR_KEYRING"].current()  # a replaced key file is read again
+    config, environ = current_app.config, request.environ  # each proxy lookup costs: once here
+    keys = config["SKILLJAR_KEYRING"].current()  # a replaced key file is read again
     try:
-        token = ratelimit.authenticate(current_app.config["SKILLJAR_LIMITER"], keys, client_address, value)
+        token = ratelimit.authenticate(config["SKILLJAR_LIMITER"], keys, client_address, value)
     except (TokenRefused, RateLimited) as exc:
         if exc.token_name is not None:  # a genuine token, revoked or expired: the log names it
-            request.environ[TOKEN_NAME_KEY] = exc.token_name
+            environ[TOKEN_NAME_KEY] = exc.token_name
         raise
     g.token = token
-    request.environ[TOKEN_NAME_KEY] = token.name
+    environ[TOKEN_NAME_KEY] = token.name
     tokens.authorize(token, operation)  # like expiry and revocation, on every request
 
 

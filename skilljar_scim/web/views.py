@@ -57,7 +57,8 @@ def _users(bp: Blueprint) -> None:
 
 @http.read
 def list_users(source: dict | None = None):
-    page = users.search(http.list_query(source), http.base_url(), _limits().max_filter_length, _limits().max_filter_depth)
+    limits = _limits()
+    page = users.search(http.list_query(source), http.base_url(), limits.max_filter_length, limits.max_filter_depth)
     return http.list_response(page, lambda _: USER_TYPE, source)
 
 

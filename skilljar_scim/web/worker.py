@@ -27,6 +27,8 @@ from skilljar_scim.web.wire import ClientGone, Limits, Refusal, Wire, refusal_by
 HEARTBEAT_S = 1.0  # how often the worker tells the master it is alive and checks the master is
 LINGER_S = 2.0  # after a refusal, how long unread input is drained so the client sees the answer
 ACCEPT_RETRY_S = 1.0  # after accept() failed for want of descriptors or memory (asyncio waits as long)
+DEFER_PER_CONNECTION_S = 0.0005  # how long a worker leaves a new connection to the others, per connection it holds
+MAX_DEFER_S = 0.005
 log = logging.getLogger("skilljar_scim.server")
 
 
@@ -58,7 +60,7 @@ class ScimWorker(Worker):
         self.stopping = asyncio.Event()
         self._signals(loop)
         self.pool = ThreadPoolExecutor(max(self.settings.server.threads, 1), thread_name_prefix="scim-app")
-        servers = [Acceptor(loop, listener.sock, self._accepted) for listener in self.sockets]
+        servers = [Acceptor(loop, listener.sock, self._accepted, lambda: len(self.clients)) for listener in self.sockets]
         await self._heartbeat()
         await self._drain(servers)
 
@@ -166,35 +168,52 @@ class ScimWorker(Worker):
 
 
 class Acceptor:
-    """Accept connections on a listening socket shared with the other workers, one per wake-up.
+    """Accept connections on a listening socket shared with the other workers, spread across them.
 
     asyncio's own server accepts every pending connection when the socket wakes it (up to its
     backlog): the worker that woke first took a whole burst of new connections and served
-    them on one core while the other workers idled. Taking one and going back to the loop,
-    the workers woken together share a burst, so reads run on every core.
+    them on one core while the other workers idled. Here a worker takes one connection per
+    wake-up, and one that already holds connections first leaves the others a moment to take
+    it (DEFER_PER_CONNECTION_S a connection held, at most MAX_DEFER_S): a new connection goes
+    to the worker holding the fewest, so reads run on every core.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, serve):
-        self.loop, self.sock, self.serve = loop, sock, serve
-        self.tasks: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, serve, held=lambda: 0):
+        self.loop, self.sock, self.serve, self.held = loop, sock, serve, held
+        self.tasks: set[asyncio.Task] = set()  # being set up; the loop keeps only weak references
         self.closed = False
         sock.setblocking(False)
-        loop.add_reader(sock.fileno(), self._ready)
+        self._resume()
 
     def _ready(self) -> None:
+        delay = min((self.held() + len(self.tasks)) * DEFER_PER_CONNECTION_S, MAX_DEFER_S)
+        if delay > 0:
+            self._pause(delay, self._after_deferring)
+        else:
+            self._accept()
+
+    def _after_deferring(self) -> None:
+        if not self.closed:
+            self._resume()
+            self._accept()  # still pending: no worker holding fewer connections took it
+
+    def _accept(self) -> None:
         try:
             conn, _ = self.sock.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return  # another worker took it
         except OSError as exc:  # out of descriptors or memory: pause rather than spin on a ready socket
             log.error("cannot accept a connection (%s); retrying in %.0f s", exc.strerror, ACCEPT_RETRY_S)
-            self.loop.remove_reader(self.sock.fileno())
-            self.loop.call_later(ACCEPT_RETRY_S, self._resume)
+            self._pause(ACCEPT_RETRY_S, self._resume)
             return
         conn.setblocking(False)
         task = self.loop.create_task(self.serve(conn))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def _pause(self, seconds: float, then) -> None:
+        self.loop.remove_reader(self.sock.fileno())
+        self.loop.call_later(seconds, then)
 
     def _resume(self) -> None:
         if not self.closed:
