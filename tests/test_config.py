@@ -72,6 +72,8 @@ def test_config_sample_file_documents_every_key() -> None:
         ("[server\nport = 1\n", "cannot read settings"),
         ("server = 3\n", "[server] must be a table"),
         ("[server]\nport = -1\n", "must not be negative"),
+        ("[database]\nprepared_statements = \"no\"\n", "'database.prepared_statements' must be true or false"),
+        ("[database]\nprepared_statements = 0\n", "'database.prepared_statements' must be true or false"),
         ("[server]\ngroup_patch_response = \"bogus\"\n",
          "'server.group_patch_response' must be one of no-content, resource, got 'bogus'"),
     ],
@@ -108,6 +110,19 @@ def test_config_group_patch_response_defaults_to_no_content_and_accepts_resource
     assert config.load(path, env={}).server.group_patch_response == "resource"
     env = {"SKILLJAR_SCIM_SERVER_GROUP_PATCH_RESPONSE": "no-content"}
     assert config.load(path, env=env).server.group_patch_response == "no-content"
+
+
+@pytest.mark.parametrize("word, expected", [("false", False), ("OFF", False), ("0", False), ("no", False),
+                                            ("true", True), ("1", True), ("on", True), ("Yes", True)])
+def test_config_prepared_statements_defaults_on_and_takes_a_boolean_from_file_and_env(tmp_path: Path, word, expected) -> None:
+    assert config.load(None, env={}).database.prepared_statements is True
+    path = tmp_path / "scim.toml"
+    path.write_text("[database]\nprepared_statements = false\n")
+    assert config.load(path, env={}).database.prepared_statements is False
+    env = {"SKILLJAR_SCIM_DATABASE_PREPARED_STATEMENTS": word}
+    assert config.load(path, env=env).database.prepared_statements is expected
+    with pytest.raises(ConfigError, match="must be true or false"):
+        config.load(path, env={"SKILLJAR_SCIM_DATABASE_PREPARED_STATEMENTS": "maybe"})
 
 
 def test_config_group_patch_response_bad_env_value_is_clear_error() -> None:

@@ -44,6 +44,7 @@ def _path(default: str) -> Any:
 class DatabaseSettings:
     url: str = _path("sqlite:///scim.db")
     busy_timeout_ms: int = 5000
+    prepared_statements: bool = True  # PostgreSQL: off behind a pooler that moves sessions (pgbouncer transaction mode)
 
 
 @dataclass(frozen=True)
@@ -277,7 +278,17 @@ def _check_table(value: Any, name: str, source: str) -> dict[str, str]:
     return dict(value)
 
 
-_CHECKS = {int: _check_int, str: _check_str, dict: _check_table}
+def _check_bool(value: Any, name: str, source: str) -> bool:
+    """Accept true or false (in the environment also 1/0, yes/no, on/off)."""
+    if isinstance(value, str) and source == "environment":
+        value = _BOOLEAN_WORDS.get(value.strip().lower(), value)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{source}: '{name}' must be true or false, got {value!r}")
+    return value
+
+
+_BOOLEAN_WORDS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+_CHECKS = {int: _check_int, str: _check_str, dict: _check_table, bool: _check_bool}
 
 
 def _int_from_env(value: str, name: str) -> Any:

@@ -41,7 +41,8 @@ class AppContext:
     def open_store(self, create: bool = False) -> None:
         """Open the database for this command and close it when the command ends."""
         settings = self.settings()
-        db = open_database(settings.database.url, create=create, busy_timeout_ms=settings.database.busy_timeout_ms)
+        db = open_database(settings.database.url, create=create, busy_timeout_ms=settings.database.busy_timeout_ms,
+                           prepared_statements=settings.database.prepared_statements)
         self.root.call_on_close(db.close)
 
     def keys(self) -> list[str]:

@@ -83,6 +83,7 @@ def collect(settings: Settings, expiring_within_days: int = DEFAULT_EXPIRING_DAY
     """Read the store in one snapshot and say what needs attention; a store that cannot be read is a problem."""
     try:
         db = store_db.open_database(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms,
+                                    prepared_statements=settings.database.prepared_statements,
                                     migrate_schema=False)
     except DatabaseError as exc:  # an empty file, or not SQLite: `scim init` refuses it too
         return _unreadable(settings, expiring_within_days, exc.detail)

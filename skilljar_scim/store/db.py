@@ -197,16 +197,17 @@ MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
 }
 
 
-def open_database(url: str, *, create: bool = False, busy_timeout_ms: int = 5000,
-                  migrate_schema: bool = True, reuse_connections: bool = False) -> peewee.Database:
+def open_database(url: str, *, create: bool = False, busy_timeout_ms: int = 5000, migrate_schema: bool = True,
+                  reuse_connections: bool = False, prepared_statements: bool = True) -> peewee.Database:
     """Open (or with `create`, create) the database at `url`, bind the models, migrate it.
 
     With `reuse_connections` (the server), a closed connection goes back to a pool instead of
     closing: on SQLite, closing the last connection checkpoints the WAL (an fsync) and a new one
     re-reads the schema; on PostgreSQL a new connection starts a server process; either costs
-    more than a lookup (README "Performance").
+    more than a lookup (README "Performance"). `prepared_statements` (PostgreSQL) prepares the
+    statements run again and again once per connection (store/postgres.py).
     """
-    db = _connect(url, create, busy_timeout_ms, reuse_connections)
+    db = _connect(url, create, busy_timeout_ms, reuse_connections, prepared_statements)
     models.database.initialize(db)
     if not migrate_schema:  # `scim db check` looks at the schema as it is
         return db
@@ -230,12 +231,13 @@ def _refuse_foreign(db: peewee.Database, url: str) -> None:
                                 "point database.url at a new or skilljar-scim database")
 
 
-def _connect(url: str, create: bool, busy_timeout_ms: int, reuse_connections: bool = False) -> peewee.Database:
+def _connect(url: str, create: bool, busy_timeout_ms: int, reuse_connections: bool = False,
+             prepared_statements: bool = True) -> peewee.Database:
     path = sqlite_file(url)
     if path is not None:
         return _sqlite(path, create, busy_timeout_ms, reuse_connections)
     if url.startswith(("postgresql://", "postgres://")):
-        return _postgres(url, reuse_connections)
+        return _postgres(url, reuse_connections, prepared_statements)
     raise ConfigError(f"unsupported database URL {redact(url)}: use sqlite:///PATH or postgresql://")
 
 
@@ -285,7 +287,7 @@ def close_all(db: peewee.Database) -> None:
     close()
 
 
-def _postgres(url: str, reuse_connections: bool = False) -> peewee.PostgresqlDatabase:
+def _postgres(url: str, reuse_connections: bool = False, prepared_statements: bool = True) -> peewee.PostgresqlDatabase:
     if psycopg2 is None:  # said here, so every command that opens a store says it the same way
         raise ConfigError(f"{redact(url)} needs the PostgreSQL driver: pip install \"skilljar-scim[postgres]\" "
                           "(in a checkout: pip install \".[postgres]\")")
@@ -301,8 +303,9 @@ def _postgres(url: str, reuse_connections: bool = False) -> peewee.PostgresqlDat
         # which cost more than a lookup itself (README "Performance"); the pool rolls back anything
         # a request left open before it hands the connection out again. Transaction control
         # rides with the next statement (store/postgres.py): a lookup is three round trips.
-        return DeferredPooledPostgresqlDatabase(name, max_connections=None, stale_timeout=300, **options)
-    return DeferredPostgresqlDatabase(name, **options)
+        return DeferredPooledPostgresqlDatabase(name, max_connections=None, stale_timeout=300,
+                                                prepare=prepared_statements, **options)
+    return DeferredPostgresqlDatabase(name, prepare=prepared_statements, **options)
 
 
 def migrate(db: peewee.Database) -> int:

@@ -24,12 +24,21 @@ is queued and sent in front of the next real statement, in the same simple-query
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import threading
 import time
+from collections import OrderedDict
 
 import peewee
 from playhouse.pool import PooledPostgresqlDatabase
+
+try:  # the PostgreSQL driver is an optional extra; store/db.py refuses a postgresql:// URL without it
+    import psycopg2.extensions
+    from psycopg2.extensions import TRANSACTION_STATUS_IDLE, TRANSACTION_STATUS_INTRANS
+except ImportError:  # pragma: no cover - exercised only without the extra
+    psycopg2 = None
 
 log = logging.getLogger("skilljar_scim.store")
 
@@ -37,13 +46,51 @@ CHECK_AFTER = 30.0  # seconds idle before the pool checks a connection (pgbounce
 _RELEASE = "RELEASE SAVEPOINT "
 _SAVEPOINT = "SAVEPOINT "
 _ROLLBACK_TO = "ROLLBACK TO SAVEPOINT "
+MAX_PREPARED = 100  # statements kept prepared per connection (psycopg 3's default); the least recently used go
+_PREPARING = "scim_preparing"  # the savepoint a PREPARE sent inside a transaction runs in
+_names = itertools.count(1)  # prepared statement names: never reused, so a PREPARE can never meet an old one
+_unpreparable: set[str] = set()  # statements PostgreSQL refused to prepare (then run as they are)
+# A page past the first is never prepared: a generic plan cannot know how far its OFFSET
+# reaches, and PostgreSQL's plan cache was seen choosing one that scans every user (33 ms
+# where the planned one takes 1); its own cost is its execution, not its planning.
+_OFFSET = " OFFSET "
+
+
+if psycopg2 is not None:
+    class PreparingConnection(psycopg2.extensions.connection):
+        """A psycopg2 connection that knows the statements prepared on it (they live as long as it does)."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.prepared: OrderedDict[str, str] = OrderedDict()  # statement text -> its name, oldest use first
+
+
+@functools.lru_cache(maxsize=1024)
+def _numbered(sql: str) -> tuple[str, int]:
+    """Return a psycopg2 statement with $1..$n for its %s placeholders (and % for %%), and n."""
+    parts = sql.split("%%")
+    count = 0
+    for i, part in enumerate(parts):
+        pieces = part.split("%s")
+        parts[i] = "".join(piece + (f"${count + k + 1}" if k < len(pieces) - 1 else "") for k, piece in enumerate(pieces))
+        count += len(pieces) - 1
+    return "%".join(parts), count
+
+
+@functools.lru_cache(maxsize=1024)
+def _execute(name: str, count: int) -> str:
+    """Return the EXECUTE of a prepared statement, its values bound by psycopg2 as for any statement."""
+    return f"EXECUTE {name}({', '.join(['%s'] * count)})" if count else f"EXECUTE {name}"
 
 
 class Deferred:
     """A PostgreSQL database whose transaction control rides with the next statement."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, prepare: bool = True, **kwargs):
+        if prepare:
+            kwargs.setdefault("connection_factory", PreparingConnection)
         super().__init__(*args, **kwargs)
+        self.prepare = prepare  # database.prepared_statements: off behind a pooler that moves sessions
         self.pending = threading.local()  # per thread, like peewee's connection state
 
     def _queue(self) -> list[str]:
@@ -62,11 +109,63 @@ class Deferred:
         error in it surfaces at the next statement, and rolls the whole transaction back all the same.
         """
         if self.transaction_depth() == 0:  # no COMMIT will come to carry it
-            self.execute_sql(sql, params)
+            self.execute_prepared(sql, params)
             return
+        name = self._prepared(sql)
+        if name is not None:
+            sql = _execute(name, _numbered(sql)[1])
         # Bound here by psycopg2 itself; `%` doubled, as the next statement's parameters are bound with it.
         self.queue(self.cursor().mogrify(sql, params).decode().replace("%", "%%"))
         self.pending.writes = True
+
+    def execute_prepared(self, sql: str, params=()):
+        """Run a statement that is run again and again (sqlcache's) by the name it is prepared under here."""
+        name = self._prepared(sql)
+        if name is None:
+            return self.execute_sql(sql, params)
+        return self.execute_sql(_execute(name, _numbered(sql)[1]), params)
+
+    def _prepared(self, sql: str) -> str | None:
+        """Return the name `sql` is prepared under on this connection, preparing it now; None to run it as it is."""
+        if not self.prepare or sql in _unpreparable or _OFFSET in sql:
+            return None
+        conn = self.connection()
+        name = conn.prepared.get(sql)
+        if name is not None:
+            conn.prepared.move_to_end(sql)
+            return name
+        name = f"scim_{next(_names)}"
+        if not self._prepare(conn, name, sql):
+            return None
+        conn.prepared[sql] = name
+        return name
+
+    def _prepare(self, conn, name: str, sql: str) -> bool:
+        """PREPARE `sql` on `conn` in a round trip of its own (the queue waits); say whether it is.
+
+        Inside a transaction it runs in a savepoint, so a statement PostgreSQL cannot prepare
+        (a parameter whose type it cannot infer) is run as it is instead of failing the
+        transaction. The oldest statement past MAX_PREPARED is deallocated in the same round trip.
+        """
+        status = conn.info.transaction_status
+        if status not in (TRANSACTION_STATUS_IDLE, TRANSACTION_STATUS_INTRANS):
+            return False  # a failed transaction: its next statement fails as it would anyway
+        inside = status == TRANSACTION_STATUS_INTRANS
+        text = f"PREPARE {name} AS {_numbered(sql)[0]}"
+        sent = [f"SAVEPOINT {_PREPARING}", text, f"RELEASE SAVEPOINT {_PREPARING}"] if inside else [text]
+        if len(conn.prepared) >= MAX_PREPARED:
+            sent.insert(0, f"DEALLOCATE {conn.prepared.popitem(last=False)[1]}")
+        try:
+            with peewee.__exception_wrapper__:
+                conn.cursor().execute("; ".join(sent))  # no values: psycopg2 sends the text as it is
+        except peewee.ProgrammingError as exc:  # SQLSTATE class 42: this statement cannot be prepared
+            if inside:
+                with peewee.__exception_wrapper__:
+                    conn.cursor().execute(f"ROLLBACK TO SAVEPOINT {_PREPARING}; RELEASE SAVEPOINT {_PREPARING}")
+            _unpreparable.add(sql)
+            log.warning("PostgreSQL cannot prepare a statement; it runs unprepared: %s", " ".join(str(exc).split()))
+            return False
+        return True
 
     def begin(self, isolation_level=None):
         level = isolation_level or self._isolation_level
@@ -160,19 +259,27 @@ class DeferredPooledPostgresqlDatabase(Deferred, PooledPostgresqlDatabase):
         return super()._is_closed(conn)
 
     def execute_sql(self, sql, params=None):
+        return self._again_if_lost(super().execute_sql, sql, params)
+
+    def execute_prepared(self, sql: str, params=()):
+        return self._again_if_lost(super().execute_prepared, sql, params)
+
+    def _again_if_lost(self, run, sql: str, params):
+        """Run `sql`; if the unchecked connection it went to was dead, run it again on a new one."""
         unchecked, self.pending.unchecked = getattr(self.pending, "unchecked", False), False
         try:
-            return super().execute_sql(sql, params)
+            return run(sql, params)
         except (peewee.OperationalError, peewee.InterfaceError):
             if not (unchecked and self._lost(sql)):
                 raise
         # The server went away (a restart, a failover) since this connection's last use: the
-        # others in the pool are suspect too, so each is checked before use; the read runs again.
+        # others in the pool are suspect too, so each is checked before use; the read runs again
+        # (prepared anew: what was prepared went with the old connection).
         log.warning("a pooled PostgreSQL connection was lost; reading again on a new one")
         self.returned.clear()
         self.close()
         self.connect()
-        return super().execute_sql(sql, params)
+        return run(sql, params)
 
     def _lost(self, sql: str) -> bool:
         """Say whether a statement failed because its unchecked connection was dead, and may run again.

@@ -112,6 +112,8 @@ def _run(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[
     """Run the statement `build` returns (built once per key) with `values`; return it and its cursor."""
     db = models.database.obj
     compiled = _cache.get(key, build, db)
+    if isinstance(db, postgres.Deferred):  # prepared once per connection (store/postgres.py)
+        return compiled, db.execute_prepared(compiled.sql, _bind(compiled.template, values))
     return compiled, db.execute_sql(compiled.sql, _bind(compiled.template, values))
 
 
@@ -220,4 +222,6 @@ def _attribute(field: peewee.Field) -> str:
 def count_of(select: peewee.Select) -> peewee.Select:
     """Return the query counting the rows `select` gives (no grouping or DISTINCT: one row each)."""
     wrapped = select.order_by().select(peewee.SQL("1")).alias("_wrapped")
-    return peewee.Select([wrapped], [peewee.fn.COUNT(peewee.SQL("1"))])
+    # Bound to the store: unbound, it would compile with the default "?" placeholder, which
+    # PostgreSQL refuses as soon as the select has a value (a filter).
+    return peewee.Select([wrapped], [peewee.fn.COUNT(peewee.SQL("1"))]).bind(models.database)

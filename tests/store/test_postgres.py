@@ -7,6 +7,7 @@ pool's liveness check all go through one. The counts are those of `scim serve`'s
 from __future__ import annotations
 
 import json
+import re
 
 import peewee
 import psycopg2.extensions
@@ -35,16 +36,9 @@ def wire(settings, store, keys):
     client.post("/scim/v2/Groups", headers=headers, data=json.dumps({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Eng",
         "members": [{"value": made.get_json()["id"]}]}))
-    sent: list[str] = []
-
-    class Counted(psycopg2.extensions.cursor):
-        def execute(self, query, vars=None):
-            sent.append(query if isinstance(query, str) else query.decode())
-            return super().execute(query, vars)
-
     database = models.database.obj
     store_db.close_all(database)  # the next connections count what they send
-    database.connect_params["cursor_factory"] = Counted
+    sent = _counting(database)
     now = [1000.0]
     database.clock = lambda: now[0]
     client.get('/scim/v2/Users?filter=userName eq "ann@example.com"', headers=headers)  # warm: connect, last_used
@@ -66,7 +60,7 @@ def test_postgres_lookup_is_three_round_trips(wire) -> None:
         'BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT "t1"."',  # the snapshot opens with the user's row
         "COMMIT",
     ], sent
-    assert '"user_name_key" = %s' in sent[1] and 'AS "scim_memberships"' in sent[1]  # groups and roles with it
+    assert '"user_name_key" = $1' in sent[1] and 'AS "scim_memberships"' in sent[1]  # groups and roles with it
 
 
 def test_postgres_pool_checks_a_connection_only_after_it_sat_idle(wire) -> None:
@@ -127,16 +121,47 @@ def test_postgres_savepoint_rolled_back_keeps_the_outer_writes(store) -> None:
 
 
 def _counted(database) -> list[str]:
-    sent: list[str] = []
+    database.close()
+    sent = _counting(database)
+    database.connect()
+    return sent
+
+
+class Sent(list):
+    """The statements sent, one per round trip, each EXECUTE shown as the statement it runs.
+
+    A round trip that only prepares statements (once per statement and connection,
+    store/postgres.py) goes to `preparations`, not to the list: the counts are a warm connection's.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.prepared: dict[str, str] = {}  # name -> statement, kept when the list is cleared
+        self.preparations: list[str] = []
+
+    def record(self, query: str) -> None:
+        for name, statement in re.findall(r"PREPARE (\w+) AS (.*?)(?:; RELEASE SAVEPOINT \w+)?$", query):
+            self.prepared[name] = statement
+        if re.match(r"(DEALLOCATE \w+; )?(SAVEPOINT \w+; )?PREPARE ", query):
+            self.preparations.append(query)
+            return
+        self.append(re.sub(r"EXECUTE (\w+)", lambda m: f"{self.prepared[m[1]]} WITH VALUES ", query))
+
+    def clear(self) -> None:
+        super().clear()
+        self.preparations.clear()
+
+
+def _counting(database) -> Sent:
+    """Count every round trip the database's next connections make (each is one cursor.execute)."""
+    sent = Sent()
 
     class Counted(psycopg2.extensions.cursor):
         def execute(self, query, vars=None):
-            sent.append(query if isinstance(query, str) else query.decode())
+            sent.record(query if isinstance(query, str) else query.decode())
             return super().execute(query, vars)
 
-    database.close()
     database.connect_params["cursor_factory"] = Counted
-    database.connect()
     return sent
 
 
@@ -151,6 +176,7 @@ def test_postgres_request_on_a_connection_the_server_dropped_still_answers(wire,
     sent.clear()
     _lookup(client, headers)
     assert sent[0].startswith('SELECT "t1"."id", "t1"."name"') and sent[1] == sent[0], sent  # the token, read again
+    assert any('FROM "token"' in s for s in sent.preparations), sent.preparations  # prepared anew there
 
 
 def test_postgres_queued_write_that_fails_rolls_the_whole_transaction_back(store) -> None:
@@ -181,3 +207,53 @@ def test_postgres_write_for_later_outside_a_transaction_is_sent_at_once(store) -
     assert len(sent) == 1 and sent[0].startswith('INSERT INTO "event"'), sent
     store.connect()
     assert models.Event.select().where(models.Event.action == "alone").exists()
+
+
+def test_postgres_lookup_runs_statements_prepared_once_per_connection(wire) -> None:
+    """The token and the user's row run by name (PREPAREd on the connection's first lookup); nothing is prepared again."""
+    client, headers, sent, _ = wire
+    _lookup(client, headers)
+    _lookup(client, headers)
+    assert sent.preparations == [] and len(sent) == 6, (sent.preparations, sent)
+    assert all(" WITH VALUES " in s for s in sent if s != "COMMIT"), sent
+
+
+def _unpreparable(store, tag: int):
+    """A statement PostgreSQL cannot PREPARE ($1's type is unknown) but runs with the value written in."""
+    return sqlcache.scalar(("test.unpreparable", tag), lambda: models.SchemaVersion.select(
+        sqlcache.param(0).is_null(), peewee.SQL(str(tag))), ["x"])
+
+
+def test_postgres_statement_that_cannot_be_prepared_runs_as_it_is_and_keeps_the_transaction(store, monkeypatch) -> None:
+    monkeypatch.setattr(postgres, "_unpreparable", set())
+    applied = models.SchemaVersion.select().first().applied_at
+    assert _unpreparable(store, -1) is False  # outside a transaction
+    with store_db.write_transaction():
+        models.SchemaVersion.create(version=300, applied_at=applied)
+        assert _unpreparable(store, -2) is False  # inside: the failed PREPARE is rolled back to its savepoint
+        models.SchemaVersion.create(version=301, applied_at=applied)
+    assert {300, 301} <= {v for (v,) in models.SchemaVersion.select(models.SchemaVersion.version).tuples()}
+    assert len(postgres._unpreparable) == 2  # and never tried again in this process
+
+
+def test_postgres_prepared_statements_setting_off_sends_every_statement_as_it_is(settings, store) -> None:
+    store.close()
+    database = store_db.open_database(settings.database.url, prepared_statements=False)
+    sent = _counted(database)
+    for _ in range(2):
+        sqlcache.first("test.version", lambda: models.SchemaVersion.select().where(models.SchemaVersion.version > sqlcache.param(0)), [0])
+    database.close()
+    assert len(sent) == 2 and sent[0].startswith('SELECT "t1"."version"') and sent.preparations == [], sent
+
+
+def test_postgres_connection_keeps_at_most_max_prepared_statements(store, monkeypatch) -> None:
+    """Past MAX_PREPARED, the least recently used statement is deallocated in the next PREPARE's round trip."""
+    monkeypatch.setattr(postgres, "MAX_PREPARED", 2)
+    sent = _counted(store)
+    for bound in (1, 2, 1, 3):  # statement 2 is then the least recently used
+        sqlcache.scalar(("test.bound", bound), lambda b=bound: models.SchemaVersion.select(
+            models.SchemaVersion.version + peewee.SQL(str(b))).where(models.SchemaVersion.version > sqlcache.param(0)), [0])
+    names = {n for (n,) in store.execute_sql("SELECT name FROM pg_prepared_statements").fetchall()}
+    assert len(sent.preparations) == 3 and sent.preparations[2].startswith("DEALLOCATE "), sent.preparations
+    assert names == set(store.connection().prepared.values()) and len(names) == 2
+    assert sent.preparations[2].split()[1].rstrip(";") not in names
