@@ -148,13 +148,13 @@ def patch(actor: Actor, user_id: str, body: object, if_match: str | None = None,
     hashed = passwords.prehash(body) if hashed is None else hashed
     with write_transaction():
         user = check_if_match(get(user_id), if_match)
-        current = {**documents.load(user), "id": user.id}
-        changed = scim_patch.apply(current, ops, USER_TYPE)
+        stored = documents.load(user)
+        changed = scim_patch.apply({**stored, "id": user.id}, ops, USER_TYPE)  # a copy: `stored` stays as read
         data = _normalise(documents.strip(changed, COMPUTED), bounds)
         # Removed (or set to null): RFC 7643 §4.1.1 gives `active` no default, and an
         # unassigned status must never grant access, so the account is inactive.
         data.setdefault("active", False)
-        return _update(actor, user, data, hashed)
+        return _update(actor, user, data, hashed, stored)
 
 
 def _active_when_absent(body: object, omitted: bool) -> bool:
@@ -265,9 +265,12 @@ def _render(user: User, groups: list[tuple[str, str]], held: list[str], base_url
     return doc
 
 
-def _update(actor: Actor, user: User, data: dict, hashed: passwords.Hashed) -> User:
-    """Write `data` over `user` when it differs; record what kind of change it was."""
-    before = documents.load(user)
+def _update(actor: Actor, user: User, data: dict, hashed: passwords.Hashed, before: dict | None = None) -> User:
+    """Write `data` over `user` when it differs; record what kind of change it was.
+
+    `before`: the user's stored document, when the caller has parsed it already.
+    """
+    before = documents.load(user) if before is None else before
     if {k: v for k, v in data.items() if k != "password"} == before and not data.get("password"):
         return user  # nothing changes: keep the version (IdPs resend unchanged values)
     was_active = user.active

@@ -46,7 +46,6 @@ Where RFC 7644 or the IdPs leave room, decided once here:
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass, field
 from typing import Any, Hashable
@@ -431,12 +430,21 @@ def apply(resource: dict, ops: list[Operation], rtype: ResourceType) -> dict:
     RFC 7644 §3.5.2: the operations are atomic, so an error in any leaves the caller's
     resource exactly as it was.
     """
-    doc = copy.deepcopy(resource)
+    doc = copied(resource)
     for operation in ops:
         for path, value in _targets(operation, rtype):
             clock.check_deadline()
             _apply_target(doc, operation.op, path, value)
     return doc
+
+
+def copied(value: object) -> object:
+    """Return a deep copy of a JSON value (objects, arrays, immutable scalars): what copy.deepcopy gives, faster."""
+    if isinstance(value, dict):
+        return {key: copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [copied(item) for item in value]
+    return value
 
 
 def _targets(operation: Operation, rtype: ResourceType) -> list[tuple[Path, object]]:
@@ -450,7 +458,7 @@ def _apply_target(doc: dict, op: str, path: Path, value: object) -> None:
     """Apply one op at one path, then enforce mutability, required and primary."""
     holder = _holder(doc, path.resolved)
     name = path.attribute.name
-    before = copy.deepcopy(holder.get(name))
+    before = copied(holder.get(name))
     if path.attribute.multi_valued:
         written = _apply_multi(holder, op, path, value)
     else:

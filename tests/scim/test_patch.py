@@ -722,3 +722,14 @@ def test_apply_any_operations_fail_cleanly_or_keep_invariants(ops):
     if doc is not None:
         assert doc["userName"] and doc["id"] == "u1" and doc["meta"] == USER["meta"]
         assert sum(1 for e in doc.get("emails", []) if e.get("primary") is True) <= 1
+
+
+def test_copied_shares_no_object_or_array_with_the_json_it_copies():
+    original = {"emails": [{"value": "a@example.com", "primary": True}], "name": {"givenName": "A"}, "n": 1.5,
+                "active": None, "x": [[1, {"y": "z"}]]}
+    copy = patch.copied(original)
+    assert copy == original
+    copy["emails"][0]["value"], copy["name"]["givenName"], copy["x"][0][1]["y"] = "b", "B", "w"
+    copy["emails"].append({}), copy["x"][0].append(2)
+    assert original == {"emails": [{"value": "a@example.com", "primary": True}], "name": {"givenName": "A"},
+                        "n": 1.5, "active": None, "x": [[1, {"y": "z"}]]}
