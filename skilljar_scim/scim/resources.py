@@ -149,8 +149,8 @@ def _check_required(rtype: ResourceType, out: dict) -> None:
         target = out if schema is rtype.schema else out.get(schema.id)
         if target is None:
             continue  # extensions are optional (schemaExtensions required=false)
-        for attribute in schema.attributes:
-            if attribute.required and attribute.name not in target:
+        for attribute in schema.required:
+            if attribute.name not in target:
                 raise InvalidValue(
                     f"Attribute '{_path(rtype, schema, attribute.name)}' is required."
                 )

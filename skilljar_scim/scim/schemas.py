@@ -66,6 +66,11 @@ class Schema:
         return self._by_name.get(name.lower())
 
     @cached_property
+    def required(self) -> tuple[Attribute, ...]:
+        """Return the attributes every resource must carry (RFC 7643 §2.2 `required`)."""
+        return tuple(a for a in self.attributes if a.required)
+
+    @cached_property
     def _by_name(self) -> dict[str, Attribute]:
         # Every body key, filter path and projected key asks this: keep it a dict lookup.
         return _first_by_lower_name(self.attributes)
