@@ -35,11 +35,28 @@ COMPUTED = ("id", "meta", "groups", "roles", "schemas")
 
 
 @dataclass(frozen=True)
+class Columns:
+    """A User document as the store keeps it (no password) and the columns derived from it: pure, no store."""
+
+    document: dict
+    password: str | None
+    user_name_key: str
+    display_name: str | None
+    primary_email: str | None
+    attributes: str  # the document as JSON
+    email_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Checked:
-    """A User body in canonical form, with its passwords hashed (users.check)."""
+    """A User body in canonical form, with its passwords hashed (users.check).
+
+    `columns`: what a create stores, worked out before the write lock (check(..., new=True)).
+    """
 
     data: dict
     hashed: passwords.Hashed
+    columns: Columns | None = None
 
 
 @dataclass(frozen=True)
@@ -59,10 +76,14 @@ def get(user_id: str) -> User:
     return user
 
 
-def check(body: object, bounds: Bounds = Bounds()) -> Checked:
-    """Validate a User body and hash its password: the costly part of a create or replace, done before the lock."""
+def check(body: object, bounds: Bounds = Bounds(), new: bool = False) -> Checked:
+    """Validate a User body and hash its password: the costly part of a create or replace, done before the lock.
+
+    `new`: the body creates a user, so what it stores is known without the store (Checked.columns).
+    """
     data = _normalise(body, bounds)
-    return Checked(data, passwords.prehash_document(data))
+    hashed = passwords.prehash_document(data)
+    return Checked(data, hashed, _columns(_with_active(data, body, True)) if new else None)
 
 
 def create(actor: Actor, body: object, bounds: Bounds = Bounds(), checked: Checked | None = None) -> Created:
@@ -70,19 +91,19 @@ def create(actor: Actor, body: object, bounds: Bounds = Bounds(), checked: Check
 
     `checked`: `check(body)`, done before the caller's transaction (the view's before_lock step).
     """
-    checked = checked or check(body, bounds)
-    data, hashed = dict(checked.data), checked.hashed
-    data.setdefault("active", _active_when_absent(body, True))  # an account is provisioned to be used
+    checked = checked or check(body, bounds, new=True)
+    columns = checked.columns or _columns(_with_active(checked.data, body, True))
+    data, hashed = columns.document, checked.hashed
     with write_transaction():
         existing = _returning(data)
         if existing is None:
-            user = _write(User(id=str(uuid.uuid4()), created_at=clock.utcnow(), version=0), data, True, hashed)
+            user = _write(User(id=str(uuid.uuid4()), created_at=clock.utcnow(), version=0), columns, True, hashed)
             _known_memberships(user, [], [])  # a new user is in no group yet
             events.record(actor, "user.created", "User", user.id, {"userName": user.user_name},
                           snapshot=snapshots.written_user(user, [], [], _stored(user)))
             return Created(user, False)
         before = roles.snapshot([existing.id])
-        user = _write(existing, data, False, hashed, reactivate=True)
+        user = _write(existing, columns, False, hashed, reactivate=True)
         events.record(actor, "user.reactivated", "User", user.id, {"userName": user.user_name, "returning": True})
         roles.record_changes(actor, before, "reactivated")
         return Created(user, True)
@@ -157,6 +178,11 @@ def patch(actor: Actor, user_id: str, body: object, if_match: str | None = None,
         return _update(actor, user, data, hashed, stored)
 
 
+def _with_active(data: dict, body: object, omitted: bool) -> dict:
+    """Return `data` with `active` set as the body left it: `omitted` if not sent, false if null (RFC 7644 §3.5.1)."""
+    return data if "active" in data else {**data, "active": _active_when_absent(body, omitted)}
+
+
 def _active_when_absent(body: object, omitted: bool) -> bool:
     """Return `active` for a body without a value: `omitted` if not sent, false if sent as null (RFC 7644 §3.5.1)."""
     sent = textkey.get(body, "active", _OMITTED) if isinstance(body, dict) else _OMITTED
@@ -170,7 +196,7 @@ def delete(actor: Actor, user_id: str, if_match: str | None = None) -> None:
         before = roles.snapshot([user.id])
         groups = _drop_memberships(actor, user)
         user.deprovisioned_at = clock.utcnow()
-        _write(user, {**documents.load(user), "active": False}, False)
+        _write(user, _columns({**documents.load(user), "active": False}), False)
         events.record(actor, "user.deprovisioned", "User", user.id, {"userName": user.user_name, "groups": groups})
         roles.record_changes(actor, before, "deprovisioned")
 
@@ -275,7 +301,7 @@ def _update(actor: Actor, user: User, data: dict, hashed: passwords.Hashed, befo
         return user  # nothing changes: keep the version (IdPs resend unchanged values)
     was_active = user.active
     groups, mapped = _memberships_of(user)  # a user write changes neither
-    user = _write(user, data, False, hashed)
+    user = _write(user, _columns(data), False, hashed)
     _known_memberships(user, groups, mapped)
     action = _lifecycle_action(was_active, user.active)
     summary = {"userName": user.user_name, "changed": sorted(_changed_keys(before, data))}
@@ -301,32 +327,38 @@ def _changed_keys(before: dict, after: dict) -> set[str]:
     return {k for k in keys if before.get(k) != after.get(k) and k != "password"}
 
 
-def _write(user: User, data: dict, is_new: bool, hashed: passwords.Hashed = passwords.Hashed(),
-           reactivate: bool = False) -> User:
-    """Store `data` as the user's document, its derived columns and its email index.
+def _columns(data: dict) -> Columns:
+    """Work out what a document stores: itself without its password, and the columns derived from it."""
+    document = dict(data)  # only top-level keys change here: the caller's document stays as it was
+    password = document.pop("password", None)
+    document.setdefault("active", False)  # callers decide; unassigned grants nothing
+    emails = {textkey.key(e["value"]) for e in document.get("emails", []) if e.get("value")}
+    return Columns(document, password, textkey.key(document["userName"]), _display_name(document),
+                   _primary_email(document), json.dumps(document, ensure_ascii=False, sort_keys=True),
+                   tuple(sorted(emails)))
 
-    A password in `data` replaces the stored hash with one of the current parameters (the
-    only moment an old hash can be upgraded: the server never sees the plaintext otherwise).
+
+def _write(user: User, columns: Columns, is_new: bool, hashed: passwords.Hashed = passwords.Hashed(),
+           reactivate: bool = False) -> User:
+    """Store a document (see _columns) as the user's, with its derived columns and its email index.
+
+    A password in it replaces the stored hash with one of the current parameters (the only
+    moment an old hash can be upgraded: the server never sees the plaintext otherwise).
     """
-    data = dict(data)  # only top-level keys change here: the caller's document stays as it was
-    password = data.pop("password", None)
-    now = clock.utcnow()
-    user.user_name = data["userName"]
-    user.user_name_key = textkey.key(data["userName"])
-    user.external_id = data.get("externalId")
-    user.active = bool(data.setdefault("active", False))  # callers decide; unassigned grants nothing
-    user.display_name = _display_name(data)
-    user.primary_email = _primary_email(data)
-    user.attributes = json.dumps(data, ensure_ascii=False, sort_keys=True)
-    setattr(user, _STORED, data)  # never changed after this: the snapshot reads it instead of parsing `attributes`
-    if password:
-        user.password_hash = hashed.of(password)
+    document = columns.document
+    user.user_name, user.user_name_key = document["userName"], columns.user_name_key
+    user.external_id, user.active = document.get("externalId"), bool(document["active"])
+    user.display_name, user.primary_email = columns.display_name, columns.primary_email
+    user.attributes = columns.attributes
+    setattr(user, _STORED, document)  # never changed after this: the snapshot reads it instead of parsing `attributes`
+    if columns.password:
+        user.password_hash = hashed.of(columns.password)
     if reactivate:
         user.deprovisioned_at = None
     user.version += 1
-    user.updated_at = now
+    user.updated_at = clock.utcnow()
     _save(user, is_new)
-    _index_emails(user, data, is_new)
+    _index_emails(user, columns.email_keys, is_new)
     return user
 
 
@@ -348,13 +380,12 @@ def _save(user: User, is_new: bool) -> None:
         raise Conflict(f"userName {user.user_name!r} or externalId {user.external_id!r} is already taken") from None
 
 
-def _index_emails(user: User, data: dict, is_new: bool = False) -> None:
+def _index_emails(user: User, keys: tuple[str, ...], is_new: bool = False) -> None:
     # Nothing checks these rows in the request (no unique key): on PostgreSQL they go with the next statement.
     if not is_new:  # a new user has no rows yet
         sqlcache.run_later("user_email.delete", lambda: UserEmail.delete().where(UserEmail.user == sqlcache.param(0)),
                            [user.id])
-    values = {textkey.key(e["value"]) for e in data.get("emails", []) if e.get("value")}
-    sqlcache.insert(UserEmail, [{"user": user.id, "value_key": v} for v in sorted(values)], later=True)
+    sqlcache.insert(UserEmail, [{"user": user.id, "value_key": key} for key in keys], later=True)
 
 
 def _display_name(data: dict) -> str | None:

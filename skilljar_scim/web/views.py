@@ -71,6 +71,10 @@ def _checked_user(body: object) -> users.Checked:
     return users.check(body, _bounds())
 
 
+def _checked_new_user(body: object) -> users.Checked:
+    return users.check(body, _bounds(), new=True)
+
+
 def _user_answer(user):
     """Answer a User write with the instance it returned: it carries its groups and roles (no read)."""
     return http.resource_response(users.render(user, http.base_url()), USER_TYPE)
@@ -82,7 +86,7 @@ def _created_answer(created: users.Created):
 
 
 @http.write
-@http.before_lock(_checked_user)
+@http.before_lock(_checked_new_user)
 @http.after_lock(_created_answer)
 def create_user():
     return users.create(actor(), http.body(), _bounds(), checked=http.prepared())

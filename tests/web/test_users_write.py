@@ -444,3 +444,23 @@ def test_create_and_replace_validate_the_body_before_the_request_takes_the_write
     assert "Engineer" in User.get_by_id(ann["id"]).attributes
     api.assert_error(api.post("/Users", {"schemas": [USER], "userName": 7}), 400, "invalidValue")
     assert depths == [0, 0, 0]  # refused before any transaction began
+
+
+def test_create_works_out_what_it_stores_before_the_request_takes_the_write_lock(api, ann, monkeypatch) -> None:
+    """A create's stored JSON, keys and derived columns need no store: only the writing waits for the lock."""
+    from skilljar_scim.domain import users
+    from skilljar_scim.store import models
+
+    depths: list[int] = []
+    real = users._columns
+    monkeypatch.setattr(users, "_columns", lambda data: depths.append(models.database.obj.transaction_depth())
+                        or real(data))
+    created = api.create_user("Pat@Example.com", emails=[{"value": "Pat@Example.com", "primary": True}],
+                              name={"givenName": "Pat", "familyName": "Lee"})
+    assert depths == [0]
+    row = User.get_by_id(created["id"])
+    assert (row.user_name_key, row.display_name, row.primary_email, row.active) == (
+        "pat@example.com", "Pat Lee", "Pat@Example.com", True)
+    assert created == api.get(f"/Users/{created['id']}").get_json()
+    ok(put(api, ann["id"], {"userName": "ann@example.com"}))  # a PUT's `active` may come from the stored user
+    assert depths == [0, 1]
