@@ -67,10 +67,13 @@ class Created:
     reactivated: bool
 
 
-def get(user_id: str) -> User:
-    """Return a user SCIM can see (not deprovisioned), or raise NotFound."""
+def get(user_id: str, sole: bool = False) -> User:
+    """Return a user SCIM can see (not deprovisioned), or raise NotFound.
+
+    `sole`: this is all the read transaction reads (GET /Users/{id}): one statement, no BEGIN on PostgreSQL.
+    """
     user = sqlcache.first("user.visible", lambda: _with_memberships().where(
-        (User.id == sqlcache.param(0)) & User.deprovisioned_at.is_null()), [user_id])
+        (User.id == sqlcache.param(0)) & User.deprovisioned_at.is_null()), [user_id], sole)
     if user is None:
         raise NotFound(f"User {user_id} not found")
     return user
@@ -201,9 +204,10 @@ def delete(actor: Actor, user_id: str, if_match: str | None = None) -> None:
         roles.record_changes(actor, before, "deprovisioned")
 
 
-def search(query: Query, base_url: str, max_filter_length: int = 4096, max_filter_depth: int = 32) -> Page:
+def search(query: Query, base_url: str, max_filter_length: int = 4096, max_filter_depth: int = 32,
+           sole: bool = False) -> Page:
     """List the users a query selects (RFC 7644 §3.4.2)."""
-    return run(_source(base_url), query, max_filter_length, max_filter_depth)
+    return run(_source(base_url), query, max_filter_length, max_filter_depth, sole)
 
 
 def render(user: User, base_url: str) -> dict:

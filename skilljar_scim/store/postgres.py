@@ -46,6 +46,7 @@ CHECK_AFTER = 30.0  # seconds idle before the pool checks a connection (pgbounce
 _RELEASE = "RELEASE SAVEPOINT "
 _SAVEPOINT = "SAVEPOINT "
 _ROLLBACK_TO = "ROLLBACK TO SAVEPOINT "
+_READ_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ"  # what store.db.read_transaction() begins with
 MAX_PREPARED = 100  # statements kept prepared per connection (psycopg 3's default); the least recently used go
 _PREPARING = "scim_preparing"  # the savepoint a PREPARE sent inside a transaction runs in
 _names = itertools.count(1)  # prepared statement names: never reused, so a PREPARE can never meet an old one
@@ -177,7 +178,27 @@ class Deferred:
             return self._savepoint(sql.rstrip(";"))
         if sql.startswith(_ROLLBACK_TO) and self._unsent_savepoint(sql.rstrip(";")):
             return None
-        return super().execute_sql(self._flushed(sql), params)
+        if getattr(self.pending, "sole_ran", False):
+            raise RuntimeError("a read declared to be one statement ran another, outside that statement's snapshot")
+        sole = self._sole()
+        cursor = super().execute_sql(sql if sole else self._flushed(sql), params)
+        self.pending.sole_ran = sole
+        return cursor
+
+    def sole(self) -> None:
+        """Declare the next statement the whole of its read transaction: it is sent without BEGIN.
+
+        One statement sees one snapshot on its own, so BEGIN and COMMIT would only cost a round
+        trip. Only a read transaction with nothing sent yet qualifies; another statement in it
+        raises RuntimeError rather than read outside that snapshot.
+        """
+        self.pending.sole = True
+
+    def _sole(self) -> bool:
+        """Take the sole() declaration; say whether the next statement goes without its transaction's BEGIN."""
+        declared, self.pending.sole = getattr(self.pending, "sole", False), False
+        queued = self._queue()
+        return declared and self.transaction_depth() == 1 and queued == [_READ_BEGIN]
 
     def _flushed(self, sql: str) -> str:
         queued = self._queue()
@@ -220,7 +241,7 @@ class Deferred:
 
     def _discard_unsent(self) -> bool:
         """Forget queued statements; say whether BEGIN itself was never sent (nothing to end)."""
-        self.pending.writes = False
+        self.pending.writes = self.pending.sole_ran = False
         queued = self._queue()
         unsent = any(s.startswith("BEGIN") for s in queued)
         queued.clear()
@@ -228,7 +249,7 @@ class Deferred:
 
     def close(self):
         self._queue().clear()
-        self.pending.writes = False
+        self.pending.writes = self.pending.sole_ran = False
         return super().close()
 
 

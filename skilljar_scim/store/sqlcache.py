@@ -108,11 +108,17 @@ def _bind(template: tuple, values: Sequence[Any]) -> list:
     return [values[p.index] if type(p) is Slot else p for p in template]
 
 
-def _run(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any]) -> tuple[_Compiled, Any]:
-    """Run the statement `build` returns (built once per key) with `values`; return it and its cursor."""
+def _run(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any],
+         sole: bool = False) -> tuple[_Compiled, Any]:
+    """Run the statement `build` returns (built once per key) with `values`; return it and its cursor.
+
+    `sole`: the statement is all its read transaction reads (store/postgres.py Deferred.sole).
+    """
     db = models.database.obj
     compiled = _cache.get(key, build, db)
     if isinstance(db, postgres.Deferred):  # prepared once per connection (store/postgres.py)
+        if sole:
+            db.sole()
         return compiled, db.execute_prepared(compiled.sql, _bind(compiled.template, values))
     return compiled, db.execute_sql(compiled.sql, _bind(compiled.template, values))
 
@@ -123,18 +129,23 @@ def tuples(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequenc
     return [_converted(compiled.converters, row) for row in cursor.fetchall()]
 
 
-def instances(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any] = ()) -> list[peewee.Model]:
-    """Run a query selecting whole rows of one model (built once per key); return model instances."""
-    compiled, cursor = _run(key, build, values)
+def instances(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any] = (),
+              sole: bool = False) -> list[peewee.Model]:
+    """Run a query selecting whole rows of one model (built once per key); return model instances.
+
+    `sole`: the statement is all its read transaction reads (on PostgreSQL it needs no BEGIN).
+    """
+    compiled, cursor = _run(key, build, values, sole)
     if compiled.model is None:
         raise TypeError(f"statement {key!r} does not select whole rows of one model: use tuples()")
     model, names = compiled.model, compiled.names
     return [model(**dict(zip(names, _converted(compiled.converters, row)))) for row in cursor.fetchall()]
 
 
-def first(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any] = ()) -> peewee.Model | None:
+def first(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any] = (),
+          sole: bool = False) -> peewee.Model | None:
     """Return the first instance instances() gives, or None."""
-    rows = instances(key, build, values)
+    rows = instances(key, build, values, sole)
     return rows[0] if rows else None
 
 

@@ -58,7 +58,8 @@ def _users(bp: Blueprint) -> None:
 @http.read
 def list_users(source: dict | None = None):
     limits = _limits()
-    page = users.search(http.list_query(source), http.base_url(), limits.max_filter_length, limits.max_filter_depth)
+    page = users.search(http.list_query(source), http.base_url(), limits.max_filter_length, limits.max_filter_depth,
+                        sole=True)  # the view's only read
     return http.list_response(page, lambda _: USER_TYPE, source)
 
 
@@ -94,7 +95,7 @@ def create_user():
 
 @http.read
 def get_user(user_id: str):
-    user = users.get(user_id)
+    user = users.get(user_id, sole=True)  # the view's only read
     if matches(request.headers.get("If-None-Match"), user):
         return http.respond(None, 304, {"ETag": etag(user)})  # RFC 7232 §4.1
     return http.resource_response(users.render(user, http.base_url()), USER_TYPE)

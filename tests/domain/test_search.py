@@ -183,6 +183,10 @@ def test_search_users_builds_a_query_only_for_a_shape_not_yet_compiled(people, m
     ("active eq true", 2, 1, ["cat@example.com"], 3),  # a page past the first: its total from a COUNT
     ("active eq true", 1, 2, ["ann@example.com", "cat@example.com"], 3),  # a full first page: COUNT too
     ('userName sw "d"', 1, 1, ["dan@example.com"], 1),
+    ('userName eq "ANN@example.com"', 1, 1, ["ann@example.com"], 1),  # unique: the page is every match
+    ('externalId eq "ext-2" and active eq true', 1, 1, ["cat@example.com"], 1),
+    ('userName eq "ann@example.com" or userName eq "cat@example.com"', 1, 1, ["ann@example.com"], 2),
+    ('userName eq "ann@example.com" or active eq true', 1, 1, ["ann@example.com"], 3),
 ])
 def test_search_users_filtered_page_counts_every_match(people, text, start, count, expected, total) -> None:
     """The COUNT of a filtered listing binds the filter's values as the page does, on either store."""

@@ -51,14 +51,13 @@ def _lookup(client, headers) -> None:
     assert answer.status_code == 200 and answer.get_json()["Resources"][0]["groups"][0]["display"] == "Eng"
 
 
-def test_postgres_lookup_is_three_round_trips(wire) -> None:
-    """The token; BEGIN with the user, its groups and roles; COMMIT. No pool check, no BEGIN alone."""
+def test_postgres_lookup_is_two_round_trips(wire) -> None:
+    """The token; the user with its groups and roles, one statement and so one snapshot: no BEGIN, no COMMIT."""
     client, headers, sent, _ = wire
     _lookup(client, headers)
     assert [s[:52] for s in sent] == [
         'SELECT "t1"."id", "t1"."name", "t1"."name_key", "t1"',  # the token
-        'BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT "t1"."',  # the snapshot opens with the user's row
-        "COMMIT",
+        'SELECT "t1"."id", "t1"."user_name", "t1"."user_name_',  # the user's row, alone
     ], sent
     assert '"user_name_key" = $1' in sent[1] and 'AS "scim_memberships"' in sent[1]  # groups and roles with it
 
@@ -70,7 +69,7 @@ def test_postgres_pool_checks_a_connection_only_after_it_sat_idle(wire) -> None:
     assert "SELECT 1" not in sent
     now[0] += postgres.CHECK_AFTER + 1
     _lookup(client, headers)
-    assert sent.count("SELECT 1") == 1 and sent[3] == "SELECT 1", sent
+    assert sent.count("SELECT 1") == 1 and sent[2] == "SELECT 1", sent
 
 
 def test_postgres_write_takes_its_lock_with_its_first_statement(wire) -> None:
@@ -214,7 +213,7 @@ def test_postgres_lookup_runs_statements_prepared_once_per_connection(wire) -> N
     client, headers, sent, _ = wire
     _lookup(client, headers)
     _lookup(client, headers)
-    assert sent.preparations == [] and len(sent) == 6, (sent.preparations, sent)
+    assert sent.preparations == [] and len(sent) == 4, (sent.preparations, sent)
     assert all(" WITH VALUES " in s for s in sent if s != "COMMIT"), sent
 
 
@@ -257,3 +256,53 @@ def test_postgres_connection_keeps_at_most_max_prepared_statements(store, monkey
     assert len(sent.preparations) == 3 and sent.preparations[2].startswith("DEALLOCATE "), sent.preparations
     assert names == set(store.connection().prepared.values()) and len(names) == 2
     assert sent.preparations[2].split()[1].rstrip(";") not in names
+
+
+def test_postgres_lookup_of_one_per_page_is_two_round_trips(wire) -> None:
+    """userName is unique: a page of one holding it is every match, so no COUNT, and the read is one statement."""
+    client, headers, sent, _ = wire
+    answer = client.get('/scim/v2/Users?filter=userName eq "ann@example.com"&count=1', headers=headers)
+    assert answer.status_code == 200 and answer.get_json()["totalResults"] == 1, answer.get_json()
+    assert len(sent) == 2 and "COUNT" not in sent[1], sent
+
+
+def test_postgres_get_user_is_two_round_trips(wire) -> None:
+    client, headers, sent, _ = wire
+    user_id = client.get('/scim/v2/Users?filter=userName eq "ann@example.com"', headers=headers).get_json()["Resources"][0]["id"]
+    sent.clear()
+    answer = client.get(f"/scim/v2/Users/{user_id}", headers=headers)
+    assert answer.status_code == 200 and answer.get_json()["groups"][0]["display"] == "Eng"
+    assert len(sent) == 2 and sent[1].startswith('SELECT "t1"."id", "t1"."user_name"'), sent
+
+
+@pytest.mark.parametrize("path", [
+    "/scim/v2/Users?count=1",  # a full first page: its COUNT must see the page's snapshot
+    '/scim/v2/Users?filter=active eq true',  # several may match
+])
+def test_postgres_read_of_several_statements_keeps_one_snapshot(wire, path) -> None:
+    client, headers, sent, _ = wire
+    client.post("/scim/v2/Users", headers=headers, data=json.dumps({"schemas": [USER], "userName": "bob@example.com"}))
+    sent.clear()
+    answer = client.get(path, headers=headers)
+    assert answer.status_code == 200, answer.get_json()
+    assert sent[1].startswith("BEGIN ISOLATION LEVEL REPEATABLE READ; ") and sent[-1] == "COMMIT", sent
+
+
+def test_postgres_root_search_for_one_user_still_reads_in_one_snapshot(wire) -> None:
+    """/.search reads users then groups: a userName lookup there is not the whole read."""
+    client, headers, sent, _ = wire
+    answer = client.post("/scim/v2/.search", headers=headers, data=json.dumps({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": 'userName eq "ann@example.com"'}))
+    assert answer.status_code == 200 and answer.get_json()["totalResults"] == 1, answer.get_json()
+    assert sent[1].startswith("BEGIN ISOLATION LEVEL REPEATABLE READ; ") and sent[-1] == "COMMIT", sent
+
+
+def test_postgres_statement_after_a_sole_read_is_refused(store) -> None:
+    """A read declared to be one statement cannot quietly run a second outside that statement's snapshot."""
+    version = lambda: models.SchemaVersion.select().where(models.SchemaVersion.version > sqlcache.param(0))  # noqa: E731
+    with store_db.read_transaction():
+        sqlcache.first("test.version", version, [0], sole=True)
+        with pytest.raises(RuntimeError, match="one statement"):
+            sqlcache.first("test.version", version, [0])
+    with store_db.read_transaction():  # the next transaction is a fresh one
+        assert sqlcache.first("test.version", version, [0]) is not None

@@ -61,17 +61,21 @@ class _Select:
     shape: tuple  # with a suffix naming the statement, it keys the compiled SQL (store/sqlcache.py)
     order: tuple = ()  # the ORDER BY the query has, for a page that reads its ids first (_window)
 
-    def rows(self, name: str, build: Callable[[peewee.ModelSelect, int], peewee.Query], *more) -> list:
+    def rows(self, name: str, build: Callable[[peewee.ModelSelect, int], peewee.Query], *more, sole: bool = False) -> list:
         """Run `build(query, first extra param index)`, binding this select's values then `more`."""
         return sqlcache.instances((*self.shape, name), lambda: build(self.query(), len(self.values)),
-                                  (*self.values, *more))
+                                  (*self.values, *more), sole)
 
     def count(self) -> int:
         return sqlcache.scalar((*self.shape, "count"), lambda: sqlcache.count_of(self.query()), self.values)
 
 
-def run(source: Source, query: Query, max_filter_length: int, max_filter_depth: int) -> Page:
-    """Return the page of resources `query` asks for, with the total number of matches."""
+def run(source: Source, query: Query, max_filter_length: int, max_filter_depth: int, sole: bool = False) -> Page:
+    """Return the page of resources `query` asks for, with the total number of matches.
+
+    `sole`: this search is all its read transaction reads (a view's one domain call), so a
+    lookup that can match one resource at most is one statement, sent without BEGIN.
+    """
     node = _parse(source.rtype, query.filter, max_filter_length, max_filter_depth)
     values = sql.Values()
     where, exact = sql.split(node, source.columns, source.subqueries, values) if node else (None, True)
@@ -80,7 +84,9 @@ def run(source: Source, query: Query, max_filter_length: int, max_filter_depth: 
     shape = (source.rtype.name, sql.shape(node) if node else None, exact,
              (query.sort_by or "").lower() if order is not None else None, query.descending)
     if exact and order is not None:
-        return _sql_page(_Select(lambda: select().order_by(*order), tuple(values), shape, tuple(order)), query, source)
+        single = node is not None and sql.at_most_one(node, source.columns)
+        return _sql_page(_Select(lambda: select().order_by(*order), tuple(values), shape, tuple(order)), query, source,
+                         single, sole)
     return _python_page(_Select(select, tuple(values), shape), node, query, source, order)
 
 
@@ -116,11 +122,13 @@ def _order(source: Source, query: Query) -> list | None:
     return [ordering, source.tiebreak]
 
 
-def _sql_page(select: _Select, query: Query, source: Source) -> Page:
+def _sql_page(select: _Select, query: Query, source: Source, single: bool = False, sole: bool = False) -> Page:
     if query.count and query.start_index == 1:
-        # An IdP's lookup: a first page shorter than `count` is every match, so no COUNT is needed.
-        rows = select.rows("first", _first, query.count)
-        total = len(rows) if len(rows) < query.count else select.count()
+        # An IdP's lookup: a first page shorter than `count` is every match, and so is one of
+        # a filter that matches one resource at most (`single`): no COUNT is needed. Then the page
+        # is the whole read when the search is (`sole`): one statement.
+        rows = select.rows("first", _first, query.count, sole=single and sole)
+        total = len(rows) if len(rows) < query.count or single else select.count()
         return Page(total, 1, source.render(rows))
     total = select.count()
     if query.count == 0 or query.start_index > total:  # also keeps a huge OFFSET out of SQL

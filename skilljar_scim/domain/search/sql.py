@@ -68,6 +68,16 @@ def shape(node: scim_filter.Node) -> tuple:
     return ("pr", key_of(node.path))
 
 
+def at_most_one(node: scim_filter.Node, columns: dict[Key, Column]) -> bool:
+    """Say whether a filter can match one resource at most: it requires a unique column to equal a value."""
+    if isinstance(node, scim_filter.And):
+        return at_most_one(node.left, columns) or at_most_one(node.right, columns)
+    if not (isinstance(node, scim_filter.Compare) and node.op == "eq" and node.value is not None):
+        return False
+    column = columns.get(key_of(node.path))
+    return column is not None and bool(column.field.unique or column.field.primary_key)
+
+
 def key_of(path: Resolved) -> Key:
     """Return the lookup key of a resolved path (extension attributes are not columns)."""
     if path.is_extension:
