@@ -51,7 +51,8 @@ class Columns:
 class Checked:
     """A User body in canonical form, with its passwords hashed (users.check).
 
-    `columns`: what a create stores, worked out before the write lock (check(..., new=True)).
+    `columns`: what the write stores, worked out before the write lock when the body decides
+    `active` (a create, or a PUT that sends it); else None (a PUT's is the stored user's).
     """
 
     data: dict
@@ -82,11 +83,13 @@ def get(user_id: str, sole: bool = False) -> User:
 def check(body: object, bounds: Bounds = Bounds(), new: bool = False) -> Checked:
     """Validate a User body and hash its password: the costly part of a create or replace, done before the lock.
 
-    `new`: the body creates a user, so what it stores is known without the store (Checked.columns).
+    `new`: the body creates a user (an absent `active` is true), so what it stores is known
+    without the store (Checked.columns); a PUT's is known when it sends `active`.
     """
     data = _normalise(body, bounds)
     hashed = passwords.prehash_document(data)
-    return Checked(data, hashed, _columns(_with_active(data, body, True)) if new else None)
+    known = new or "active" in data or _sends_active(body)
+    return Checked(data, hashed, _columns(_with_active(data, body, True)) if known else None)
 
 
 def create(actor: Actor, body: object, bounds: Bounds = Bounds(), checked: Checked | None = None) -> Created:
@@ -158,11 +161,10 @@ def replace(actor: Actor, user_id: str, body: object, if_match: str | None = Non
     """Replace a user's attributes with the body (RFC 7644 §3.5.1); `checked` as for create()."""
     documents.check_body_id(body, user_id)
     checked = checked or check(body, bounds)
-    data, hashed = dict(checked.data), checked.hashed
     with write_transaction():
         user = check_if_match(get(user_id), if_match)
-        data.setdefault("active", _active_when_absent(body, user.active))
-        return _update(actor, user, data, hashed)
+        columns = checked.columns or _columns(_with_active(checked.data, body, user.active))
+        return _update(actor, user, columns, checked.hashed)
 
 
 def patch(actor: Actor, user_id: str, body: object, if_match: str | None = None, max_operations: int = 1000,
@@ -178,7 +180,7 @@ def patch(actor: Actor, user_id: str, body: object, if_match: str | None = None,
         # Removed (or set to null): RFC 7643 §4.1.1 gives `active` no default, and an
         # unassigned status must never grant access, so the account is inactive.
         data.setdefault("active", False)
-        return _update(actor, user, data, hashed, stored)
+        return _update(actor, user, _columns(data), hashed, stored)
 
 
 def _with_active(data: dict, body: object, omitted: bool) -> dict:
@@ -188,8 +190,12 @@ def _with_active(data: dict, body: object, omitted: bool) -> dict:
 
 def _active_when_absent(body: object, omitted: bool) -> bool:
     """Return `active` for a body without a value: `omitted` if not sent, false if sent as null (RFC 7644 §3.5.1)."""
-    sent = textkey.get(body, "active", _OMITTED) if isinstance(body, dict) else _OMITTED
-    return omitted if sent is _OMITTED else False
+    return False if _sends_active(body) else omitted
+
+
+def _sends_active(body: object) -> bool:
+    """Say whether a body names `active` at all (a value, or null to unset it)."""
+    return isinstance(body, dict) and textkey.get(body, "active", _OMITTED) is not _OMITTED
 
 
 def delete(actor: Actor, user_id: str, if_match: str | None = None) -> None:
@@ -295,17 +301,18 @@ def _render(user: User, groups: list[tuple[str, str]], held: list[str], base_url
     return doc
 
 
-def _update(actor: Actor, user: User, data: dict, hashed: passwords.Hashed, before: dict | None = None) -> User:
-    """Write `data` over `user` when it differs; record what kind of change it was.
+def _update(actor: Actor, user: User, columns: Columns, hashed: passwords.Hashed, before: dict | None = None) -> User:
+    """Write a document (see _columns) over `user` when it differs; record what kind of change it was.
 
     `before`: the user's stored document, when the caller has parsed it already.
     """
     before = documents.load(user) if before is None else before
-    if {k: v for k, v in data.items() if k != "password"} == before and not data.get("password"):
+    data = columns.document  # without its password
+    if data == before and not columns.password:
         return user  # nothing changes: keep the version (IdPs resend unchanged values)
     was_active = user.active
     groups, mapped = _memberships_of(user)  # a user write changes neither
-    user = _write(user, _columns(data), False, hashed)
+    user = _write(user, columns, False, hashed)
     _known_memberships(user, groups, mapped)
     action = _lifecycle_action(was_active, user.active)
     summary = {"userName": user.user_name, "changed": sorted(_changed_keys(before, data))}

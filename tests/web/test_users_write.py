@@ -447,7 +447,10 @@ def test_create_and_replace_validate_the_body_before_the_request_takes_the_write
 
 
 def test_create_works_out_what_it_stores_before_the_request_takes_the_write_lock(api, ann, monkeypatch) -> None:
-    """A create's stored JSON, keys and derived columns need no store: only the writing waits for the lock."""
+    """A create's stored JSON, keys and derived columns need no store: only the writing waits for the lock.
+
+    So do a PUT's when it sends `active`; without it, `active` is the stored user's, read under the lock.
+    """
     from skilljar_scim.domain import users
     from skilljar_scim.store import models
 
@@ -462,5 +465,7 @@ def test_create_works_out_what_it_stores_before_the_request_takes_the_write_lock
     assert (row.user_name_key, row.display_name, row.primary_email, row.active) == (
         "pat@example.com", "Pat Lee", "Pat@Example.com", True)
     assert created == api.get(f"/Users/{created['id']}").get_json()
-    ok(put(api, ann["id"], {"userName": "ann@example.com"}))  # a PUT's `active` may come from the stored user
-    assert depths == [0, 1]
+    ok(put(api, ann["id"], {"userName": "ann@example.com", "active": False}))  # it sends active: known
+    assert depths == [0, 0] and User.get_by_id(ann["id"]).active is False
+    ok(put(api, ann["id"], {"userName": "ann@example.com", "title": "x"}))  # it does not: the stored user's
+    assert depths == [0, 0, 1] and User.get_by_id(ann["id"]).active is False
