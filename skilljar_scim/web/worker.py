@@ -29,6 +29,10 @@ LINGER_S = 2.0  # after a refusal, how long unread input is drained so the clien
 ACCEPT_RETRY_S = 1.0  # after accept() failed for want of descriptors or memory (asyncio waits as long)
 DEFER_PER_CONNECTION_S = 0.0005  # how long a worker leaves a new connection to the others, per connection it holds
 MAX_DEFER_S = 0.005
+# A worker holding this many connections takes new ones at once: among that many most are idle
+# (balance by count means little), and a deferral per connection would let a crowd of idle or
+# trickling connections (500 in README's test) delay the genuine client queued behind them.
+DEFER_BELOW = 32
 log = logging.getLogger("skilljar_scim.server")
 
 
@@ -174,8 +178,8 @@ class Acceptor:
     backlog): the worker that woke first took a whole burst of new connections and served
     them on one core while the other workers idled. Here a worker takes one connection per
     wake-up, and one that already holds connections first leaves the others a moment to take
-    it (DEFER_PER_CONNECTION_S a connection held, at most MAX_DEFER_S): a new connection goes
-    to the worker holding the fewest, so reads run on every core.
+    it (DEFER_PER_CONNECTION_S a connection held, at most MAX_DEFER_S, none from DEFER_BELOW on):
+    a new connection goes to the worker holding the fewest, so reads run on every core.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, serve, held=lambda: 0):
@@ -186,7 +190,8 @@ class Acceptor:
         self._resume()
 
     def _ready(self) -> None:
-        delay = min((self.held() + len(self.tasks)) * DEFER_PER_CONNECTION_S, MAX_DEFER_S)
+        held = self.held() + len(self.tasks)
+        delay = min(held * DEFER_PER_CONNECTION_S, MAX_DEFER_S) if held < DEFER_BELOW else 0.0
         if delay > 0:
             self._pause(delay, self._after_deferring)
         else:

@@ -85,7 +85,14 @@ async def _deferred(held: int) -> tuple[list, bool, int, bool]:
 def test_worker_accept_busy_worker_leaves_a_new_connection_to_the_others_first() -> None:
     """A worker holding connections waits in proportion (bounded) before it takes one itself."""
     assert asyncio.run(_deferred(held=4)) == ([4 * worker.DEFER_PER_CONNECTION_S], False, 0, True)
-    assert asyncio.run(_deferred(held=1000))[0] == [worker.MAX_DEFER_S]
+    assert asyncio.run(_deferred(held=worker.DEFER_BELOW - 1))[0] == [worker.MAX_DEFER_S]
+
+
+def test_worker_accept_crowded_worker_takes_a_new_connection_at_once() -> None:
+    """Holding many connections (mostly idle ones, or an attacker's), a deferral per connection
+    would delay a genuine client queued behind the crowd by seconds: past DEFER_BELOW, none."""
+    assert asyncio.run(_deferred(held=worker.DEFER_BELOW)) == ([], True, 1, True)
+    assert asyncio.run(_deferred(held=1000)) == ([], True, 1, True)
 
 
 def test_worker_accept_idle_worker_takes_a_new_connection_at_once() -> None:
