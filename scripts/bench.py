@@ -758,10 +758,12 @@ class Bench:
                 self.report.peer["check_seeded"] = self.check(Api(self.peer_endpoint, PEER_BASE),
                                                               names.read_text().split("\n", 1)[0])
             users = len(names.read_text().split())
-            self.versus([(name, target, lambda turn, base=base: self.lookup_turn(turn, names, base),
+            self.versus([(name, target, lambda turn, base=base: self.timed_turn(
+                              turn, "lookup.lua", base + "/Users", [base, str(names)]),
                           f'userName eq "<random existing>" at {users:,} users')
                          for name, target, base in (("lookup_mid", ours, BASE), ("peer_lookup", peer, PEER_BASE))])
-            self.versus([(name, target, lambda turn, base=base: self.page_turn(turn, base, 1),
+            self.versus([(name, target, lambda turn, base=base: self.timed_turn(
+                              turn, "static.lua", f"{base}/Users?startIndex=1&count=100"),
                           f"startIndex=1&count=100 of {users:,}")
                          for name, target, base in (("page_mid", ours, BASE), ("peer_page", peer, PEER_BASE))])
         finally:
@@ -882,13 +884,9 @@ class Bench:
         self.wrk(name, "lookup.lua", BASE + "/Users", [BASE, str(names)], warm=True,
                  note=f'userName eq "<random existing>" at {users:,} users')
 
-    def lookup_turn(self, turn: int, names: Path, base: str) -> dict:
-        return self.measure("lookup.lua", base + "/Users", [base, str(names)], warm=turn == 0,
-                            duration=self.sizes.duration / TURNS)
-
-    def page_turn(self, turn: int, base: str, start: int) -> dict:
-        return self.measure("static.lua", f"{base}/Users?startIndex={start}&count=100", warm=turn == 0,
-                            duration=self.sizes.duration / TURNS)
+    def timed_turn(self, turn: int, script: str, path: str, args=()) -> dict:
+        """One turn of a timed workload: its share of the duration, warmed up on the first turn only."""
+        return self.measure(script, path, args, warm=turn == 0, duration=self.sizes.duration / TURNS)
 
     def seed(self, total: int) -> None:
         """Bring the store to `total` users with exactly the rows users.create writes, in bulk.
