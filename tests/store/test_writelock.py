@@ -162,14 +162,82 @@ def _descriptors_on(path: Path) -> int:
     return found
 
 
-def test_writelock_closes_its_descriptor_with_the_lock(tmp_path: Path) -> None:
-    """A process that opens and drops many stores (tests, tools) keeps no lock-file descriptors."""
+def test_writelock_closes_its_descriptors_with_the_lock(tmp_path: Path) -> None:
+    """A process that opens and drops many stores (tests, tools) keeps no lock-file or watch descriptors."""
+    watches = _watches()
     for _ in range(20):
-        lock = WriteLock(tmp_path / "s.db", wait_s=1.0)
+        lock, other = WriteLock(tmp_path / "s.db", wait_s=1.0), WriteLock(tmp_path / "s.db", wait_s=0.01)
         assert lock.acquire()
+        assert other.acquire() is False  # it waited: it made its watch
         lock.release()
-        assert _descriptors_on(lock.path) == 1
-        del lock
+        assert _descriptors_on(lock.path) == 2 and _watches() == watches + 1
+        del lock, other
     gc.collect()
     assert _descriptors_on(tmp_path / "s.db-lock") == 0
+    assert _watches() == watches
 
+
+def _waiting(lock: WriteLock, monkeypatch) -> threading.Event:
+    """Return an event set when `lock` goes to sleep waiting for another holder of the file."""
+    asleep, real = threading.Event(), lock._sleep
+
+    def sleep(left: float) -> None:
+        asleep.set()
+        real(left)
+
+    monkeypatch.setattr(lock, "_sleep", sleep)
+    return asleep
+
+
+def test_turn_passes_to_a_waiting_process_the_moment_the_holder_lets_go(tmp_path: Path, monkeypatch) -> None:
+    """The waiter is woken by the holder's release, not by its own next check (an hour away here)."""
+    monkeypatch.setattr("skilljar_scim.store.writelock.WAKE_AT_LEAST", 3600.0)
+    holder, waiter = WriteLock(tmp_path / "s.db", 1.0), WriteLock(tmp_path / "s.db", 3600.0)  # two descriptors: two processes' locks
+    assert holder.acquire()
+    asleep, got = _waiting(waiter, monkeypatch), []
+    thread = threading.Thread(target=lambda: got.append(waiter.acquire()), daemon=True)
+    thread.start()
+    assert asleep.wait(30)
+    holder.release()
+    thread.join(60)
+    assert got == [True]
+    waiter.release()
+
+
+def test_turn_waiters_that_cannot_watch_the_file_poll_it_and_still_pass(tmp_path: Path, monkeypatch) -> None:
+    """No inotify (not Linux, or its per-user limits reached): a waiting process checks the file every POLL_SECONDS."""
+    monkeypatch.setattr("skilljar_scim.store.writelock._libc", lambda: None)
+    holder, waiter = WriteLock(tmp_path / "s.db", 1.0), WriteLock(tmp_path / "s.db", 30.0)
+    assert holder.acquire()
+    asleep, got = _waiting(waiter, monkeypatch), []
+    thread = threading.Thread(target=lambda: got.append(waiter.acquire()), daemon=True)
+    thread.start()
+    assert asleep.wait(30)
+    holder.release()
+    thread.join(60)
+    assert got == [True] and waiter._wake is None and waiter._watching is False
+    waiter.release()
+
+
+def test_turn_changes_seen_while_not_waiting_never_make_a_waiter_spin(tmp_path: Path, monkeypatch) -> None:
+    """A watch keeps reporting the other writers' releases between waits; a waiter drains them before sleeping."""
+    monkeypatch.setattr("skilljar_scim.store.writelock.WAKE_AT_LEAST", 0.1)
+    holder, waiter = WriteLock(tmp_path / "s.db", 1.0), WriteLock(tmp_path / "s.db", 0.05)
+    assert holder.acquire()
+    assert waiter.acquire() is False and waiter._wake is not None  # waited once: it watches the file from now on
+    holder.release()
+    for _ in range(5):  # releases nobody waits for
+        assert holder.acquire()
+        holder.release()
+    assert holder.acquire()
+    waiter.wait_s = 0.3
+    sleeps, real = [], waiter._sleep
+    monkeypatch.setattr(waiter, "_sleep", lambda left: (sleeps.append(left), real(left)))
+    assert waiter.acquire() is False  # the holder kept it
+    holder.release()
+    assert 1 <= len(sleeps) <= 4  # slept 0.1 s at a time; waking at once on old changes would spin thousands
+
+
+def _watches() -> int:
+    """Count this process's inotify descriptors."""
+    return _descriptors_on(Path("anon_inode:inotify"))
