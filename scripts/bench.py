@@ -17,8 +17,10 @@ near the start and the end of 50,000), group (fill to 5,000 members by PATCHes o
 add/remove at 10 and 5,000 members; GET /Groups?excludedAttributes=members), deactivate
 (PATCH active=false), CLI start-up; memory as PSS (and RSS) summed over the server's
 processes, sampled throughout. The peer gets create, lookup and page of 100 on the same
-20,000 users, in turns with ours (A B B A). The target table compares each figure of this run
-with its target.
+20,000 users, in turns with ours (A B B A). The pairs whose ratio is a target run in turns
+too: the lookup at 5,000 users (on a copy of the store made when it had them, served beside
+ours) with the one at 50,000, and the single add/remove on a group of 10 with the one on a
+group of 5,000. The target table compares each figure of this run with its target.
 
 --postgres runs the same on a throwaway PostgreSQL cluster (scripts/pg_test_cluster.sh) with
 two `scim serve` instances on one database, as two boxes would run; wrk is split across
@@ -87,9 +89,10 @@ PEER_REQUIREMENTS = ("scim2-server==0.8.3", "waitress==3.0.2")
 PEER_BASE = "/v2"
 TURNS = 2  # a workload compared with the peer runs in this many turns, alternating with the peer's (A B B A)
 # What --only can name, in the order a run measures them ("paging": page_start and page_end;
-# "group": the member toggles, the group listings and the group fill; peer_* in turns with ours).
-WORKLOADS = ("ceiling", "create", "peer_create", "lookup_small", "writers", "lookup_mid", "peer_lookup", "page_mid",
-             "peer_page", "lookup_big", "paging", "group", "deactivate", "ceiling_after", "cli")
+# "group": the member toggles, the group listings and the group fill; peer_* in turns with ours;
+# lookup_small on a copy of the store as the creates left it, in turns with lookup_big).
+WORKLOADS = ("ceiling", "create", "peer_create", "writers", "lookup_mid", "peer_lookup", "page_mid",
+             "peer_page", "lookup_small", "lookup_big", "paging", "group", "deactivate", "ceiling_after", "cli")
 
 
 @dataclass
@@ -274,18 +277,47 @@ class Store:
     share the key file and the database, as `scim serve` on several boxes would.
     """
 
-    def __init__(self, folder: Path, workers: int, threads: int, database_url: str | None = None, instances: int = 1):
-        self.folder = folder
+    def __init__(self, folder: Path, workers: int, threads: int, database_url: str | None = None, instances: int = 1,
+                 name: str = "scim", token: str | None = None):
+        self.folder, self.name = folder, name
         self.ports = [free_port() for _ in range(instances)]
         self.port = self.ports[0]
-        self.configs = [folder / ("scim.toml" if i == 0 else f"scim-{i + 1}.toml") for i in range(instances)]
+        self.configs = [folder / (f"{name}.toml" if i == 0 else f"{name}-{i + 1}.toml") for i in range(instances)]
         self.config = self.configs[0]
-        self.db_path = folder / "scim.db"
+        self.db_path = folder / f"{name}.db"
         self.url = database_url or f"sqlite:///{self.db_path}"
         self.sqlite = database_url is None
         self.configure(workers, threads)
-        self.cli("init")
-        self.token = json.loads(self.cli("token", "generate", "--name", "bench", "--expires", "1d", "--json"))["token"]
+        if token is None:  # a new store; a copy has the token of the store it copies
+            self.cli("init")
+            token = json.loads(self.cli("token", "generate", "--name", "bench", "--expires", "1d", "--json"))["token"]
+        self.token = token
+
+    def copy(self, name: str) -> "Store":
+        """Copy the database (no server may be using it) into a store `name` beside it: same key, token, settings.
+
+        On PostgreSQL the copy is a database made from this one as a template (`drop()` removes it).
+        """
+        if self.sqlite:
+            target = self.folder / f"{name}.db"
+            with contextlib.closing(sqlite3.connect(self.db_path)) as source, \
+                    contextlib.closing(sqlite3.connect(target)) as copied:
+                source.backup(copied)
+            os.chmod(target, 0o600)
+            url = None
+        else:
+            server, _, database = self.url.rpartition("/")
+            url = f"{server}/{database}_{name}"
+            run_sql(f"{server}/postgres", f'DROP DATABASE IF EXISTS "{database}_{name}"',
+                    f'CREATE DATABASE "{database}_{name}" TEMPLATE "{database}"')
+            run_sql(url, "VACUUM ANALYZE")  # as seed() leaves the store it grows
+        return Store(self.folder, self.workers, self.threads, url, len(self.ports), name, self.token)
+
+    def drop(self) -> None:
+        """Remove a PostgreSQL copy made by copy() (a SQLite one goes with the folder)."""
+        if not self.sqlite:
+            server, _, database = self.url.rpartition("/")
+            run_sql(f"{server}/postgres", f'DROP DATABASE IF EXISTS "{database}"')
 
     def configure(self, workers: int, threads: int) -> None:
         self.workers, self.threads = workers, threads
@@ -309,7 +341,8 @@ class Store:
 
     def serve(self, instance: int = 0) -> Served:
         command = [*self.scim_command(), "--config", str(self.configs[instance]), "serve", "--no-init"]
-        return Served(command, self.ports[instance], self.folder / f"serve-{instance + 1}.log", "/healthz")
+        log_name = f"serve-{instance + 1}.log" if self.name == "scim" else f"{self.name}-serve-{instance + 1}.log"
+        return Served(command, self.ports[instance], self.folder / log_name, "/healthz")
 
     def ceiling(self, wsgi: str = "gunicorn", instance: int = 0) -> Served:
         command = [sys.executable, str(LUA_DIR / "ceiling.py"), str(self.configs[instance]), wsgi, "ceiling"]
@@ -608,6 +641,8 @@ class Bench:
         self.instances = 1 if database_url is None else args.instances
         self.store = Store(folder, args.workers, args.threads, database_url, self.instances)
         self.target: Target | None = None
+        self.small: Store | None = None  # the store as the creates left it, for lookup_small (copy_small)
+        self.small_names: Path | None = None
         self.database = database  # counted in our server CPU per request: the peer keeps its data in process
         self.memory = MemorySampler()
 
@@ -662,7 +697,7 @@ class Bench:
         work, a host's CPU budget) would favour whichever ran on the faster stretch; in turns,
         a drift weighs on both alike. A side is (name, target, measure(turn) -> summary, note).
         """
-        sides = [side for side in sides if self.wanted(side[0])]
+        sides = [side for side in sides if side[0] not in WORKLOADS or self.wanted(side[0])]  # --only names some
         turns: dict[str, list[dict]] = {name: [] for name, *_ in sides}
         for turn in range(TURNS):
             for name, target, measure, _ in (sides if turn % 2 == 0 else sides[::-1]):
@@ -713,19 +748,22 @@ class Bench:
         try:
             self.check(Api(self.store))
             self.creates(ours)
+            ours = self.copy_small(ours)
             self.target = ours
-            self.phase("lookup_small", lambda: self.lookup("lookup_small"))
             self.phase("writers", self.writers)
             self.mid_store(ours)
             self.target = ours
             if self.wanted(*WORKLOADS[WORKLOADS.index("lookup_big"):WORKLOADS.index("ceiling_after")]):
                 self.seed(s.big)
-            self.phase("lookup_big", lambda: self.lookup("lookup_big"))
+            self.flat_lookups(ours)
+            self.target = ours
             self.phase("paging", self.paging)
             self.phase("group", self.group)
             self.phase("deactivate", self.deactivate)
         finally:
             self.stop(ours)
+            if self.small:
+                self.small.drop()
         if self.report.peer:
             log(f"peer: {self.report.peer}")
         self.phase("ceiling_after", lambda: self.ceiling("ceiling_after"))
@@ -874,19 +912,47 @@ class Bench:
         self.report.fairness = fairness([int(c) for c in measured.per_thread])
         log(f"writers: {self.report.fairness}")
 
+    def copy_small(self, ours: Target) -> Target:
+        """Copy the store as the creates left it, for lookup_small to run later in turns with lookup_big.
+
+        The two lookups are a minute or more apart, on a store that grows in between, and this
+        box's speed drifts by tens of percent in that time: measured one after the other, their
+        ratio measured the drift. The copy is made with our server stopped (a PostgreSQL
+        database cannot be a template while in use), which then starts again.
+        """
+        if not self.wanted("lookup_small"):
+            return ours
+        self.stop(ours)
+        self.small = self.store.copy("small")
+        self.small_names = self.names_file("small_names.txt")
+        return self.serve_ours()
+
+    def flat_lookups(self, ours: Target) -> None:
+        """Look up at 5,000 users (the copy) and at 50,000 (ours) in turns, A B B A, both servers up."""
+        if not self.wanted("lookup_small", "lookup_big"):
+            return
+        small = self.start("small", [self.small.serve(i) for i in range(self.instances)]) if self.small else None
+        try:
+            sides = [(name, target, names) for name, target, names in (
+                ("lookup_small", small, self.small_names),
+                ("lookup_big", ours, self.names_file() if self.wanted("lookup_big") else None)) if names]
+            self.versus([(name, target, lambda turn, names=names: self.timed_turn(
+                              turn, "lookup.lua", BASE + "/Users", [BASE, str(names)]),
+                          f'userName eq "<random existing>" at {len(names.read_text().split()):,} users')
+                         for name, target, names in sides])
+        finally:
+            if small:
+                self.stop(small)
+
     def names_file(self, name: str = "names.txt") -> Path:
         names = [n for (n,) in self.store.sql('SELECT user_name FROM "user" WHERE deprovisioned_at IS NULL')]
         return self.store.write_lines(name, names)
 
-    def lookup(self, name: str) -> None:
-        names = self.names_file()
-        users = len(names.read_text().split())
-        self.wrk(name, "lookup.lua", BASE + "/Users", [BASE, str(names)], warm=True,
-                 note=f'userName eq "<random existing>" at {users:,} users')
-
-    def timed_turn(self, turn: int, script: str, path: str, args=()) -> dict:
+    def timed_turn(self, turn: int, script: str, path: str, args=(), connections: int | None = None,
+                   threads: int | None = None) -> dict:
         """One turn of a timed workload: its share of the duration, warmed up on the first turn only."""
-        return self.measure(script, path, args, warm=turn == 0, duration=self.sizes.duration / TURNS)
+        return self.measure(script, path, args, connections, threads, warm=turn == 0,
+                            duration=self.sizes.duration / TURNS)
 
     def seed(self, total: int) -> None:
         """Bring the store to `total` users with exactly the rows users.create writes, in bulk.
@@ -953,29 +1019,34 @@ class Bench:
         return self.start("peer", [server], self.peer_endpoint.token, PEER_BASE)
 
     def group(self) -> None:
-        """One group: single add/remove and listings at 10 members, fill to N by 50s, the same at N."""
+        """Groups of 10 and of N members (filled by 50s): a listing after each is made; single add/remove in turns.
+
+        The toggles at 10 and at N members run in turns (A B B A), on two groups that both
+        exist by then, each mapped to a role of its own: measured one after the other, their
+        ratio moved with the box's speed between them.
+        """
         s, api = self.sizes, Api(self.store)
-        self.store.cli("mappings", "add", "Engineering", "api-admin")
         ids = [i for (i,) in self.store.sql('SELECT id FROM "user" WHERE deprovisioned_at IS NULL ORDER BY id')]
         if len(ids) < s.group + 2:
             raise SystemExit(f"need {s.group + 2} users for the group workload, have {len(ids)}")
         togglers, members = ids[:2], ids[2:s.group + 2]
         toggle_file = self.store.write_lines("togglers.txt", togglers)
-        group = api.send("POST", "/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                                             "displayName": "Engineering", "externalId": "eng-1",
-                                             "members": [{"value": m} for m in members[:s.small_group]]})
-        path = f"{BASE}/Groups/{group['id']}"
-        self.membership(path, toggle_file, s.small_group)
-        self.fill(api, group["id"], members[s.small_group:])
-        self.membership(path, toggle_file, s.group)
-
-    def membership(self, path: str, toggle_file: Path, size: int) -> None:
+        paths = {}
+        for size, name, role in ((s.small_group, "Engineering", "api-admin"), (s.group, "Support", "codes-admin")):
+            self.store.cli("mappings", "add", name, role)
+            group = api.send("POST", "/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                                 "displayName": name, "externalId": name.lower(),
+                                                 "members": [{"value": m} for m in members[:s.small_group]]})
+            if size > s.small_group:
+                self.fill(api, group["id"], members[s.small_group:size])
+            paths[size] = f"{BASE}/Groups/{group['id']}"
+            self.wrk(f"groups_excluded_{size}", "static.lua", f"{BASE}/Groups?excludedAttributes=members", warm=True,
+                     note=f"GET /Groups?excludedAttributes=members, groups of {' and '.join(f'{n:,}' for n in paths)}")
         for suffix, query in (("", ""), ("_excluded", "?excludedAttributes=members")):
-            self.wrk(f"member_toggle{suffix}_{size}", "toggle.lua", path + query, [path + query, str(toggle_file)],
-                     connections=2, threads=2, warm=True,
-                     note=f"single add / remove members[value eq] at {size:,} members{query and ', ' + query[1:]}")
-        self.wrk(f"groups_excluded_{size}", "static.lua", f"{BASE}/Groups?excludedAttributes=members", warm=True,
-                 note=f"GET /Groups?excludedAttributes=members, group of {size:,}")
+            self.versus([(f"member_toggle{suffix}_{size}", self.target, lambda turn, path=path + query: self.timed_turn(
+                              turn, "toggle.lua", path, [path, str(toggle_file)], connections=2, threads=2),
+                          f"single add / remove members[value eq] at {size:,} members{query and ', ' + query[1:]}")
+                         for size, path in paths.items()])
 
     def fill(self, api: Api, group_id: str, members: list[str]) -> None:
         batch, times = self.sizes.patch_batch, []

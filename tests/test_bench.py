@@ -138,3 +138,41 @@ def test_bench_versus_runs_ours_and_the_peers_in_turns_a_b_b_a(bench, monkeypatc
                      ("peer_create", 1, "peer_create-target"), ("create", 1, "create-target")]
     assert runner.report.results["create"].rps == 100 and runner.report.results["peer_create"].requests == 500
     assert runner.report.results["create"].note == "create note"
+
+
+def test_bench_store_copy_is_a_store_of_its_own_with_the_same_rows_and_token(bench, tmp_path):
+    """lookup_small runs on a copy of the store as the creates left it (SQLite: the backup API)."""
+    store = bench.Store(tmp_path, workers=1, threads=1)
+    small = store.copy("small")
+    assert small.token == store.token and small.url != store.url and small.port != store.port
+    assert small.sql("SELECT COUNT(*) FROM token") == [(1,)]
+    assert os.stat(small.db_path).st_mode & 0o777 == 0o600
+    assert str(small.db_path) in small.config.read_text() and str(store.db_path) not in small.config.read_text()
+    store.sql("DELETE FROM token")
+    assert small.sql("SELECT COUNT(*) FROM token") == [(1,)]  # a copy, not the same file
+    small.drop()  # nothing to drop on SQLite: the copy goes with the folder
+    assert small.db_path.exists()
+
+
+def test_bench_flat_lookups_run_the_copy_and_the_full_store_in_turns(bench, monkeypatch, tmp_path):
+    """lookup_small (the copy's server) and lookup_big (ours) alternate, each with its own names."""
+    runner = bench.Bench.__new__(bench.Bench)
+    runner.args, runner.report, runner.target = SimpleNamespace(only=None), bench.Report(), None
+    runner.instances, runner.store = 1, SimpleNamespace(token="t")
+    small_names, big_names = tmp_path / "small.txt", tmp_path / "big.txt"
+    small_names.write_text("a\nb\n")
+    big_names.write_text("a\nb\nc\n")
+    stopped = []
+    small_server, our_server = (SimpleNamespace(stop=lambda n=n: stopped.append(n)) for n in ("small", "ours"))
+    runner.small, runner.small_names = SimpleNamespace(serve=lambda i: small_server), small_names
+    runner.memory = SimpleNamespace(watch=lambda *a: None, servers={}, forget=lambda *a: None)
+    monkeypatch.setattr(runner, "names_file", lambda name="names.txt": big_names)
+    turns = []
+    monkeypatch.setattr(runner, "timed_turn", lambda turn, script, path, args: turns.append(
+        (turn, runner.target.servers, args[1])) or wrk_summary(100, 5, 10, [100]))
+    runner.flat_lookups(bench.Target([our_server], "t"))
+    assert turns == [(0, [small_server], str(small_names)), (0, [our_server], str(big_names)),
+                     (1, [our_server], str(big_names)), (1, [small_server], str(small_names))]
+    assert stopped == ["small"]  # the copy's server is stopped after its turns; ours goes on
+    assert "at 2 users" in runner.report.results["lookup_small"].note
+    assert "at 3 users" in runner.report.results["lookup_big"].note
