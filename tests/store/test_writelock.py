@@ -177,30 +177,30 @@ def test_writelock_closes_its_descriptors_with_the_lock(tmp_path: Path) -> None:
     assert _watches() == watches
 
 
-def _waiting(lock: WriteLock, monkeypatch) -> threading.Event:
-    """Return an event set when `lock` goes to sleep waiting for another holder of the file."""
-    asleep, real = threading.Event(), lock._sleep
+def _hand_over(holder: WriteLock, waiter: WriteLock, monkeypatch) -> list[bool]:
+    """Let `waiter` go to sleep waiting for the file `holder` holds, release it; return what the waiter's acquire gave."""
+    asleep, got, real = threading.Event(), [], waiter._sleep
 
     def sleep(left: float) -> None:
         asleep.set()
         real(left)
 
-    monkeypatch.setattr(lock, "_sleep", sleep)
-    return asleep
-
-
-def test_turn_passes_to_a_waiting_process_the_moment_the_holder_lets_go(tmp_path: Path, monkeypatch) -> None:
-    """The waiter is woken by the holder's release, not by its own next check (an hour away here)."""
-    monkeypatch.setattr("skilljar_scim.store.writelock.WAKE_AT_LEAST", 3600.0)
-    holder, waiter = WriteLock(tmp_path / "s.db", 1.0), WriteLock(tmp_path / "s.db", 3600.0)  # two descriptors: two processes' locks
+    monkeypatch.setattr(waiter, "_sleep", sleep)
     assert holder.acquire()
-    asleep, got = _waiting(waiter, monkeypatch), []
     thread = threading.Thread(target=lambda: got.append(waiter.acquire()), daemon=True)
     thread.start()
     assert asleep.wait(30)
     holder.release()
     thread.join(60)
-    assert got == [True]
+    return got
+
+
+def test_turn_passes_to_a_waiting_process_the_moment_the_holder_lets_go(tmp_path: Path, monkeypatch) -> None:
+    """The waiter is woken by the holder's release, not by its own next check (an hour away here)."""
+    monkeypatch.setattr("skilljar_scim.store.writelock.WAKE_AT_LEAST", 3600.0)
+    # Two locks on one file: two descriptors, which flock treats as two processes' locks.
+    holder, waiter = WriteLock(tmp_path / "s.db", 1.0), WriteLock(tmp_path / "s.db", 3600.0)
+    assert _hand_over(holder, waiter, monkeypatch) == [True]
     waiter.release()
 
 
@@ -208,14 +208,8 @@ def test_turn_waiters_that_cannot_watch_the_file_poll_it_and_still_pass(tmp_path
     """No inotify (not Linux, or its per-user limits reached): a waiting process checks the file every POLL_SECONDS."""
     monkeypatch.setattr("skilljar_scim.store.writelock._libc", lambda: None)
     holder, waiter = WriteLock(tmp_path / "s.db", 1.0), WriteLock(tmp_path / "s.db", 30.0)
-    assert holder.acquire()
-    asleep, got = _waiting(waiter, monkeypatch), []
-    thread = threading.Thread(target=lambda: got.append(waiter.acquire()), daemon=True)
-    thread.start()
-    assert asleep.wait(30)
-    holder.release()
-    thread.join(60)
-    assert got == [True] and waiter._wake is None and waiter._watching is False
+    assert _hand_over(holder, waiter, monkeypatch) == [True]
+    assert waiter._wake is None and waiter._watching is False
     waiter.release()
 
 
