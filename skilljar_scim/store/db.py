@@ -9,7 +9,7 @@ import os
 import sqlite3
 from pathlib import Path
 from typing import Callable
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qsl, unquote, urlparse
 
 import peewee
 from playhouse import migrate as schema_migrate
@@ -298,6 +298,8 @@ def _postgres(url: str, reuse_connections: bool = False, prepared_statements: bo
         "host": parts.hostname,
         "port": parts.port,
     }
+    options.update(_url_parameters(url, parts.query, {**options, "dbname": name or None}))
+    name = options.pop("dbname", name)
     if reuse_connections:
         # A new connection per request makes PostgreSQL start a server process and authenticate,
         # which cost more than a lookup itself (README "Performance"); the pool rolls back anything
@@ -306,6 +308,41 @@ def _postgres(url: str, reuse_connections: bool = False, prepared_statements: bo
         return DeferredPooledPostgresqlDatabase(name, max_connections=None, stale_timeout=300,
                                                 prepare=prepared_statements, **options)
     return DeferredPostgresqlDatabase(name, prepare=prepared_statements, **options)
+
+
+# libpq's connection parameters ("Parameter Key Words" in PostgreSQL's manual) that a URL may
+# carry as its query, as libpq's own URIs do: ?sslmode=verify-full&sslrootcert=/etc/ssl/ca.pem.
+# `replication` is left out: a replication connection cannot run the store's statements.
+PG_URL_PARAMETERS = frozenset({
+    "host", "hostaddr", "port", "dbname", "user", "password", "passfile", "channel_binding", "connect_timeout",
+    "client_encoding", "options", "application_name", "fallback_application_name", "keepalives", "keepalives_idle",
+    "keepalives_interval", "keepalives_count", "tcp_user_timeout", "gssencmode", "sslmode", "requiressl",
+    "sslcompression", "sslcert", "sslkey", "sslpassword", "sslcertmode", "sslrootcert", "sslcrl", "sslcrldir", "sslsni",
+    "requirepeer", "ssl_min_protocol_version", "ssl_max_protocol_version", "krbsrvname", "gsslib", "gssdelegation",
+    "service", "target_session_attrs", "load_balance_hosts",
+})
+_SECRET_PARAMETERS = ("password", "sslpassword")
+
+
+def _url_parameters(url: str, query: str, given: dict) -> dict[str, str]:
+    """Return a PostgreSQL URL's query as libpq connection parameters; refuse what libpq would not take.
+
+    Silently dropping one would be worse than failing: `?sslmode=verify-full` left out means a
+    connection that neither requires TLS nor checks the server's certificate.
+    """
+    found: dict[str, str] = {}
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise ConfigError(f"{redact(url)}: its query is not key=value pairs joined by &") from None
+    for key, value in pairs:
+        if key not in PG_URL_PARAMETERS:
+            raise ConfigError(f"{redact(url)}: {key!r} is not a PostgreSQL connection parameter (libpq's, such as "
+                              "sslmode, sslrootcert, connect_timeout or application_name)")
+        if key in found or given.get(key) is not None:
+            raise ConfigError(f"{redact(url)}: {key!r} is given twice")
+        found[key] = value
+    return found
 
 
 def migrate(db: peewee.Database) -> int:
@@ -333,10 +370,14 @@ def schema_version(db: peewee.Database) -> int:
 
 
 def redact(url: str) -> str:
-    """Hide the password in a database URL before it is shown anywhere."""
+    """Hide the passwords in a database URL (its own, and a query's password= or sslpassword=) before it is shown."""
     parts = urlparse(url)
     if parts.password:
-        return url.replace(f":{parts.password}@", ":***@", 1)
+        url = url.replace(f":{parts.password}@", ":***@", 1)
+    if parts.query and any(f"{key}=" in parts.query for key in _SECRET_PARAMETERS):
+        query = "&".join(f"{key}=***" if key in _SECRET_PARAMETERS else part
+                         for part in parts.query.split("&") for key in [part.partition("=")[0]])
+        url = url.replace(f"?{parts.query}", f"?{query}", 1)
     return url
 
 

@@ -98,3 +98,49 @@ def test_db_server_reuses_connections_across_requests(settings, store, keys) -> 
         assert client.get("/scim/v2/Users", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     assert len(used) == 5 and len({id(conn) for conn in used}) == 1
     db.close_all(models.database.obj)
+
+
+def test_db_postgres_url_query_is_libpq_connection_parameters() -> None:
+    """`?sslmode=verify-full&sslrootcert=...` reaches the driver: dropped, the connection would neither
+    require TLS nor check the server's certificate."""
+    database = db._postgres("postgresql://bob:pw@db.internal:5433/scim?sslmode=verify-full"
+                            "&sslrootcert=%2Fetc%2Fssl%2Fpg-ca.pem&connect_timeout=3&application_name=scim")
+    assert database.database == "scim"
+    params = {k: v for k, v in database.connect_params.items() if k != "connection_factory"}
+    assert params == {"user": "bob", "password": "pw", "host": "db.internal", "port": 5433, "sslmode": "verify-full",
+                      "sslrootcert": "/etc/ssl/pg-ca.pem", "connect_timeout": "3", "application_name": "scim"}
+
+
+def test_db_postgres_url_query_may_name_what_the_url_leaves_out() -> None:
+    """A Unix socket's folder as host (libpq's own URIs allow it), the database by dbname."""
+    database = db._postgres("postgresql://scim@?host=%2Fvar%2Frun%2Fpostgresql&dbname=scim")
+    assert database.database == "scim" and database.connect_params["host"] == "/var/run/postgresql"
+
+
+@pytest.mark.parametrize("url, said", [
+    ("postgresql://h/scim?sslmod=require", "'sslmod' is not a PostgreSQL connection parameter"),
+    ("postgresql://h/scim?replication=true", "'replication' is not a PostgreSQL connection parameter"),
+    ("postgresql://h/scim?sslmode=require&sslmode=disable", "'sslmode' is given twice"),
+    ("postgresql://h:5432/scim?port=5433", "'port' is given twice"),
+    ("postgresql://h/scim?sslmode", "its query is not key=value pairs"),
+])
+def test_db_postgres_url_query_refuses_what_libpq_would_not_take(url: str, said: str) -> None:
+    with pytest.raises(ConfigError, match=said):
+        db._postgres(url)
+
+
+def test_db_redact_hides_passwords_in_the_query_too() -> None:
+    assert db.redact("postgresql://bob:s3cret@h/db?sslpassword=k3y&sslmode=require&password=p4ss") == \
+        "postgresql://bob:***@h/db?sslpassword=***&sslmode=require&password=***"
+    with pytest.raises(ConfigError) as refused:
+        db._postgres("postgresql://h/db?password=p4ss&nope=1")
+    assert "p4ss" not in str(refused.value)
+
+
+@pytest.mark.postgres
+def test_db_postgres_url_sslmode_is_honoured(database_url: str) -> None:
+    """The test server has no TLS: `sslmode=require` must fail to connect, `sslmode=disable` must not."""
+    joiner = "&" if "?" in database_url else "?"
+    with pytest.raises(DatabaseError, match="SSL"):
+        db.open_database(database_url + joiner + "sslmode=require")
+    db.open_database(database_url + joiner + "sslmode=disable").close()
