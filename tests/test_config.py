@@ -153,6 +153,9 @@ def test_config_cli_db_flag_overrides_file(initialised, tmp_path: Path) -> None:
     ("postgresql://scim:pa55word@db.example/scim", 0o604, True),
     ("postgresql://scim:pa55word@db.example/scim", 0o600, False),
     ("postgresql://scim@db.example/scim", 0o644, False),
+    ("postgresql://scim@db.example/scim?sslmode=require&password=pa55word", 0o644, True),
+    ("postgresql://scim@db.example/scim?sslpassword=pa55word&sslkey=%2Fk.pem", 0o644, True),
+    ("postgresql://scim@db.example/scim?sslmode=require", 0o644, False),
     ("sqlite:///scim.db", 0o644, False),
 ])
 def test_config_warns_when_a_file_with_a_password_is_readable_by_others(tmp_path, capsys, url, mode, warned) -> None:

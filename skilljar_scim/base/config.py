@@ -19,7 +19,7 @@ import tomllib
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlparse
 
 from skilljar_scim.base.errors import ConfigError
 
@@ -213,8 +213,11 @@ def _warn_if_shared_with_password(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def _has_password(url: str) -> bool:
+    """Say whether a database URL holds a password: its own, or a PostgreSQL query's password=/sslpassword=."""
     try:
-        return bool(urlparse(url).password)
+        parts = urlparse(url)
+        return bool(parts.password) or any(value for key, value in parse_qsl(parts.query)
+                                           if key in ("password", "sslpassword"))
     except ValueError:  # a malformed URL: opening the database reports it
         return False
 
