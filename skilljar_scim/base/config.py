@@ -212,12 +212,16 @@ def _warn_if_shared_with_password(path: Path, data: Mapping[str, Any]) -> None:
               f"(mode {mode:o}): run `chmod 600 {path}`", file=sys.stderr)
 
 
+# A PostgreSQL URL's query parameters that hold a secret (store/db.py redacts them).
+URL_SECRET_PARAMETERS = ("password", "sslpassword")
+
+
 def _has_password(url: str) -> bool:
     """Say whether a database URL holds a password: its own, or a PostgreSQL query's password=/sslpassword=."""
     try:
         parts = urlparse(url)
         return bool(parts.password) or any(value for key, value in parse_qsl(parts.query)
-                                           if key in ("password", "sslpassword"))
+                                           if key in URL_SECRET_PARAMETERS)
     except ValueError:  # a malformed URL: opening the database reports it
         return False
 

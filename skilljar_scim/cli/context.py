@@ -9,7 +9,7 @@ import typer
 
 from skilljar_scim.base import config, keyfile
 from skilljar_scim.base.config import Settings
-from skilljar_scim.store.db import open_database
+from skilljar_scim.store.db import open_configured
 
 
 @dataclass
@@ -40,9 +40,7 @@ class AppContext:
 
     def open_store(self, create: bool = False) -> None:
         """Open the database for this command and close it when the command ends."""
-        settings = self.settings()
-        db = open_database(settings.database.url, create=create, busy_timeout_ms=settings.database.busy_timeout_ms,
-                           prepared_statements=settings.database.prepared_statements)
+        db = open_configured(self.settings().database, create=create)
         self.root.call_on_close(db.close)
 
     def keys(self) -> list[str]:

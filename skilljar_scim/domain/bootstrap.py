@@ -169,8 +169,7 @@ def _orphans(path: Path, keys: list[str], report: Report) -> None:
 def _database(settings: Settings, report: Report):
     """Open (creating and migrating) the database; the caller closes it."""
     existed = settings.sqlite_path is None or settings.sqlite_path.exists()
-    database = db.open_database(settings.database.url, create=True, busy_timeout_ms=settings.database.busy_timeout_ms,
-                                prepared_statements=settings.database.prepared_statements)
+    database = db.open_configured(settings.database, create=True)
     where = db.redact(settings.database.url)
     if existed:
         report.kept(f"Database {where} is ready (schema version {db.SCHEMA_VERSION}).")
@@ -184,8 +183,7 @@ def uncatalogued_mappings(settings: Settings) -> list[tuple[str, str]]:
 
     Opens and closes the store, so a server can ask before it starts its workers.
     """
-    database = db.open_database(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms,
-                                prepared_statements=settings.database.prepared_statements)
+    database = db.open_configured(settings.database)
     try:
         return roles.uncatalogued(settings.roles.catalog)
     finally:

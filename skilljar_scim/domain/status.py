@@ -82,9 +82,7 @@ def collect(settings: Settings, expiring_within_days: int = DEFAULT_EXPIRING_DAY
             now: datetime | None = None) -> Status:
     """Read the store in one snapshot and say what needs attention; a store that cannot be read is a problem."""
     try:
-        db = store_db.open_database(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms,
-                                    prepared_statements=settings.database.prepared_statements,
-                                    migrate_schema=False)
+        db = store_db.open_configured(settings.database, migrate_schema=False)
     except DatabaseError as exc:  # an empty file, or not SQLite: `scim init` refuses it too
         return _unreadable(settings, expiring_within_days, exc.detail)
     report = Status(store=_store_unread(settings, "not read"), expiring_within_days=expiring_within_days)

@@ -20,7 +20,7 @@ except ImportError:
     psycopg2 = None
 
 from skilljar_scim.base import clock, textkey
-from skilljar_scim.base.config import sqlite_file
+from skilljar_scim.base.config import URL_SECRET_PARAMETERS, DatabaseSettings, sqlite_file
 from skilljar_scim.base.errors import ConfigError, DatabaseError, NotInitialised, StoreBusy
 from skilljar_scim.store import models
 from skilljar_scim.store.postgres import Deferred, DeferredPooledPostgresqlDatabase, DeferredPostgresqlDatabase
@@ -220,6 +220,12 @@ def open_database(url: str, *, create: bool = False, busy_timeout_ms: int = 5000
     return db
 
 
+def open_configured(database: DatabaseSettings, **options) -> peewee.Database:
+    """open_database() for the [database] settings (url, busy_timeout_ms, prepared_statements)."""
+    return open_database(database.url, busy_timeout_ms=database.busy_timeout_ms,
+                         prepared_statements=database.prepared_statements, **options)
+
+
 def _refuse_foreign(db: peewee.Database, url: str) -> None:
     """Refuse a database that holds tables but none of ours: it belongs to something else."""
     if schema_version(db) == 0:
@@ -321,7 +327,6 @@ PG_URL_PARAMETERS = frozenset({
     "requirepeer", "ssl_min_protocol_version", "ssl_max_protocol_version", "krbsrvname", "gsslib", "gssdelegation",
     "service", "target_session_attrs", "load_balance_hosts",
 })
-_SECRET_PARAMETERS = ("password", "sslpassword")
 
 
 def _url_parameters(url: str, query: str, given: dict) -> dict[str, str]:
@@ -374,10 +379,10 @@ def redact(url: str) -> str:
     parts = urlparse(url)
     if parts.password:
         url = url.replace(f":{parts.password}@", ":***@", 1)
-    if parts.query and any(f"{key}=" in parts.query for key in _SECRET_PARAMETERS):
-        query = "&".join(f"{key}=***" if key in _SECRET_PARAMETERS else part
-                         for part in parts.query.split("&") for key in [part.partition("=")[0]])
-        url = url.replace(f"?{parts.query}", f"?{query}", 1)
+    if parts.query:
+        hidden = [f"{part.partition('=')[0]}=***" if part.partition("=")[0] in URL_SECRET_PARAMETERS else part
+                  for part in parts.query.split("&")]
+        url = url.replace(f"?{parts.query}", "?" + "&".join(hidden), 1)
     return url
 
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Hashable, NamedTuple, Sequence
 
 import peewee
 
-from skilljar_scim.store import models, postgres
+from skilljar_scim.store import models
 
 MAX_CACHED = 512  # shapes; filters come from clients, so their variety is bounded here
 MAX_LISTED = 500  # longest IN list worth a statement of its own; longer ones compile each time
@@ -116,11 +116,10 @@ def _run(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[
     """
     db = models.database.obj
     compiled = _cache.get(key, build, db)
-    if isinstance(db, postgres.Deferred):  # prepared once per connection (store/postgres.py)
-        if sole:
-            db.sole()
-        return compiled, db.execute_prepared(compiled.sql, _bind(compiled.template, values))
-    return compiled, db.execute_sql(compiled.sql, _bind(compiled.template, values))
+    if sole:
+        db.sole()
+    # Both stores' databases take these (store/postgres.py Deferred; store/writelock.py WriteLocked).
+    return compiled, db.execute_prepared(compiled.sql, _bind(compiled.template, values))
 
 
 def tuples(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any] = ()) -> list[tuple]:
@@ -183,10 +182,7 @@ def run_later(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequ
     """Run a write whose result nothing reads: on PostgreSQL, with the transaction's next statement or COMMIT."""
     db = models.database.obj
     compiled = _cache.get(key, build, db)
-    if isinstance(db, postgres.Deferred):
-        db.queue_write(compiled.sql, _bind(compiled.template, values))
-    else:
-        db.execute_sql(compiled.sql, _bind(compiled.template, values))
+    db.queue_write(compiled.sql, _bind(compiled.template, values))
 
 
 def _insert_query(model: type[peewee.Model], fields: list, count: int, ignore_conflicts: bool) -> peewee.Insert:

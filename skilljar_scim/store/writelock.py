@@ -173,13 +173,28 @@ def _libc():
 
 
 class WriteLocked:
-    """A database whose writers queue on its `write_lock` (see store.db.write_transaction)."""
+    """A database whose writers queue on its `write_lock` (see store.db.write_transaction).
+
+    It also runs the statements store/sqlcache.py sends the way SQLite needs them: at once.
+    PostgreSQL's database (store/postgres.py Deferred) prepares them, sends a one-statement
+    read without BEGIN and holds writes nothing reads for the next round trip; here each of
+    those is simply the statement itself.
+    """
 
     write_lock: WriteLock
 
     def __init__(self, database: str, *, write_lock: WriteLock, **kwargs):
         super().__init__(database, **kwargs)
         self.write_lock = write_lock
+
+    def execute_prepared(self, sql: str, params=()):
+        return self.execute_sql(sql, params)
+
+    def sole(self) -> None:
+        """A read transaction on SQLite costs no round trip: nothing to leave out."""
+
+    def queue_write(self, sql: str, params) -> None:
+        self.execute_sql(sql, params)
 
 
 class LockedSqliteDatabase(WriteLocked, peewee.SqliteDatabase):

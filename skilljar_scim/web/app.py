@@ -42,9 +42,7 @@ def create_app(settings: Settings, reuse_connections: bool = False,
         SKILLJAR_LIMITER=ratelimit.Limiter(ratelimit.Policy.from_settings(settings.security), clock),
         MAX_CONTENT_LENGTH=settings.server.max_body_bytes,
     )
-    database = store_db.open_database(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms,
-                                      prepared_statements=settings.database.prepared_statements,
-                                      reuse_connections=reuse_connections)
+    database = store_db.open_configured(settings.database, reuse_connections=reuse_connections)
     pruner = app.extensions["skilljar_pruner"] = feed.Pruner(settings.events.retention_days)
     _prune(pruner)  # on start, then every few minutes after a request
     store_db.close_all(database)

@@ -80,9 +80,7 @@ def _main(settings: Settings, parent: int) -> None:
     stopping = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stopping.set())
-    database = store_db.open_database(settings.database.url, busy_timeout_ms=settings.database.busy_timeout_ms,
-                                      prepared_statements=settings.database.prepared_statements,
-                                      migrate_schema=False)
+    database = store_db.open_configured(settings.database, migrate_schema=False)
     if isinstance(database, peewee.SqliteDatabase):
         # Claims and outcomes need not survive a power cut: a lost claim is claimed again and a
         # lost "delivered" is sent again (at least once either way), so they skip the fsync that
