@@ -101,13 +101,15 @@ def create(actor: Actor, body: object, bounds: Bounds = Bounds(), checked: Check
     columns = checked.columns or _columns(_with_active(checked.data, body, True))
     data, hashed = columns.document, checked.hashed
     with write_transaction():
-        existing = _returning(data)
-        if existing is None:
-            user = _write(User(id=str(uuid.uuid4()), created_at=clock.utcnow(), version=0), columns, True, hashed)
+        user = _insert_new(columns, hashed)  # the insert is the check: no read first when the keys are free
+        if user is not None:
             _known_memberships(user, [], [])  # a new user is in no group yet
             events.record(actor, "user.created", "User", user.id, {"userName": user.user_name},
                           snapshot=snapshots.written_user(user, [], [], _stored(user)))
             return Created(user, False)
+        existing = _returning(data)
+        if existing is None:  # the insert met a key that no user holds: only a new id can have collided
+            raise _taken(data["userName"], data.get("externalId"))
         before = roles.snapshot([existing.id])
         user = _write(existing, columns, False, hashed, reactivate=True)
         events.record(actor, "user.reactivated", "User", user.id, {"userName": user.user_name, "returning": True})
@@ -351,7 +353,27 @@ def _columns(data: dict) -> Columns:
 
 def _write(user: User, columns: Columns, is_new: bool, hashed: passwords.Hashed = passwords.Hashed(),
            reactivate: bool = False) -> User:
-    """Store a document (see _columns) as the user's, with its derived columns and its email index.
+    """Store a document (see _columns) as the user's, with its derived columns and its email index."""
+    _fill(user, columns, hashed, reactivate)
+    _save(user, is_new)
+    _index_emails(user, columns.email_keys, is_new)
+    return user
+
+
+def _insert_new(columns: Columns, hashed: passwords.Hashed) -> User | None:
+    """Store a new user unless its userName or externalId is taken (then write nothing and return None).
+
+    The unique keys decide, under the write lock: a create of a new person reads nothing first.
+    """
+    user = _fill(User(id=str(uuid.uuid4()), created_at=clock.utcnow(), version=0), columns, hashed)
+    if not sqlcache.save(user, True, if_free=True):
+        return None
+    _index_emails(user, columns.email_keys, True)
+    return user
+
+
+def _fill(user: User, columns: Columns, hashed: passwords.Hashed, reactivate: bool = False) -> User:
+    """Set a user's fields from a document (see _columns); nothing is written yet.
 
     A password in it replaces the stored hash with one of the current parameters (the only
     moment an old hash can be upgraded: the server never sees the plaintext otherwise).
@@ -368,8 +390,6 @@ def _write(user: User, columns: Columns, is_new: bool, hashed: passwords.Hashed 
         user.deprovisioned_at = None
     user.version += 1
     user.updated_at = clock.utcnow()
-    _save(user, is_new)
-    _index_emails(user, columns.email_keys, is_new)
     return user
 
 
@@ -388,7 +408,12 @@ def _save(user: User, is_new: bool) -> None:
     try:
         sqlcache.save(user, is_new)
     except peewee.IntegrityError:
-        raise Conflict(f"userName {user.user_name!r} or externalId {user.external_id!r} is already taken") from None
+        raise _taken(user.user_name, user.external_id) from None
+
+
+def _taken(user_name: str, external_id: str | None) -> Conflict:
+    """Return the Conflict for a write that met a userName or externalId another user holds."""
+    return Conflict(f"userName {user_name!r} or externalId {external_id!r} is already taken")
 
 
 def _index_emails(user: User, keys: tuple[str, ...], is_new: bool = False) -> None:

@@ -159,23 +159,29 @@ def run(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[A
     return _run(key, build, values)[1].rowcount
 
 
-def insert(model: type[peewee.Model], rows: list[dict], ignore_conflicts: bool = False, later: bool = False) -> None:
+def insert(model: type[peewee.Model], rows: list[dict], ignore_conflicts: bool = False, later: bool = False) -> int:
     """Insert rows that all name the same fields, INSERT_BATCH to a statement compiled once per shape.
 
-    With `ignore_conflicts`, a row that would break a unique constraint is skipped. With
-    `later`, on PostgreSQL the rows go with the transaction's next statement or its COMMIT
-    (store/postgres.py): for rows nothing in the transaction reads back or checks.
+    With `ignore_conflicts`, a row that would break a unique constraint is skipped (ON
+    CONFLICT DO NOTHING, on both stores). With `later`, on PostgreSQL the rows go with the
+    transaction's next statement or its COMMIT (store/postgres.py): for rows nothing in the
+    transaction reads back or checks. Return the rows written (0 with `later`: not known yet).
     """
     if not rows:
-        return
+        return 0
     names = tuple(rows[0])
     fields = [model._meta.fields[name] for name in names]
-    send = run_later if later else run
+    written = 0
     for start in range(0, len(rows), INSERT_BATCH):
         batch = rows[start:start + INSERT_BATCH]
-        send(("insert", model.__name__, names, len(batch), ignore_conflicts),
-             lambda count=len(batch): _insert_query(model, fields, count, ignore_conflicts),
-             [f.db_value(row[name]) for row in batch for f, name in zip(fields, names)])
+        key = ("insert", model.__name__, names, len(batch), ignore_conflicts)
+        build = lambda count=len(batch): _insert_query(model, fields, count, ignore_conflicts)  # noqa: E731
+        values = [f.db_value(row[name]) for row in batch for f, name in zip(fields, names)]
+        if later:
+            run_later(key, build, values)
+        else:
+            written += run(key, build, values)
+    return written
 
 
 def run_later(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequence[Any] = ()) -> None:
@@ -188,7 +194,8 @@ def run_later(key: Hashable, build: Callable[[], peewee.BaseQuery], values: Sequ
 def _insert_query(model: type[peewee.Model], fields: list, count: int, ignore_conflicts: bool) -> peewee.Insert:
     width = len(fields)
     query = model.insert_many([{f: param(i * width + j) for j, f in enumerate(fields)} for i in range(count)])
-    return query.on_conflict_ignore() if ignore_conflicts else query
+    # Not on_conflict_ignore(): on SQLite that is INSERT OR IGNORE, which skips a NOT NULL violation too.
+    return query.on_conflict(action="NOTHING") if ignore_conflicts else query
 
 
 def listed(key: Hashable, build: Callable[[list, list], peewee.BaseQuery], items: Sequence[Any],
@@ -207,18 +214,21 @@ def listed(key: Hashable, build: Callable[[list, list], peewee.BaseQuery], items
     return (run if write else tuples)((key, len(items)), make, values)
 
 
-def save(instance: peewee.Model, is_new: bool) -> None:
-    """Write every field of a model instance: an INSERT when new, else an UPDATE by primary key."""
+def save(instance: peewee.Model, is_new: bool, if_free: bool = False) -> bool:
+    """Write every field of a model instance: an INSERT when new, else an UPDATE by primary key.
+
+    `if_free`: a new row that would break a unique constraint is not written (no error); say
+    whether the row was written. The statement itself is the check, under the write lock.
+    """
     model, meta = type(instance), instance._meta
     data = {f.name: getattr(instance, _attribute(f)) for f in meta.sorted_fields}
     if is_new:
-        insert(model, [data])
-        return
+        return insert(model, [data], ignore_conflicts=if_free) == 1
     key = meta.primary_key
     fields = [f for f in meta.sorted_fields if f is not key]
     values = [f.db_value(data[f.name]) for f in fields] + [key.db_value(data[key.name])]
-    run(("update", model.__name__), lambda: model.update({f: param(i) for i, f in enumerate(fields)})
-        .where(key == param(len(fields))), values)
+    return run(("update", model.__name__), lambda: model.update({f: param(i) for i, f in enumerate(fields)})
+               .where(key == param(len(fields))), values) == 1
 
 
 def _attribute(field: peewee.Field) -> str:

@@ -46,16 +46,36 @@ def _stored_snapshot(action: str, user_id: str) -> dict:
     return json.loads(event.data)
 
 
-def test_write_statements_create_reads_only_the_uniqueness_check(api, sql) -> None:
+def test_write_statements_create_of_a_new_person_reads_nothing(api, sql) -> None:
+    """The insert is the uniqueness check (ON CONFLICT DO NOTHING under the write lock): no read first."""
     api.get("/Users?count=1")  # the token's last_used is written once; keep it out of the count
     sql.clear()
     created = api.post("/Users", {"schemas": [USER], "userName": "ada@example.com", "externalId": "e-1",
                                   "emails": [{"value": "ada@example.com", "primary": True}]})
     assert created.status_code == 201
-    assert _kinds(sql) == {"savepoint": 0, "user_reads": 1, "membership_reads": 0, "writes": 3}  # user, email, event
+    assert _kinds(sql) == {"savepoint": 0, "user_reads": 0, "membership_reads": 0, "writes": 3}  # user, email, event
     user_id = created.get_json()["id"]
     assert _stored_snapshot("user.created", user_id) == snapshots.users([user_id])[user_id]
     assert "groups" not in created.get_json() and api.get(f"/Users/{user_id}").get_json() == created.get_json()
+
+
+def test_write_statements_create_meeting_a_taken_key_writes_nothing_and_decides_under_the_lock(api, sql) -> None:
+    """An insert that meets a held userName or externalId writes no row; the held account then decides (409 or back)."""
+    bob = api.create_user("bob@example.com", externalId="b-1", emails=[{"value": "bob@example.com"}])
+    counts = lambda: (models.User.select().count(), models.UserEmail.select().count(),  # noqa: E731
+                      models.Event.select().count())
+    before = counts()
+    for body in ({"userName": "BOB@example.com"}, {"userName": "robert@example.com", "externalId": "b-1"}):
+        sql.clear()
+        refused = api.post("/Users", {"schemas": [USER], **body})
+        assert refused.status_code == 409 and refused.get_json()["scimType"] == "uniqueness"
+        assert bob["id"] in refused.get_json()["detail"]
+        assert _kinds(sql) == {"savepoint": 0, "user_reads": 1, "membership_reads": 0, "writes": 1}
+        assert counts() == before
+    api.ops(f"/Users/{bob['id']}", {"op": "replace", "value": {"active": False}})
+    back = api.post("/Users", {"schemas": [USER], "userName": "bob@example.com", "externalId": "b-1"})
+    assert back.status_code == 201 and back.get_json()["id"] == bob["id"] and back.get_json()["active"] is True
+    assert models.User.select().count() == before[0]
 
 
 def test_write_statements_deactivate_reads_groups_once_and_answers_them(api, sql) -> None:
