@@ -130,8 +130,20 @@ def _parse_body() -> Any:
                           parse_float=_finite)
     except (ValueError, RecursionError) as exc:
         raise InvalidSyntax(f"the request body is not valid JSON: {exc}") from None
-    _check_parsed(data)
+    if not _plainly_safe(raw):
+        _check_parsed(data)
     return data
+
+
+def _plainly_safe(raw: bytes) -> bool:
+    """Say whether a body's bytes alone show what _check_parsed checks (most IdP bodies: no walk).
+
+    ASCII without NUL bytes (so UTF-8, not UTF-16 or -32) and no \\u escape: the strict parser
+    refuses raw control characters, so no string holds a NUL or a surrogate. No more brackets
+    than MAX_JSON_DEPTH: nothing can nest deeper.
+    """
+    return (raw.isascii() and b"\x00" not in raw and b"\\u" not in raw
+            and raw.count(b"{") + raw.count(b"[") <= MAX_JSON_DEPTH)
 
 
 def _no_constant(name: str) -> None:

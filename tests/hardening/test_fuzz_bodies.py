@@ -176,6 +176,10 @@ def test_fuzz_bodies_wrong_json_types_for_every_attribute(api, path, value, n) -
         ('{"userName": "a", "x": ' + "[" * 100_000 + "]" * 100_000 + "}", 400, "invalidSyntax"),
         ('{"userName": "a", "x": ' + "[" * (MAX_JSON_DEPTH - 1) + "]" * (MAX_JSON_DEPTH - 1) + "}", 201, None),
         ('{"userName": "\\ud83d\\ude00"}', 201, None),  # a proper surrogate pair is one character
+        # The same refusals in bodies whose bytes hold no "\\u" (json.loads takes UTF-16 and a
+        # UTF-8-encoded surrogate too): the bytes are not plain ASCII, so the parsed body is walked.
+        ('{"userName": "a", "nosuch": "\\u0000"}'.encode("utf-16-le"), 400, "invalidValue"),
+        ('{"userName": "a", "nosuch": "\ud800"}'.encode("utf-8", "surrogatepass"), 400, "invalidSyntax"),
     ],
 )
 def test_fuzz_bodies_bad_json_is_refused_with_the_right_scim_type(api, raw, status, scim_type) -> None:
