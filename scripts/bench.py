@@ -17,7 +17,7 @@ near the start and the end of 50,000), group (fill to 5,000 members by PATCHes o
 add/remove at 10 and 5,000 members; GET /Groups?filter=...&excludedAttributes=members), deactivate
 (PATCH active=false), CLI start-up; memory as PSS (and RSS) summed over the server's
 processes, sampled throughout. The peer gets create, lookup and page of 100 on the same
-20,000 users, in turns with ours (A B B A). The pairs whose ratio is a target run in turns
+20,000 users, in turns with ours (A B B A A B B A). The pairs whose ratio is a target run in turns
 too: the lookup at 5,000 users (on a copy of the store made when it had them, served beside
 ours) with the one at 50,000, and the single add/remove on a group of 10 with the one on a
 group of 5,000, and a read of each group (filter=displayName eq, excludedAttributes=members).
@@ -88,7 +88,10 @@ class Sizes:
 QUICK = Sizes(create=500, big=5_000, group=500, deactivate=500, duration=3.0, warmup=0.5, cli_runs=3, peer_users=2_000)
 PEER_REQUIREMENTS = ("scim2-server==0.8.3", "waitress==3.0.2")
 PEER_BASE = "/v2"
-TURNS = 2  # a workload compared with the peer runs in this many turns, alternating with the peer's (A B B A)
+# A workload compared with another (the peer's, or its flat-cost partner) runs in this many
+# turns, the order flipping every round: A B B A A B B A. With two turns (A B B A) a slow
+# spell of a few seconds in the middle of a pair fell on both of B's turns and none of A's.
+TURNS = 4
 # What --only can name, in the order a run measures them ("paging": page_start and page_end;
 # "group": the member toggles, the group listings and the group fill; peer_* in turns with ours;
 # lookup_small on a copy of the store as the creates left it, in turns with lookup_big).
@@ -692,7 +695,7 @@ class Bench:
         return self._wrk_all(script, path, args, duration or self.sizes.duration, connections, threads)
 
     def versus(self, sides: list[tuple[str, Target | None, Callable[[int], dict], str]]) -> None:
-        """Measure our workload and the peer's in turns, A B B A, each result summing its turns.
+        """Measure our workload and the peer's in TURNS turns, A B B A A B B A, each result summing its turns.
 
         Measured one after the other, a box that speeds up or slows down during the run (other
         work, a host's CPU budget) would favour whichever ran on the faster stretch; in turns,
@@ -929,7 +932,7 @@ class Bench:
         return self.serve_ours()
 
     def flat_lookups(self, ours: Target) -> None:
-        """Look up at 5,000 users (the copy) and at 50,000 (ours) in turns, A B B A, both servers up."""
+        """Look up at 5,000 users (the copy) and at 50,000 (ours) in turns (versus), both servers up."""
         if not self.wanted("lookup_small", "lookup_big"):
             return
         small = self.start("small", [self.small.serve(i) for i in range(self.instances)]) if self.small else None
@@ -1022,7 +1025,7 @@ class Bench:
     def group(self) -> None:
         """Groups of 10 and of N members (filled by 50s), both mapped: single add/remove and a read of each, in turns.
 
-        Each pair (at 10 and at N members) runs in turns (A B B A) on the two groups, which
+        Each pair (at 10 and at N members) runs in turns (versus) on the two groups, which
         both exist by then, each mapped to a role of its own: measured one after the other, a
         pair's ratio moved with the box's speed between them. The read is the listing an IdP
         sends for one group, `filter=displayName eq "..."&excludedAttributes=members`.

@@ -125,18 +125,20 @@ def test_bench_merge_turns_adds_requests_and_time_and_keeps_worst_latency(bench)
     assert merged["client_cpu_s"] == pytest.approx(1.0) and merged["server_cpu_s"] is None
 
 
-def test_bench_versus_runs_ours_and_the_peers_in_turns_a_b_b_a(bench, monkeypatch):
+def test_bench_versus_runs_ours_and_the_peers_in_turns_a_b_b_a_a_b_b_a(bench, monkeypatch):
     """Each side is measured in TURNS turns, the order flipping every round, and recorded once."""
-    assert bench.TURNS == 2  # the order below
+    assert bench.TURNS == 4  # the order below
     runner = bench.Bench.__new__(bench.Bench)
     runner.args, runner.report, runner.target = SimpleNamespace(only=None), bench.Report(), None
     order = []
     side = lambda name, rps: (name, name + "-target", lambda turn: order.append((name, turn, runner.target))  # noqa: E731
                               or wrk_summary(rps * 5, 5, 10, [rps * 5]), name + " note")
     runner.versus([side("create", 100), side("peer_create", 50)])
-    assert order == [("create", 0, "create-target"), ("peer_create", 0, "peer_create-target"),
-                     ("peer_create", 1, "peer_create-target"), ("create", 1, "create-target")]
-    assert runner.report.results["create"].rps == 100 and runner.report.results["peer_create"].requests == 500
+    assert [(name, turn) for name, turn, _ in order] == [
+        ("create", 0), ("peer_create", 0), ("peer_create", 1), ("create", 1),
+        ("create", 2), ("peer_create", 2), ("peer_create", 3), ("create", 3)]  # A B B A A B B A
+    assert all(target == name + "-target" for name, _, target in order)
+    assert runner.report.results["create"].rps == 100 and runner.report.results["peer_create"].requests == 1000
     assert runner.report.results["create"].note == "create note"
 
 
@@ -171,8 +173,9 @@ def test_bench_flat_lookups_run_the_copy_and_the_full_store_in_turns(bench, monk
     monkeypatch.setattr(runner, "timed_turn", lambda turn, script, path, args: turns.append(
         (turn, runner.target.servers, args[1])) or wrk_summary(100, 5, 10, [100]))
     runner.flat_lookups(bench.Target([our_server], "t"))
-    assert turns == [(0, [small_server], str(small_names)), (0, [our_server], str(big_names)),
-                     (1, [our_server], str(big_names)), (1, [small_server], str(small_names))]
+    small_turn, big_turn = ([small_server], str(small_names)), ([our_server], str(big_names))
+    assert turns == [(turn, *side) for turn, pair in enumerate([(small_turn, big_turn), (big_turn, small_turn)] * 2)
+                     for side in pair]  # A B B A A B B A
     assert stopped == ["small"]  # the copy's server is stopped after its turns; ours goes on
     assert "at 2 users" in runner.report.results["lookup_small"].note
     assert "at 3 users" in runner.report.results["lookup_big"].note
