@@ -111,7 +111,7 @@ def create(actor: Actor, body: object, bounds: Bounds = Bounds(), checked: Check
         if existing is None:  # the insert met a key that no user holds: only a new id can have collided
             raise _taken(data["userName"], data.get("externalId"))
         before = roles.snapshot([existing.id])
-        user = _write(existing, columns, False, hashed, reactivate=True)
+        user = _write(existing, columns, hashed, reactivate=True)
         events.record(actor, "user.reactivated", "User", user.id, {"userName": user.user_name, "returning": True})
         roles.record_changes(actor, before, "reactivated")
         return Created(user, True)
@@ -207,7 +207,7 @@ def delete(actor: Actor, user_id: str, if_match: str | None = None) -> None:
         before = roles.snapshot([user.id])
         groups = _drop_memberships(actor, user)
         user.deprovisioned_at = clock.utcnow()
-        _write(user, _columns({**documents.load(user), "active": False}), False)
+        _write(user, _columns({**documents.load(user), "active": False}))
         events.record(actor, "user.deprovisioned", "User", user.id, {"userName": user.user_name, "groups": groups})
         roles.record_changes(actor, before, "deprovisioned")
 
@@ -314,7 +314,7 @@ def _update(actor: Actor, user: User, columns: Columns, hashed: passwords.Hashed
         return user  # nothing changes: keep the version (IdPs resend unchanged values)
     was_active = user.active
     groups, mapped = _memberships_of(user)  # a user write changes neither
-    user = _write(user, columns, False, hashed)
+    user = _write(user, columns, hashed)
     _known_memberships(user, groups, mapped)
     action = _lifecycle_action(was_active, user.active)
     summary = {"userName": user.user_name, "changed": sorted(_changed_keys(before, data))}
@@ -351,12 +351,15 @@ def _columns(data: dict) -> Columns:
                    tuple(sorted(emails)))
 
 
-def _write(user: User, columns: Columns, is_new: bool, hashed: passwords.Hashed = passwords.Hashed(),
+def _write(user: User, columns: Columns, hashed: passwords.Hashed = passwords.Hashed(),
            reactivate: bool = False) -> User:
-    """Store a document (see _columns) as the user's, with its derived columns and its email index."""
+    """Store a document (see _columns) over a stored user, with its derived columns and its email index.
+
+    A new user is written by _insert_new.
+    """
     _fill(user, columns, hashed, reactivate)
-    _save(user, is_new)
-    _index_emails(user, columns.email_keys, is_new)
+    _update_row(user)
+    _index_emails(user, columns.email_keys)
     return user
 
 
@@ -403,10 +406,10 @@ def _stored(user: User) -> dict:
     return documents.load(user) if found is None else found
 
 
-def _save(user: User, is_new: bool) -> None:
-    """Insert or update the row; a unique key taken after all is a Conflict (the transaction then rolls back whole)."""
+def _update_row(user: User) -> None:
+    """Update the row; a unique key another user holds is a Conflict (the transaction then rolls back whole)."""
     try:
-        sqlcache.save(user, is_new)
+        sqlcache.save(user, False)
     except peewee.IntegrityError:
         raise _taken(user.user_name, user.external_id) from None
 
