@@ -9,7 +9,7 @@ import os
 import sqlite3
 from pathlib import Path
 from typing import Callable
-from urllib.parse import parse_qsl, unquote, urlparse
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlparse
 
 import peewee
 from playhouse import migrate as schema_migrate
@@ -380,8 +380,9 @@ def redact(url: str) -> str:
     if parts.password:
         url = url.replace(f":{parts.password}@", ":***@", 1)
     if parts.query:
-        hidden = [f"{part.partition('=')[0]}=***" if part.partition("=")[0] in URL_SECRET_PARAMETERS else part
-                  for part in parts.query.split("&")]
+        # A key compared as the driver reads it (parse_qsl decodes it): pass%77ord= is password= too.
+        hidden = [f"{part.partition('=')[0]}=***" if unquote_plus(part.partition("=")[0]) in URL_SECRET_PARAMETERS
+                  else part for part in parts.query.split("&")]
         url = url.replace(f"?{parts.query}", "?" + "&".join(hidden), 1)
     return url
 

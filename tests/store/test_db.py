@@ -132,6 +132,9 @@ def test_db_postgres_url_query_refuses_what_libpq_would_not_take(url: str, said:
 def test_db_redact_hides_passwords_in_the_query_too() -> None:
     assert db.redact("postgresql://bob:s3cret@h/db?sslpassword=k3y&sslmode=require&password=p4ss") == \
         "postgresql://bob:***@h/db?sslpassword=***&sslmode=require&password=***"
+    # A percent-encoded key is the same parameter to the driver, so it is hidden the same way.
+    assert db.redact("postgresql://bob@h/db?pass%77ord=s3cret&ssl%70assword=k3y&sslmode=require") == \
+        "postgresql://bob@h/db?pass%77ord=***&ssl%70assword=***&sslmode=require"
     with pytest.raises(ConfigError) as refused:
         db._postgres("postgresql://h/db?password=p4ss&nope=1")
     assert "p4ss" not in str(refused.value)
